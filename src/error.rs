@@ -1,0 +1,298 @@
+//! Errors: what the runtime API returns ([`Error`]), what `define` rejects
+//! ([`DefinitionError`]), and what error handlers receive ([`TaskError`]).
+
+use std::fmt;
+
+/// `Result` with [`Error`] as its error type.
+pub type Result<T = (), E = Error> = std::result::Result<T, E>;
+
+/// Everything a `CogRuntime` call can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The database refused or lost a statement; the message is the driver's.
+    #[error("database error: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    /// `build()` was called without `.database_url(..)` or `.connection(..)`.
+    #[error("no database: call .database_url(\"sqlite://cog.db?mode=rwc\") or .connection(db) on the builder")]
+    MissingDatabase,
+    /// A builder setting is out of range; the message names it.
+    #[error("invalid runtime setting: {0}")]
+    InvalidSetting(String),
+    /// Two `#[cog]` functions share a name; rename one or give it `#[cog(name = "..")]`.
+    #[error("two cogs are named `{name}`: one in `{first_module}`, one in `{second_module}`; rename one (or use #[cog(name = \"..\")])")]
+    DuplicateCog {
+        /// The shared name.
+        name: String,
+        /// Module of the first.
+        first_module: String,
+        /// Module of the second.
+        second_module: String,
+    },
+    /// Two `#[cog_error_handler]` functions share a name.
+    #[error("two error handlers are named `{name}`: one in `{first_module}`, one in `{second_module}`; rename one")]
+    DuplicateErrorHandler {
+        /// The shared name.
+        name: String,
+        /// Module of the first.
+        first_module: String,
+        /// Module of the second.
+        second_module: String,
+    },
+    /// A pipeline definition was rejected; nothing was saved.
+    #[error(transparent)]
+    Definition(#[from] DefinitionError),
+    /// No pipeline has this name; `define` it first.
+    #[error("no pipeline named `{name}`; define it first with rt.define(PipelineSpec::new(\"{name}\")..)")]
+    UnknownPipeline {
+        /// The name asked for.
+        name: String,
+    },
+    /// No pipeline run has this id.
+    #[error("no pipeline run with id {id}")]
+    UnknownRun {
+        /// The id asked for.
+        id: i64,
+    },
+    /// A launch was refused by the overlap rules; nothing was created.
+    #[error("launch of pipeline `{pipeline}` refused: {reason}")]
+    LaunchRefused {
+        /// The pipeline.
+        pipeline: String,
+        /// Why.
+        reason: LaunchRefusal,
+    },
+    /// The database holds a value cog did not write (a status it does not know, say).
+    #[error("unexpected value in {table}.{column}: {value:?}")]
+    Corrupt {
+        /// Table.
+        table: &'static str,
+        /// Column.
+        column: &'static str,
+        /// What was found.
+        value: String,
+    },
+}
+
+/// Why a launch was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LaunchRefusal {
+    /// `prevent_overlap` is on and run `run_id` has not ended.
+    Overlap {
+        /// The run still going.
+        run_id: i64,
+    },
+    /// `prevent_overlap` is on, the last run failed and `Config::overlap_failed` is false.
+    LastRunFailed {
+        /// The failed run.
+        run_id: i64,
+    },
+    /// A scheduled launch for a disabled pipeline.
+    Disabled,
+    /// A run for this schedule tick exists already.
+    TickAlreadyFired,
+}
+
+impl fmt::Display for LaunchRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Overlap { run_id } => write!(f, "run {run_id} has not ended and prevent_overlap is on"),
+            Self::LastRunFailed { run_id } => {
+                write!(f, "the last run ({run_id}) failed; set Config::overlap_failed = true or prevent_overlap(false) to launch anyway")
+            }
+            Self::Disabled => write!(f, "the pipeline is disabled"),
+            Self::TickAlreadyFired => write!(f, "this schedule tick was fired already"),
+        }
+    }
+}
+
+/// A pipeline definition that `define` rejects. Each variant names what was wrong.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DefinitionError {
+    /// A name (pipeline, stage, task or queue) is empty or only spaces.
+    #[error("{what} name is empty in pipeline `{pipeline}`")]
+    EmptyName {
+        /// Pipeline.
+        pipeline: String,
+        /// "stage", "task", "queue" or "pipeline".
+        what: &'static str,
+    },
+    /// Two stages of one pipeline have the same name.
+    #[error("pipeline `{pipeline}` has two stages named `{stage}`")]
+    DuplicateStage {
+        /// Pipeline.
+        pipeline: String,
+        /// Stage name.
+        stage: String,
+    },
+    /// Two tasks of one stage have the same name (a task is named after its cog unless `.name(..)` is given).
+    #[error("stage `{stage}` has two tasks named `{task}`; give one a distinct .name(..)")]
+    DuplicateTask {
+        /// Stage.
+        stage: String,
+        /// Task name.
+        task: String,
+    },
+    /// A task calls a cog this binary does not have.
+    #[error("task `{task}` calls unknown cog `{cog}`; known cogs are listed by cog::registry::cogs()")]
+    UnknownCog {
+        /// Task.
+        task: String,
+        /// The cog name given.
+        cog: String,
+    },
+    /// A task names an error handler this binary does not have.
+    #[error("task `{task}` names unknown error handler `{handler}`")]
+    UnknownErrorHandler {
+        /// Task.
+        task: String,
+        /// The handler name given.
+        handler: String,
+    },
+    /// A stage waits for a stage this pipeline does not have.
+    #[error("stage `{stage}` waits for `{prerequisite}`, which is not a stage of pipeline `{pipeline}`")]
+    UnknownPrerequisite {
+        /// Pipeline.
+        pipeline: String,
+        /// Stage.
+        stage: String,
+        /// The prerequisite name given.
+        prerequisite: String,
+    },
+    /// A stage waits for a stage of another pipeline; prerequisites must be in the same pipeline.
+    #[error("stage `{stage}` waits for `{prerequisite}`, a stage of pipeline `{other_pipeline}`; prerequisites must be in the same pipeline")]
+    PrerequisiteInOtherPipeline {
+        /// Stage.
+        stage: String,
+        /// The prerequisite name given.
+        prerequisite: String,
+        /// The pipeline that has a stage of that name.
+        other_pipeline: String,
+    },
+    /// The prerequisites form a cycle; the stages on it are listed in order.
+    #[error("pipeline `{pipeline}` has a prerequisite cycle: {}", cycle.join(" -> "))]
+    Cycle {
+        /// Pipeline.
+        pipeline: String,
+        /// The stages on the cycle, first repeated at the end.
+        cycle: Vec<String>,
+    },
+    /// The schedule is not a valid cron expression.
+    #[error("pipeline `{pipeline}`: bad schedule `{schedule}`: {reason}")]
+    InvalidSchedule {
+        /// Pipeline.
+        pipeline: String,
+        /// The expression given.
+        schedule: String,
+        /// What the parser said.
+        reason: String,
+    },
+    /// The time zone is not an IANA name.
+    #[error("pipeline `{pipeline}`: unknown time zone `{timezone}`; use an IANA name such as \"Europe/Paris\" or \"UTC\"")]
+    InvalidTimezone {
+        /// Pipeline.
+        pipeline: String,
+        /// The zone given.
+        timezone: String,
+    },
+    /// A task's arguments are not a JSON object.
+    #[error("task `{task}`: arguments must be a JSON object, got {got}")]
+    ArgumentsNotObject {
+        /// Task.
+        task: String,
+        /// The JSON kind given.
+        got: &'static str,
+    },
+    /// A task's weight is negative, NaN or infinite.
+    #[error("task `{task}`: weight must be a finite number >= 0, got {weight}")]
+    InvalidWeight {
+        /// Task.
+        task: String,
+        /// The weight given.
+        weight: f64,
+    },
+    /// A task's timeout is zero.
+    #[error("task `{task}`: timeout must be longer than zero")]
+    InvalidTimeout {
+        /// Task.
+        task: String,
+    },
+}
+
+/// What went wrong in a task run: handed to error handlers and written to `cog_error`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskError {
+    /// What kind of failure it was.
+    pub kind: TaskErrorKind,
+    /// `cog_error.error_type`: the Rust type of the error, or a cog category such as `panic`.
+    pub error_type: String,
+    /// Human-readable message.
+    pub message: String,
+    /// A backtrace or panic payload, when there is one.
+    pub backtrace: Option<String>,
+}
+
+/// The kinds of task failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TaskErrorKind {
+    /// The cog returned `Err`.
+    Returned,
+    /// The cog panicked.
+    Panicked,
+    /// The task arguments did not fit the cog's parameters.
+    Arguments,
+    /// The cog's return value could not be serialized to JSON.
+    Result,
+    /// The attempt ran longer than the task's timeout.
+    TimedOut,
+    /// The worker running it stopped renewing its lease (it crashed or hung).
+    LeaseExpired,
+    /// The task's cog is not compiled into the binary that took the task.
+    CogMissing,
+}
+
+impl TaskErrorKind {
+    /// Whether a failure of this kind may be retried (`max_retries`).
+    pub fn retryable(self) -> bool {
+        !matches!(self, Self::Arguments | Self::CogMissing | Self::Result)
+    }
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.error_type, self.message)
+    }
+}
+
+impl std::error::Error for TaskError {}
+
+/// The task run an error belongs to: handed to two-argument error handlers.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct TaskRunInfo {
+    /// `cog_task_run.id`.
+    pub task_run_id: i64,
+    /// `cog_task.id`.
+    pub task_id: i64,
+    /// The task's name.
+    pub task_name: String,
+    /// The cog the task calls.
+    pub cog: String,
+    /// `cog_stage_run.id`.
+    pub stage_run_id: i64,
+    /// `cog_pipeline_run.id`.
+    pub pipeline_run_id: i64,
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// The stage's name.
+    pub stage: String,
+    /// The failed attempt (1 = first).
+    pub attempt: i32,
+    /// Whether another attempt is queued.
+    pub will_retry: bool,
+    /// Whether the task is critical (its failure fails the pipeline run).
+    pub critical: bool,
+}

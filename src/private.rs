@@ -1,0 +1,40 @@
+//! Items the `#[cog]` and `#[cog_error_handler]` expansions name; not a public API.
+
+use std::fmt::Display;
+
+pub use futures::future::BoxFuture;
+pub use linkme;
+pub use serde_json;
+
+pub use crate::registry::{COGS, CogArgs, CogDef, CogFailure, CogOutcome, ERROR_HANDLERS, ErrorHandlerDef};
+
+/// Turns a cog's plain return value into its stored result.
+pub fn from_value<T: serde::Serialize>(value: T) -> CogOutcome {
+    serde_json::to_value(value).map_err(|e| CogFailure::Serialize(e.to_string()))
+}
+
+/// Turns a cog's `Result` into its stored result or failure.
+pub fn from_result<T: serde::Serialize, E: Display>(result: Result<T, E>) -> CogOutcome {
+    match result {
+        Ok(value) => from_value(value),
+        Err(e) => Err(CogFailure::Returned { error_type: std::any::type_name::<E>().to_owned(), message: e.to_string() }),
+    }
+}
+
+/// Turns an error handler's return value (`()` or `Result<(), E>`) into success or a message.
+pub fn handler_from_unit(_: ()) -> Result<(), String> {
+    Ok(())
+}
+
+/// Turns an error handler's `Result` into success or a message.
+pub fn handler_from_result<T, E: Display>(result: Result<T, E>) -> Result<(), String> {
+    result.map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Runs a plain (non-async) function on tokio's blocking pool.
+pub async fn run_blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
