@@ -54,6 +54,12 @@ pub enum Error {
         /// The id asked for.
         id: i64,
     },
+    /// `launch_with` was given arguments that are not a JSON object.
+    #[error("launch of pipeline `{pipeline}`: launch arguments must be a JSON object such as json!({{\"date\": \"2026-11-24\"}})")]
+    LaunchArgumentsNotObject {
+        /// The pipeline.
+        pipeline: String,
+    },
     /// A launch was refused by the overlap rules; nothing was created.
     #[error("launch of pipeline `{pipeline}` refused: {reason}")]
     LaunchRefused {

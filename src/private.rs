@@ -38,3 +38,22 @@ pub async fn run_blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'sta
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
+
+pub use crate::error::{TaskError, TaskRunInfo};
+
+/// A `TaskRunInfo` with fixed, recognizable values, for tests outside the crate (it is `#[non_exhaustive]`).
+pub fn sample_task_run_info() -> TaskRunInfo {
+    TaskRunInfo {
+        task_run_id: 7,
+        task_id: 3,
+        task_name: "sample_task".to_owned(),
+        cog: "sample_cog".to_owned(),
+        stage_run_id: 5,
+        pipeline_run_id: 2,
+        pipeline: "sample_pipeline".to_owned(),
+        stage: "sample_stage".to_owned(),
+        attempt: 1,
+        will_retry: false,
+        critical: true,
+    }
+}

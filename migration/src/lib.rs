@@ -1,1 +1,23 @@
-//! Migrations of cog.
+//! Database migrations of cog: every `cog_` table, its indexes and the `default` queue row.
+//!
+//! Applied by `CogRuntime::builder().build()` and by `cog::migrate(&db)`; the
+//! migrations table is `cog_migrations`, beside the host's own tables.
+
+pub use sea_orm_migration::MigratorTrait;
+pub use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_create_tables;
+
+/// The migrator of cog's tables.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migration_table_name() -> sea_orm::DynIden {
+        "cog_migrations".into_iden()
+    }
+
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261124_000001_create_tables::Migration)]
+    }
+}

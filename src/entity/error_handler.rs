@@ -1,0 +1,27 @@
+//! Entity of table `cog_error_handler`.
+
+use sea_orm::entity::prelude::*;
+
+/// A registered error handler's row.
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "cog_error_handler")]
+pub struct Model {
+    /// Primary key.
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    /// Unique name.
+    #[sea_orm(unique)]
+    pub name: String,
+    /// Rust module that defines it.
+    pub module: String,
+    /// Whether the running binary has it.
+    pub present: bool,
+    /// Last sync.
+    pub updated_at: DateTimeUtc,
+}
+
+/// No relations are declared; join on the `_id` columns.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

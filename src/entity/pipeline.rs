@@ -1,0 +1,35 @@
+//! Entity of table `cog_pipeline`.
+
+use sea_orm::entity::prelude::*;
+
+/// A pipeline definition.
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "cog_pipeline")]
+pub struct Model {
+    /// Primary key.
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    /// Unique name.
+    #[sea_orm(unique)]
+    pub name: String,
+    /// Disabled ones are skipped.
+    pub enabled: bool,
+    /// Cron expression, or none.
+    pub schedule: Option<String>,
+    /// IANA time zone of the schedule.
+    pub timezone: String,
+    /// Refuse a launch while a run is going.
+    pub prevent_overlap: bool,
+    /// The last schedule tick fired.
+    pub last_tick: Option<DateTimeUtc>,
+    /// When it was created (UTC).
+    pub created_at: DateTimeUtc,
+    /// Last sync.
+    pub updated_at: DateTimeUtc,
+}
+
+/// No relations are declared; join on the `_id` columns.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

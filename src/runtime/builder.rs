@@ -1,0 +1,121 @@
+//! [`CogRuntimeBuilder`]: settings collected here, checked in `build()`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use sea_orm::DatabaseConnection;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{CogRuntime, Inner};
+use crate::config::Config;
+use crate::error::Error;
+
+/// Configures a [`CogRuntime`]; errors are reported by [`build`](Self::build).
+#[derive(Debug, Default)]
+pub struct CogRuntimeBuilder {
+    url: Option<String>,
+    connection: Option<DatabaseConnection>,
+    queues: Option<Vec<String>>,
+    concurrency: Option<usize>,
+    config: Option<Config>,
+    worker_name: Option<String>,
+    pool_size: Option<u32>,
+}
+
+impl CogRuntimeBuilder {
+    /// The database: `sqlite://cog.db?mode=rwc`, `sqlite::memory:`, or `postgres://user@host/db`.
+    pub fn database_url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+
+    /// Shares the host's connection pool instead of opening one.
+    pub fn connection(mut self, db: DatabaseConnection) -> Self {
+        self.connection = Some(db);
+        self
+    }
+
+    /// The queues this process works on (default: `default` only).
+    pub fn queues<I, S>(mut self, queues: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.queues = Some(queues.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// How many task runs this process executes at once (default: the number of CPUs).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = Some(n);
+        self
+    }
+
+    /// Runtime settings.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// The name written to `cog_task_run.worker` (default: `host:pid:n`); must be unique per runtime.
+    pub fn worker_name(mut self, name: impl Into<String>) -> Self {
+        self.worker_name = Some(name.into());
+        self
+    }
+
+    /// Connections opened by `database_url` (default: 1 for SQLite, 16 for PostgreSQL).
+    pub fn pool_size(mut self, n: u32) -> Self {
+        self.pool_size = Some(n);
+        self
+    }
+
+    /// Connects, applies cog's migrations, checks the registry (two cogs with one name fail
+    /// here, naming both modules) and records which cogs this binary has.
+    pub async fn build(self) -> Result<CogRuntime, Error> {
+        crate::registry::check_unique()?;
+        let config = self.config.unwrap_or_default();
+        config.check().map_err(Error::InvalidSetting)?;
+        let concurrency = self.concurrency.unwrap_or_else(|| std::thread::available_parallelism().map_or(4, |n| n.get()));
+        if concurrency == 0 {
+            return Err(Error::InvalidSetting("concurrency must be at least 1".into()));
+        }
+        let queues = self.queues.unwrap_or_else(|| vec!["default".to_owned()]);
+        if let Some(empty) = queues.iter().position(|q| q.trim().is_empty()) {
+            return Err(Error::InvalidSetting(format!("queue #{} has an empty name", empty + 1)));
+        }
+        let db = match (self.connection, self.url) {
+            (Some(db), _) => db,
+            (None, Some(url)) => crate::db::connect(&url, self.pool_size).await?,
+            (None, None) => return Err(Error::MissingDatabase),
+        };
+        crate::migrate(&db).await?;
+        crate::engine::sync::sync_registry(&db).await?;
+        let worker_id = self.worker_name.unwrap_or_else(default_worker_name);
+        Ok(CogRuntime {
+            inner: Arc::new(Inner {
+                db,
+                config,
+                queues,
+                concurrency,
+                worker_id,
+                wake: Notify::new(),
+                run_ended: Notify::new(),
+                running: Mutex::new(HashMap::new()),
+                stop_claiming: CancellationToken::new(),
+                stopped: CancellationToken::new(),
+                tracker: TaskTracker::new(),
+                loops: Mutex::new(None),
+            }),
+        })
+    }
+}
+
+/// `host:pid:n`, unique per runtime of this process.
+fn default_worker_name() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "host".to_owned());
+    format!("{host}:{}:{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}

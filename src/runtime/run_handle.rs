@@ -1,0 +1,58 @@
+//! [`RunHandle`]: following one pipeline run.
+
+use std::time::Duration;
+
+use super::CogRuntime;
+use crate::db::query_one;
+use crate::entity::status::RunStatus;
+use crate::error::Error;
+
+/// A pipeline run, as returned by `launch`.
+#[derive(Debug, Clone)]
+pub struct RunHandle {
+    pub(crate) id: i64,
+    pub(crate) rt: CogRuntime,
+}
+
+impl RunHandle {
+    /// The run's `cog_pipeline_run.id`.
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// The run's status now.
+    pub async fn status(&self) -> Result<RunStatus, Error> {
+        Ok(self.read().await?.0)
+    }
+
+    /// Waits until the run has ended: a terminal status, and no task of it still running
+    /// (`completed_at` written). Returns the final status.
+    pub async fn wait(&self) -> Result<RunStatus, Error> {
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let notified = self.rt.inner.run_ended.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let (status, ended) = self.read().await?;
+            if ended {
+                return Ok(status);
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(Duration::from_millis(250));
+        }
+    }
+
+    /// Status and whether `completed_at` is written.
+    async fn read(&self) -> Result<(RunStatus, bool), Error> {
+        let row = query_one(&self.rt.inner.db, "SELECT status, completed_at IS NOT NULL FROM cog_pipeline_run WHERE id = $1", [self.id.into()])
+            .await?
+            .ok_or(Error::UnknownRun { id: self.id })?;
+        let text: String = row.try_get_by_index(0)?;
+        let ended: bool = row.try_get_by_index(1)?;
+        let status = RunStatus::parse(&text).ok_or(Error::Corrupt { table: "cog_pipeline_run", column: "status", value: text })?;
+        Ok((status, ended))
+    }
+}

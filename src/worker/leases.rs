@@ -1,0 +1,93 @@
+//! Leases: renewing this process's claims, hearing of cancels from other processes, and
+//! reclaiming task runs whose worker stopped renewing (DESIGN invariant 7).
+
+use std::sync::Arc;
+
+use crate::db::{execute, now, query_all};
+use crate::engine::claim;
+use crate::engine::finish::{self, Outcome, RetryPolicy};
+use crate::error::{TaskError, TaskErrorKind};
+use crate::runtime::Inner;
+
+/// Renews the leases of this worker's running task runs every heartbeat interval, and tells
+/// cogs whose run was canceled elsewhere.
+pub(crate) async fn heartbeat_loop(inner: Arc<Inner>) {
+    loop {
+        tokio::select! {
+            _ = inner.stopped.cancelled() => break,
+            _ = tokio::time::sleep(inner.config.heartbeat_interval) => {}
+        }
+        if inner.running.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+            continue;
+        }
+        let lease_until = now() + inner.config.lease_duration;
+        if let Err(e) = execute(
+            &inner.db,
+            "UPDATE cog_task_run SET lease_until = $1 WHERE worker = $2 AND status = 'running'",
+            [lease_until.into(), inner.worker_id.as_str().into()],
+        )
+        .await
+        {
+            tracing::warn!(error = %e, "could not renew leases; retrying at the next heartbeat");
+            continue;
+        }
+        let canceled = query_all(
+            &inner.db,
+            "SELECT DISTINCT s.pipeline_run_id FROM cog_task_run t JOIN cog_stage_run s ON s.id = t.stage_run_id \
+             JOIN cog_pipeline_run r ON r.id = s.pipeline_run_id WHERE t.worker = $1 AND t.status = 'running' AND r.status = 'canceled'",
+            [inner.worker_id.as_str().into()],
+        )
+        .await;
+        for row in canceled.unwrap_or_default() {
+            if let Ok(run_id) = row.try_get_by_index::<i64>(0) {
+                inner.cancel_running(run_id);
+            }
+        }
+    }
+}
+
+/// Every half lease, fails (or queues for retry) the task runs whose lease expired.
+pub(crate) async fn reclaim_loop(inner: Arc<Inner>) {
+    let period = inner.config.lease_duration / 2;
+    loop {
+        if let Err(e) = reclaim_expired(&inner).await {
+            tracing::warn!(error = %e, "could not reclaim expired task runs; retrying");
+        }
+        tokio::select! {
+            _ = inner.stop_claiming.cancelled() => break,
+            _ = tokio::time::sleep(period) => {}
+        }
+    }
+}
+
+/// One pass of [`reclaim_loop`]; returns how many task runs it took over.
+pub(crate) async fn reclaim_expired(inner: &Arc<Inner>) -> Result<usize, sea_orm::DbErr> {
+    let policy = RetryPolicy { base: inner.config.retry_backoff_base, cap: inner.config.retry_backoff_cap };
+    let expired = claim::expired(&inner.db, now(), 100).await?;
+    let mut taken = 0;
+    for task in expired {
+        let error = TaskError {
+            kind: TaskErrorKind::LeaseExpired,
+            error_type: "lease_expired".into(),
+            message: format!(
+                "worker `{}` stopped renewing its lease on attempt {} (it crashed or hung)",
+                task_worker(inner, task.task_run_id).await,
+                task.attempt
+            ),
+            backtrace: None,
+        };
+        let (finished, effects) = finish::finish(&inner.db, &task, &Outcome::Failure(error), policy).await?;
+        if finished != finish::Finished::Stale {
+            taken += 1;
+            tracing::warn!(task.run = task.task_run_id, attempt = task.attempt, outcome = ?finished, "reclaimed a task run whose lease expired");
+        }
+        inner.apply(task.pipeline_run_id, effects);
+    }
+    Ok(taken)
+}
+
+/// The worker named on a task run, for messages.
+async fn task_worker(inner: &Inner, task_run_id: i64) -> String {
+    let row = crate::db::query_one(&inner.db, "SELECT worker FROM cog_task_run WHERE id = $1", [task_run_id.into()]).await;
+    row.ok().flatten().and_then(|r| r.try_get_by_index::<Option<String>>(0).ok().flatten()).unwrap_or_else(|| "?".to_owned())
+}

@@ -1,0 +1,120 @@
+//! The worker: claims queued task runs (heaviest first) up to the runtime's concurrency,
+//! runs them, and drains on shutdown.
+
+mod execute;
+pub(crate) mod leases;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use crate::db::{in_list, now, query_one};
+use crate::engine::{claim, finish};
+use crate::runtime::Inner;
+
+/// Most task runs claimed by one statement.
+const MAX_BATCH: usize = 64;
+
+/// Claims and starts task runs until shutdown.
+pub(crate) async fn claim_loop(inner: Arc<Inner>) {
+    let permits = Arc::new(Semaphore::new(inner.concurrency));
+    let mut failures: u32 = 0;
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = inner.stop_claiming.cancelled() => break,
+            p = Arc::clone(&permits).acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match Arc::clone(&permits).try_acquire_owned() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let notified = inner.wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let now = now();
+        let lease_until = now + inner.config.lease_duration;
+        match claim::claim(&inner.db, &inner.worker_id, &inner.queues, batch.len(), now, lease_until).await {
+            Ok(claimed) if !claimed.is_empty() => {
+                failures = 0;
+                for (task, permit) in claimed.into_iter().zip(batch.drain(..)) {
+                    let inner = Arc::clone(&inner);
+                    inner.tracker.clone().spawn(async move {
+                        execute::execute(&inner, task).await;
+                        drop(permit);
+                    });
+                }
+            }
+            Ok(_) => {
+                drop(batch);
+                failures = 0;
+                let pause = idle_pause(&inner).await;
+                tokio::select! {
+                    biased;
+                    _ = inner.stop_claiming.cancelled() => break,
+                    _ = &mut notified => {}
+                    _ = tokio::time::sleep(pause) => {}
+                }
+            }
+            Err(e) => {
+                drop(batch);
+                failures += 1;
+                let pause = finish::backoff(Duration::from_millis(100), Duration::from_secs(10), failures as i32);
+                tracing::warn!(error = %e, retry_in = ?pause, "could not claim task runs; retrying");
+                tokio::select! {
+                    biased;
+                    _ = inner.stop_claiming.cancelled() => break,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+            }
+        }
+    }
+}
+
+/// How long an idle worker sleeps: until the next retry becomes due, at most the poll interval.
+async fn idle_pause(inner: &Inner) -> Duration {
+    let poll = inner.config.poll_interval;
+    let sql = format!("SELECT MIN(run_after) FROM cog_task_run WHERE status = 'queued' AND queue IN ({})", in_list(1, inner.queues.len()));
+    let next = query_one(&inner.db, &sql, inner.queues.iter().map(|q| q.as_str().into())).await;
+    match next {
+        Ok(Some(row)) => match row.try_get_by_index::<Option<chrono::DateTime<chrono::Utc>>>(0) {
+            Ok(Some(at)) => (at - now()).to_std().unwrap_or(Duration::ZERO).clamp(Duration::from_millis(1), poll),
+            _ => poll,
+        },
+        _ => poll,
+    }
+}
+
+/// Stops claiming, waits for running task runs up to the shutdown timeout, gives back the
+/// ones still running, and stops the background loops.
+pub(crate) async fn shutdown(inner: &Arc<Inner>) {
+    inner.stop_claiming.cancel();
+    inner.tracker.close();
+    if tokio::time::timeout(inner.config.shutdown_timeout, inner.tracker.wait()).await.is_err() {
+        let left: Vec<_> = {
+            let mut running = inner.running.lock().unwrap_or_else(|e| e.into_inner());
+            running.drain().map(|(_, t)| t).collect()
+        };
+        tracing::warn!(task_runs = left.len(), "shutdown timeout reached; giving running task runs back to the queue");
+        for task in left {
+            task.cancel.cancel();
+            if let Some(abort) = &task.abort {
+                abort.abort();
+            }
+            match finish::release(&inner.db, &task.claimed).await {
+                Ok(effects) => inner.apply(task.claimed.pipeline_run_id, effects),
+                Err(e) => tracing::error!(task.run = task.claimed.task_run_id, error = %e, "could not give task run back; its lease will expire"),
+            }
+        }
+    }
+    inner.stopped.cancel();
+    let loops = inner.loops.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(mut loops) = loops {
+        while loops.join_next().await.is_some() {}
+    }
+    tracing::info!(worker = %inner.worker_id, "cog runtime stopped");
+}

@@ -1,0 +1,17 @@
+use cog::cog;
+
+#[cog]
+fn parse<T: serde::de::DeserializeOwned>(value: T) {}
+
+#[cog]
+fn with_where(value: Vec<u8>) -> usize
+where
+    Vec<u8>: Clone,
+{
+    value.len()
+}
+
+#[cog]
+fn impl_trait(value: impl serde::de::DeserializeOwned) {}
+
+fn main() {}

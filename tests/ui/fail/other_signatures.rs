@@ -1,0 +1,24 @@
+use cog::{TaskContext, TaskError, cog, cog_error_handler};
+
+#[cog]
+async fn context_by_reference(ctx: &TaskContext) {}
+
+#[cog]
+unsafe fn unsafe_cog() {}
+
+#[cog_error_handler]
+fn handler_returns_value(error: &TaskError) -> String {
+    error.message.clone()
+}
+
+#[cog_error_handler]
+fn generic_handler<E>(error: &TaskError) {}
+
+struct Notifier;
+
+impl Notifier {
+    #[cog_error_handler]
+    fn notify(&self, error: &TaskError) {}
+}
+
+fn main() {}
