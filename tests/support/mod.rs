@@ -1,0 +1,150 @@
+//! Shared fixtures for integration tests: one fresh database per test, on SQLite and (when
+//! `COG_TEST_POSTGRES_URL` is set) on PostgreSQL, and small query helpers.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use cog::{CogRuntime, CogRuntimeBuilder, Config};
+use sea_orm::{ConnectionTrait, Database, QueryResult, Statement};
+
+/// Generates, for each listed `async fn name(db: TestDb)`, a test `sqlite::name` and a test
+/// `postgres::name` (skipped with a notice when PostgreSQL is not configured).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::support::TestDb::sqlite()).await
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    if let Some(db) = $crate::support::TestDb::postgres().await {
+                        super::$name(db).await
+                    }
+                }
+            )+
+        }
+    };
+}
+
+/// A database of its own for one test.
+#[derive(Debug, Clone)]
+pub struct TestDb {
+    /// Connection URL.
+    pub url: String,
+    /// `sqlite` or `postgres`.
+    pub backend: &'static str,
+}
+
+fn unique() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed), nanos)
+}
+
+impl TestDb {
+    /// A new SQLite database file in the temp directory.
+    pub fn sqlite() -> Self {
+        let path = std::env::temp_dir().join(format!("cog_test_{}.db", unique()));
+        Self { url: format!("sqlite://{}?mode=rwc", path.display()), backend: "sqlite" }
+    }
+
+    /// A new PostgreSQL database, or `None` (with a printed notice) when
+    /// `COG_TEST_POSTGRES_URL` is unset. With `COG_REQUIRE_POSTGRES=1` a missing or
+    /// unreachable server fails the test instead.
+    pub async fn postgres() -> Option<Self> {
+        let required = std::env::var("COG_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+        let Ok(admin_url) = std::env::var("COG_TEST_POSTGRES_URL") else {
+            assert!(!required, "COG_REQUIRE_POSTGRES=1 but COG_TEST_POSTGRES_URL is not set");
+            eprintln!("notice: COG_TEST_POSTGRES_URL is not set; skipping the PostgreSQL variant of this test");
+            return None;
+        };
+        let admin = match Database::connect(admin_url.as_str()).await {
+            Ok(admin) => admin,
+            Err(e) if !required => {
+                eprintln!("notice: PostgreSQL at COG_TEST_POSTGRES_URL is unreachable ({e}); skipping");
+                return None;
+            }
+            Err(e) => panic!("COG_REQUIRE_POSTGRES=1 but PostgreSQL is unreachable: {e}"),
+        };
+        let name = format!("cog_t_{}", unique());
+        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+        admin.close().await.ok();
+        let base = match admin_url.rfind('/') {
+            Some(i) if i > admin_url.find("://").map_or(0, |j| j + 2) => &admin_url[..i],
+            _ => admin_url.as_str(),
+        };
+        Some(Self { url: format!("{base}/{name}"), backend: "postgres" })
+    }
+
+    /// A runtime on this database with [`test_config`], working on `default` with 8 slots.
+    pub async fn runtime(&self) -> CogRuntime {
+        self.runtime_with(|b| b).await
+    }
+
+    /// A runtime on this database, configured further by `f`.
+    pub async fn runtime_with(&self, f: impl FnOnce(CogRuntimeBuilder) -> CogRuntimeBuilder) -> CogRuntime {
+        let builder = CogRuntime::builder().database_url(&self.url).concurrency(8).config(test_config());
+        f(builder).build().await.expect("build runtime")
+    }
+}
+
+/// Settings that keep tests quick: fast polling and retries.
+pub fn test_config() -> Config {
+    Config::default().poll_interval(Duration::from_millis(20)).retry_backoff(Duration::from_millis(10), Duration::from_millis(100)).shutdown_timeout(Duration::from_secs(5))
+}
+
+/// Runs `sql` (no placeholders) and returns the rows.
+pub async fn rows(rt: &CogRuntime, sql: &str) -> Vec<QueryResult> {
+    let db = rt.connection();
+    db.query_all_raw(Statement::from_string(db.get_database_backend(), sql.to_owned())).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// Runs `sql` returning one integer (a count, an id).
+pub async fn scalar(rt: &CogRuntime, sql: &str) -> i64 {
+    let rows = rows(rt, sql).await;
+    let row = rows.first().unwrap_or_else(|| panic!("{sql}: no row"));
+    row.try_get_by_index::<i64>(0).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// `(task name, status)` of every task run of pipeline run `run_id`, ordered by task name.
+pub async fn task_statuses(rt: &CogRuntime, run_id: i64) -> Vec<(String, String)> {
+    let sql = format!(
+        "SELECT t.name, tr.status FROM cog_task_run tr JOIN cog_task t ON t.id = tr.task_id \
+         JOIN cog_stage_run sr ON sr.id = tr.stage_run_id WHERE sr.pipeline_run_id = {run_id} ORDER BY t.name"
+    );
+    rows(rt, &sql).await.iter().map(|r| (r.try_get_by_index(0).unwrap(), r.try_get_by_index(1).unwrap())).collect()
+}
+
+/// `(stage name, status)` of every stage run of pipeline run `run_id`, ordered by stage name.
+pub async fn stage_statuses(rt: &CogRuntime, run_id: i64) -> Vec<(String, String)> {
+    let sql = format!(
+        "SELECT s.name, sr.status FROM cog_stage_run sr JOIN cog_stage s ON s.id = sr.stage_id WHERE sr.pipeline_run_id = {run_id} ORDER BY s.name"
+    );
+    rows(rt, &sql).await.iter().map(|r| (r.try_get_by_index(0).unwrap(), r.try_get_by_index(1).unwrap())).collect()
+}
+
+/// Waits for `run` to end, failing the test after 60 s.
+pub async fn wait(run: &cog::RunHandle) -> cog::RunStatus {
+    tokio::time::timeout(Duration::from_secs(60), run.wait()).await.expect("run did not end within 60 s").expect("wait")
+}
+
+/// Polls `check` every 10 ms until it is true, failing the test after 30 s.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
