@@ -2,6 +2,7 @@
 
 pub mod entity;
 pub mod registry;
+pub mod report;
 pub mod runtime;
 pub mod spec;
 
@@ -22,6 +23,7 @@ pub use config::Config;
 pub use context::TaskContext;
 pub use entity::status::{RunStatus, Trigger};
 pub use error::{DefinitionError, Error, LaunchRefusal, Result, TaskError, TaskErrorKind, TaskRunInfo};
+pub use report::RunReport;
 pub use runtime::{CogRuntime, CogRuntimeBuilder, RunHandle};
 pub use spec::{PipelineSpec, StageSpec, TaskSpec};
 

@@ -195,6 +195,11 @@ impl CogRuntime {
         RunHandle { id: run_id, rt: self.clone() }
     }
 
+    /// A readable account of run `run_id`: its stage runs and task runs with statuses and durations.
+    pub async fn report(&self, run_id: i64) -> Result<crate::report::RunReport, Error> {
+        crate::report::load(&self.inner.db, run_id).await
+    }
+
     /// The database connection the runtime uses (to query `cog::entity` tables).
     pub fn connection(&self) -> &DatabaseConnection {
         &self.inner.db
