@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::scheduler::MissedTicks;
+
 /// Settings of a `CogRuntime`. Start from `Config::default()` and change what you need:
 ///
 /// ```
@@ -30,6 +32,10 @@ pub struct Config {
     pub retry_backoff_cap: Duration,
     /// How long `shutdown()` lets running cogs finish before giving their task runs back (default 30 s).
     pub shutdown_timeout: Duration,
+    /// What the scheduler does with ticks missed during downtime (default: fire one catch-up run).
+    pub missed_ticks: MissedTicks,
+    /// With [`MissedTicks::Skip`], how late a tick may be and still fire (default 60 s).
+    pub schedule_grace: Duration,
 }
 
 impl Default for Config {
@@ -44,6 +50,8 @@ impl Default for Config {
             retry_backoff_base: Duration::from_secs(1),
             retry_backoff_cap: Duration::from_secs(300),
             shutdown_timeout: Duration::from_secs(30),
+            missed_ticks: MissedTicks::FireOnce,
+            schedule_grace: Duration::from_secs(60),
         }
     }
 }
@@ -90,6 +98,18 @@ impl Config {
     /// Sets [`Config::shutdown_timeout`].
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Sets [`Config::missed_ticks`].
+    pub fn missed_ticks(mut self, policy: MissedTicks) -> Self {
+        self.missed_ticks = policy;
+        self
+    }
+
+    /// Sets [`Config::schedule_grace`].
+    pub fn schedule_grace(mut self, grace: Duration) -> Self {
+        self.schedule_grace = grace;
         self
     }
 

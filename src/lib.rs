@@ -4,6 +4,7 @@ pub mod entity;
 pub mod registry;
 pub mod report;
 pub mod runtime;
+pub mod scheduler;
 pub mod spec;
 
 mod config;
@@ -25,6 +26,7 @@ pub use entity::status::{RunStatus, Trigger};
 pub use error::{DefinitionError, Error, LaunchRefusal, Result, TaskError, TaskErrorKind, TaskRunInfo};
 pub use report::RunReport;
 pub use runtime::{CogRuntime, CogRuntimeBuilder, RunHandle};
+pub use scheduler::{ManualClock, MissedTicks};
 pub use spec::{PipelineSpec, StageSpec, TaskSpec};
 
 /// Applies cog's migrations to `db` (creating every `cog_` table and the `cog_migrations`

@@ -155,7 +155,15 @@ fn millis(ms: i64) -> String {
 
 impl fmt::Display for RunReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "pipeline `{}` run {} ({}): {} in {}", self.pipeline, self.run_id, self.trigger, self.status, duration(self.started_at, self.completed_at))?;
+        writeln!(
+            f,
+            "pipeline `{}` run {} ({}): {} in {}",
+            self.pipeline,
+            self.run_id,
+            self.trigger,
+            self.status,
+            duration(self.started_at, self.completed_at)
+        )?;
         for stage in &self.stages {
             writeln!(f, "  stage {:<20} {:<10} {:>9}", stage.name, stage.status.as_str(), duration(stage.started_at, stage.completed_at))?;
             for task in &stage.tasks {

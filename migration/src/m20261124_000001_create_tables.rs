@@ -25,6 +25,7 @@ const TABLES: &[&str] = &[
     "cog_stage_run",
     "cog_task_run",
     "cog_error",
+    "cog_lock",
 ];
 
 /// The schema with `{ID}` (auto-increment 64-bit key) and `{TS}` (UTC timestamp) to fill per backend.
@@ -56,6 +57,8 @@ CREATE TABLE cog_pipeline (
     timezone TEXT NOT NULL,
     prevent_overlap BOOLEAN NOT NULL,
     last_tick {TS} NULL,
+    refused_ticks BIGINT NOT NULL DEFAULT 0,
+    skipped_ticks BIGINT NOT NULL DEFAULT 0,
     created_at {TS} NOT NULL,
     updated_at {TS} NOT NULL
 );
@@ -144,6 +147,11 @@ CREATE TABLE cog_error (
     created_at {TS} NOT NULL
 );
 CREATE INDEX cog_error_task_run ON cog_error (task_run_id);
+CREATE TABLE cog_lock (
+    name TEXT NOT NULL PRIMARY KEY,
+    holder TEXT NOT NULL,
+    lease_until {TS} NOT NULL
+);
 "#;
 
 /// The schema's statements for one backend.

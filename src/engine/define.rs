@@ -11,7 +11,10 @@ use crate::spec::{PipelineSpec, validate};
 /// Validates `spec` and saves it: the pipeline, its stages, prerequisites and tasks are
 /// inserted or updated by name; stages and tasks no longer in the spec are archived (kept for
 /// the run history, never run again). Returns the pipeline's id.
-pub(crate) async fn define(db: &DatabaseConnection, spec: &PipelineSpec) -> Result<i64, Error> {
+///
+/// A new or changed schedule (or time zone) starts counting ticks from `schedule_base`, so
+/// ticks of the old schedule are never caught up under the new one.
+pub(crate) async fn define(db: &DatabaseConnection, spec: &PipelineSpec, schedule_base: chrono::DateTime<chrono::Utc>) -> Result<i64, Error> {
     if let Err(error) = validate(spec) {
         return Err(refine(db, error).await?.into());
     }
@@ -19,9 +22,12 @@ pub(crate) async fn define(db: &DatabaseConnection, spec: &PipelineSpec) -> Resu
     let now = now();
     let pipeline_id: i64 = one(
         &txn,
-        "INSERT INTO cog_pipeline (name, enabled, schedule, timezone, prevent_overlap, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) \
+        "INSERT INTO cog_pipeline (name, enabled, schedule, timezone, prevent_overlap, last_tick, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $7, $6, $6) \
          ON CONFLICT (name) DO UPDATE SET enabled = excluded.enabled, schedule = excluded.schedule, timezone = excluded.timezone, \
-         prevent_overlap = excluded.prevent_overlap, updated_at = excluded.updated_at RETURNING id",
+         prevent_overlap = excluded.prevent_overlap, updated_at = excluded.updated_at, \
+         last_tick = CASE WHEN cog_pipeline.schedule IS NOT DISTINCT FROM excluded.schedule AND cog_pipeline.timezone = excluded.timezone \
+                          THEN cog_pipeline.last_tick ELSE excluded.last_tick END \
+         RETURNING id",
         vec![
             spec.name.as_str().into(),
             spec.enabled.into(),
@@ -29,6 +35,7 @@ pub(crate) async fn define(db: &DatabaseConnection, spec: &PipelineSpec) -> Resu
             spec.timezone.as_str().into(),
             spec.prevent_overlap.into(),
             now.into(),
+            spec.schedule.as_ref().map(|_| schedule_base).into(),
         ],
     )
     .await?;

@@ -5,7 +5,7 @@ use sea_orm::{DatabaseConnection, TransactionTrait};
 use serde_json::Value;
 
 use super::{Effects, advance};
-use crate::db::{now, query_all, query_one};
+use crate::db::{execute, now, query_all, query_one};
 use crate::entity::status::Trigger;
 use crate::error::{Error, LaunchRefusal};
 
@@ -77,6 +77,10 @@ pub(crate) async fn launch(db: &DatabaseConnection, request: LaunchRequest<'_>) 
     .await?
     .ok_or_else(|| sea_orm::DbErr::RecordNotInserted)?;
     let run_id: i64 = run.try_get_by_index(0)?;
+    if let Some(tick) = request.scheduled_for {
+        execute(&txn, "UPDATE cog_pipeline SET last_tick = $1 WHERE id = $2 AND (last_tick IS NULL OR last_tick < $1)", [tick.into(), pipeline_id.into()])
+            .await?;
+    }
     let roots = query_all(
         &txn,
         "SELECT s.id FROM cog_stage s WHERE s.pipeline_id = $1 AND NOT s.archived \

@@ -11,6 +11,7 @@
 pub mod cog;
 pub mod error;
 pub mod error_handler;
+pub mod lock;
 pub mod pipeline;
 pub mod pipeline_run;
 pub mod queue;

@@ -20,8 +20,12 @@ pub struct Model {
     pub timezone: String,
     /// Refuse a launch while a run is going.
     pub prevent_overlap: bool,
-    /// The last schedule tick fired.
+    /// The last schedule tick handled (fired, refused or skipped); ticks up to it are never fired again.
     pub last_tick: Option<DateTimeUtc>,
+    /// Schedule ticks refused by the overlap rules.
+    pub refused_ticks: i64,
+    /// Missed schedule ticks not fired (`MissedTicks::Skip`, or older ticks behind a catch-up).
+    pub skipped_ticks: i64,
     /// When it was created (UTC).
     pub created_at: DateTimeUtc,
     /// Last sync.

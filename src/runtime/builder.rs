@@ -12,9 +12,10 @@ use tokio_util::task::TaskTracker;
 use super::{CogRuntime, Inner};
 use crate::config::Config;
 use crate::error::Error;
+use crate::scheduler::{Clock, SystemClock};
 
 /// Configures a [`CogRuntime`]; errors are reported by [`build`](Self::build).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct CogRuntimeBuilder {
     url: Option<String>,
     connection: Option<DatabaseConnection>,
@@ -23,6 +24,8 @@ pub struct CogRuntimeBuilder {
     config: Option<Config>,
     worker_name: Option<String>,
     pool_size: Option<u32>,
+    scheduler: Option<bool>,
+    clock: Option<Arc<dyn Clock>>,
 }
 
 impl CogRuntimeBuilder {
@@ -72,6 +75,19 @@ impl CogRuntimeBuilder {
         self
     }
 
+    /// Whether `start()` runs the scheduler in this process (default true). Any number of
+    /// processes may run it: one at a time fires, the others stand by.
+    pub fn scheduler(mut self, on: bool) -> Self {
+        self.scheduler = Some(on);
+        self
+    }
+
+    /// The clock schedules follow (default: the system clock); tests pass a `ManualClock`.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
     /// Connects, applies cog's migrations, checks the registry (two cogs with one name fail
     /// here, naming both modules) and records which cogs this binary has.
     pub async fn build(self) -> Result<CogRuntime, Error> {
@@ -108,8 +124,23 @@ impl CogRuntimeBuilder {
                 stopped: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 loops: Mutex::new(None),
+                scheduler: self.scheduler.unwrap_or(true),
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                schedules_changed: Notify::new(),
             }),
         })
+    }
+}
+
+impl std::fmt::Debug for CogRuntimeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CogRuntimeBuilder")
+            .field("url", &self.url)
+            .field("queues", &self.queues)
+            .field("concurrency", &self.concurrency)
+            .field("config", &self.config)
+            .field("scheduler", &self.scheduler)
+            .finish_non_exhaustive()
     }
 }
 

@@ -32,6 +32,7 @@ use crate::engine::launch::LaunchRequest;
 use crate::engine::{self, Effects};
 use crate::entity::status::Trigger;
 use crate::error::Error;
+use crate::scheduler::{Clock, SchedulerPass};
 use crate::spec::PipelineSpec;
 
 /// The embedded engine. Cheap to clone: clones share one runtime.
@@ -74,6 +75,12 @@ pub(crate) struct Inner {
     pub(crate) tracker: TaskTracker,
     /// The background loops (`None` until `start`).
     pub(crate) loops: Mutex<Option<JoinSet<()>>>,
+    /// Whether `start` runs the scheduler.
+    pub(crate) scheduler: bool,
+    /// The time schedules follow.
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Woken when this process changes a schedule.
+    pub(crate) schedules_changed: Notify,
 }
 
 impl Inner {
@@ -121,6 +128,9 @@ impl CogRuntime {
         set.spawn(crate::worker::claim_loop(Arc::clone(&self.inner)));
         set.spawn(crate::worker::leases::heartbeat_loop(Arc::clone(&self.inner)));
         set.spawn(crate::worker::leases::reclaim_loop(Arc::clone(&self.inner)));
+        if self.inner.scheduler {
+            set.spawn(crate::scheduler::scheduler_loop(Arc::clone(&self.inner)));
+        }
         *loops = Some(set);
         tracing::info!(worker = %self.inner.worker_id, queues = ?self.inner.queues, concurrency = self.inner.concurrency, "cog runtime started");
     }
@@ -134,7 +144,16 @@ impl CogRuntime {
     /// Validates `spec` and saves it (insert or update by name, keeping run history).
     /// Returns the pipeline's id. Nothing is saved if the definition is invalid.
     pub async fn define(&self, spec: PipelineSpec) -> Result<i64, Error> {
-        engine::define::define(&self.inner.db, &spec).await
+        let id = engine::define::define(&self.inner.db, &spec, self.inner.clock.now()).await?;
+        self.inner.schedules_changed.notify_waiters();
+        Ok(id)
+    }
+
+    /// Runs one scheduler pass now: takes the scheduler lease if free, then launches every
+    /// due tick. `start()` does this in the background; call it yourself to drive schedules
+    /// from your own loop (with `builder().scheduler(false)`) or from tests with a `ManualClock`.
+    pub async fn run_scheduler_once(&self) -> Result<SchedulerPass, Error> {
+        crate::scheduler::pass(&self.inner).await
     }
 
     /// Launches a run of pipeline `name`.
@@ -178,15 +197,18 @@ impl CogRuntime {
                 reason,
             })?;
         }
+        // A new schedule counts ticks from now; an unchanged one keeps its last tick.
         let n = crate::db::execute(
             &self.inner.db,
-            "UPDATE cog_pipeline SET schedule = $1, updated_at = $2 WHERE name = $3",
-            [schedule.map(str::to_owned).into(), crate::db::now().into(), name.into()],
+            "UPDATE cog_pipeline SET last_tick = CASE WHEN schedule IS NOT DISTINCT FROM $1 THEN last_tick ELSE $4 END, \
+             schedule = $1, updated_at = $2 WHERE name = $3",
+            [schedule.map(str::to_owned).into(), crate::db::now().into(), name.into(), schedule.map(|_| self.inner.clock.now()).into()],
         )
         .await?;
         if n == 0 {
             return Err(Error::UnknownPipeline { name: name.to_owned() });
         }
+        self.inner.schedules_changed.notify_waiters();
         Ok(())
     }
 

@@ -101,13 +101,16 @@ pub(crate) async fn shutdown(inner: &Arc<Inner>) {
         };
         tracing::warn!(task_runs = left.len(), "shutdown timeout reached; giving running task runs back to the queue");
         for task in left {
-            task.cancel.cancel();
-            if let Some(abort) = &task.abort {
-                abort.abort();
-            }
+            // Give the task run back first, then stop the cog: once released, whatever the
+            // stopped cog's attempt reports (an "aborted" failure, say) is refused as stale
+            // instead of failing the task run.
             match finish::release(&inner.db, &task.claimed).await {
                 Ok(effects) => inner.apply(task.claimed.pipeline_run_id, effects),
                 Err(e) => tracing::error!(task.run = task.claimed.task_run_id, error = %e, "could not give task run back; its lease will expire"),
+            }
+            task.cancel.cancel();
+            if let Some(abort) = &task.abort {
+                abort.abort();
             }
         }
     }
@@ -116,5 +119,6 @@ pub(crate) async fn shutdown(inner: &Arc<Inner>) {
     if let Some(mut loops) = loops {
         while loops.join_next().await.is_some() {}
     }
+    crate::scheduler::release_leadership(inner).await;
     tracing::info!(worker = %inner.worker_id, "cog runtime stopped");
 }

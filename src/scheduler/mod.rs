@@ -1,0 +1,194 @@
+//! The scheduler: launches pipelines at their cron ticks, once per tick, from one runtime at
+//! a time.
+//!
+//! Every enabled pipeline with a schedule is launched with `trigger = 'schedule'` at each tick
+//! of its schedule in its time zone (see [`ticks`](self) for the daylight-saving rule). The run
+//! records its tick in `cog_pipeline_run.scheduled_for` (unique per pipeline) and the pipeline
+//! its last handled tick in `cog_pipeline.last_tick`, so no tick fires twice, whatever the
+//! number of runtimes, restarts or retries. After downtime, [`MissedTicks`] decides.
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), cog::Error> {
+//! use std::sync::Arc;
+//! use cog::scheduler::ManualClock;
+//! let clock = Arc::new(ManualClock::new("2026-11-24T02:59:00Z".parse().unwrap()));
+//! let rt = cog::CogRuntime::builder().database_url("sqlite::memory:").clock(clock.clone()).build().await?;
+//! clock.advance(chrono::Duration::minutes(1));
+//! let pass = rt.run_scheduler_once().await?;   // fires the 03:00 ticks
+//! # Ok(()) }
+//! ```
+
+mod clock;
+mod leader;
+mod ticks;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::DbErr;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+
+use crate::db::{execute, query_all};
+use crate::engine::launch::{LaunchRequest, launch};
+use crate::entity::status::Trigger;
+use crate::error::{Error, LaunchRefusal};
+use crate::runtime::Inner;
+
+/// What to do with ticks that passed while no scheduler ran (downtime).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum MissedTicks {
+    /// Fire one catch-up run for the latest missed tick, like celery beat (the default).
+    #[default]
+    FireOnce,
+    /// Fire nothing for ticks more than [`crate::Config::schedule_grace`] late.
+    Skip,
+}
+
+/// What one scheduler pass did.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct SchedulerPass {
+    /// Whether this runtime held the scheduler lease (only the leader fires).
+    pub leader: bool,
+    /// Runs launched: pipeline, tick, run id.
+    pub fired: Vec<(String, DateTime<Utc>, i64)>,
+    /// Ticks refused by the overlap rules (counted in `cog_pipeline.refused_ticks`).
+    pub refused: Vec<(String, DateTime<Utc>, LaunchRefusal)>,
+    /// Ticks not fired because they were missed (counted in `cog_pipeline.skipped_ticks`).
+    pub skipped: Vec<(String, DateTime<Utc>)>,
+    /// The next tick of any pipeline, if one is scheduled.
+    pub next_tick: Option<DateTime<Utc>>,
+}
+
+/// Most ticks counted when looking back over downtime.
+const SCAN_LIMIT: usize = 100_000;
+
+/// One pass: become (or stay) leader, then fire every due tick.
+pub(crate) async fn pass(inner: &Arc<Inner>) -> Result<SchedulerPass, Error> {
+    let mut report = SchedulerPass { leader: leader::acquire(&inner.db, &inner.worker_id).await?, ..Default::default() };
+    if !report.leader {
+        return Ok(report);
+    }
+    let now = inner.clock.now();
+    let rows = query_all(
+        &inner.db,
+        "SELECT id, name, schedule, timezone, last_tick FROM cog_pipeline WHERE enabled = $1 AND schedule IS NOT NULL ORDER BY id",
+        [true.into()],
+    )
+    .await?;
+    for row in rows {
+        let (id, name): (i64, String) = (row.try_get_by_index(0)?, row.try_get_by_index(1)?);
+        let (expr, tz): (String, String) = (row.try_get_by_index(2)?, row.try_get_by_index(3)?);
+        let last_tick: Option<DateTime<Utc>> = row.try_get_by_index(4)?;
+        let (Ok(schedule), Some(tz)) = (crate::schedule::parse(&expr), crate::schedule::parse_timezone(&tz)) else {
+            tracing::warn!(pipeline = name.as_str(), schedule = expr.as_str(), "stored schedule or time zone does not parse; skipping");
+            continue;
+        };
+        let Some(base) = last_tick else {
+            // Scheduled without a baseline (written by an older cog or by hand): start now.
+            execute(&inner.db, "UPDATE cog_pipeline SET last_tick = $1 WHERE id = $2 AND last_tick IS NULL", [now.into(), id.into()]).await?;
+            continue;
+        };
+        let (count, latest) = ticks::latest_due(&schedule, tz, base, now, SCAN_LIMIT);
+        if let Some(tick) = latest {
+            handle_tick(inner, &mut report, id, &name, tick, count, now).await?;
+        }
+        let next = ticks::next_tick(&schedule, tz, now.max(latest.unwrap_or(base)));
+        report.next_tick = match (report.next_tick, next) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    Ok(report)
+}
+
+/// Fires, refuses or skips the latest due tick of one pipeline (`due` ticks were due in all).
+async fn handle_tick(
+    inner: &Arc<Inner>,
+    report: &mut SchedulerPass,
+    id: i64,
+    name: &str,
+    tick: DateTime<Utc>,
+    due: usize,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let older = (due - 1) as i64;
+    let late = (now - tick).to_std().unwrap_or(Duration::ZERO);
+    if inner.config.missed_ticks == MissedTicks::Skip && late > inner.config.schedule_grace {
+        tracing::info!(pipeline = name, tick = %tick, missed = due, "skipping missed schedule ticks");
+        advance(inner, id, tick, 0, due as i64).await?;
+        report.skipped.push((name.to_owned(), tick));
+        return Ok(());
+    }
+    if older > 0 {
+        tracing::info!(pipeline = name, tick = %tick, missed = older, "firing one catch-up run for missed schedule ticks");
+    }
+    let request = LaunchRequest {
+        pipeline: name,
+        arguments: &serde_json::json!({}),
+        trigger: Trigger::Schedule,
+        scheduled_for: Some(tick),
+        overlap_failed: inner.config.overlap_failed,
+    };
+    match launch(&inner.db, request).await {
+        Ok((run_id, effects)) => {
+            inner.apply(run_id, effects);
+            if older > 0 {
+                advance(inner, id, tick, 0, older).await?;
+            }
+            report.fired.push((name.to_owned(), tick, run_id));
+        }
+        Err(Error::LaunchRefused { reason: LaunchRefusal::TickAlreadyFired, .. }) => advance(inner, id, tick, 0, 0).await?,
+        Err(Error::LaunchRefused { reason, .. }) => {
+            tracing::info!(pipeline = name, tick = %tick, %reason, "scheduled launch refused");
+            advance(inner, id, tick, 1, older).await?;
+            report.refused.push((name.to_owned(), tick, reason));
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}
+
+/// Moves `last_tick` forward to `tick` (never back) and adds to the tick counters.
+async fn advance(inner: &Inner, id: i64, tick: DateTime<Utc>, refused: i64, skipped: i64) -> Result<(), DbErr> {
+    execute(
+        &inner.db,
+        "UPDATE cog_pipeline SET last_tick = CASE WHEN last_tick IS NULL OR last_tick < $1 THEN $1 ELSE last_tick END, \
+         refused_ticks = refused_ticks + $2, skipped_ticks = skipped_ticks + $3 WHERE id = $4",
+        [tick.into(), refused.into(), skipped.into(), id.into()],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Runs passes until shutdown, sleeping until the next tick (at most a second, so schedule
+/// changes made by other processes are seen quickly).
+pub(crate) async fn scheduler_loop(inner: Arc<Inner>) {
+    loop {
+        let pause = match pass(&inner).await {
+            Ok(report) => {
+                report.next_tick.map_or(Duration::from_secs(1), |t| (t - inner.clock.now()).to_std().unwrap_or(Duration::ZERO)).min(Duration::from_secs(1))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "scheduler pass failed; retrying");
+                Duration::from_secs(1)
+            }
+        };
+        tokio::select! {
+            _ = inner.stop_claiming.cancelled() => break,
+            _ = inner.schedules_changed.notified() => {}
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+/// Gives up the scheduler lease if this runtime holds it (on shutdown), so a standby takes
+/// over at once instead of after the lease expires.
+pub(crate) async fn release_leadership(inner: &Inner) {
+    if let Err(e) = leader::release(&inner.db, &inner.worker_id).await {
+        tracing::warn!(error = %e, "could not release the scheduler lease; it will expire");
+    }
+}
