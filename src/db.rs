@@ -82,3 +82,16 @@ pub(crate) async fn lock_run(conn: &impl ConnectionTrait, id: i64) -> Result<Opt
 pub(crate) fn in_list(first: usize, n: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
+
+/// The PostgreSQL channel cog's processes tell each other about changes on.
+pub(crate) const EVENTS_CHANNEL: &str = "cog_events";
+
+/// Tells every listening process (PostgreSQL only; a no-op on SQLite) about `event`:
+/// `work` (task runs were queued), `cancel:<run id>` or `ended:<run id>`. Inside a
+/// transaction the notification is delivered at commit, and not at all on rollback.
+pub(crate) async fn notify(conn: &impl ConnectionTrait, event: &str) -> Result<(), DbErr> {
+    if conn.get_database_backend() == DbBackend::Postgres {
+        query_one(conn, "SELECT pg_notify($1, $2)", [EVENTS_CHANNEL.into(), event.into()]).await?;
+    }
+    Ok(())
+}

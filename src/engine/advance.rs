@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr};
 
 use super::Effects;
-use crate::db::{execute, query_all, query_one};
+use crate::db::{execute, notify, query_all, query_one};
 
 /// Starts stage `stage_id` in run `run_id`: one stage run (never two: the unique index on
 /// `(pipeline_run_id, stage_id)` turns a second start into a no-op) and a queued task run for
@@ -30,6 +30,7 @@ async fn start_stage(conn: &impl ConnectionTrait, run_id: i64, stage_id: i64, no
     )
     .await?;
     if tasks > 0 {
+        notify(conn, "work").await?;
         return Ok((true, false));
     }
     execute(conn, "UPDATE cog_stage_run SET status = 'completed', completed_at = $1 WHERE id = $2 AND status = 'running'", [now.into(), stage_run_id.into()])
@@ -86,7 +87,10 @@ pub(crate) async fn stages_completed(conn: &impl ConnectionTrait, run_id: i64, m
             [now.into(), run_id.into()],
         )
         .await?;
-        effects.run_ended |= ended > 0;
+        if ended > 0 {
+            notify(conn, &format!("ended:{run_id}")).await?;
+            effects.run_ended = true;
+        }
     }
     Ok(effects)
 }
@@ -136,5 +140,8 @@ pub(crate) async fn settle(conn: &impl ConnectionTrait, run_id: i64, now: DateTi
         [now.into(), run_id.into()],
     )
     .await?;
+    if ended > 0 {
+        notify(conn, &format!("ended:{run_id}")).await?;
+    }
     Ok(Effects { queued_work: false, run_ended: ended > 0 })
 }

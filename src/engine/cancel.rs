@@ -3,7 +3,7 @@
 use sea_orm::{DatabaseConnection, TransactionTrait};
 
 use super::{Effects, advance};
-use crate::db::{lock_run, now};
+use crate::db::{lock_run, notify, now};
 use crate::error::Error;
 
 /// Cancels run `run_id`: it becomes `canceled` at once, its queued task runs `canceled`,
@@ -15,6 +15,7 @@ pub(crate) async fn cancel(db: &DatabaseConnection, run_id: i64) -> Result<Effec
         return Ok(Effects::default());
     }
     let effects = advance::end_run(&txn, run_id, "canceled", None, now()).await?;
+    notify(&txn, &format!("cancel:{run_id}")).await?;
     txn.commit().await?;
     tracing::info!(pipeline.run = run_id, "pipeline run canceled");
     Ok(effects)

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::claim::Claimed;
 use super::{Effects, advance};
-use crate::db::{execute, lock_run, now, query_one};
+use crate::db::{execute, lock_run, notify, now, query_one};
 use crate::error::TaskError;
 
 /// How an attempt ended.
@@ -100,7 +100,10 @@ pub(crate) async fn finish(db: &DatabaseConnection, task: &Claimed, outcome: &Ou
     };
     let effects = match finished {
         Finished::Stale => return Ok((Finished::Stale, Effects::default())),
-        Finished::Retrying => Effects { queued_work: true, run_ended: false },
+        Finished::Retrying => {
+            notify(&txn, "work").await?;
+            Effects { queued_work: true, run_ended: false }
+        }
         Finished::Failed if task.critical && run_going => advance::end_run(&txn, task.pipeline_run_id, "failed", Some(task.stage_run_id), now).await?,
         _ if run_going => stage_may_be_done(&txn, task, now).await?,
         _ => advance::settle(&txn, task.pipeline_run_id, now).await?,
@@ -154,6 +157,7 @@ pub(crate) async fn release(db: &DatabaseConnection, task: &Claimed) -> Result<E
             [now.into(), task.task_run_id.into(), task.attempt.into()],
         )
         .await?;
+        notify(&txn, "work").await?;
         Effects { queued_work: true, run_ended: false }
     } else {
         execute(

@@ -128,6 +128,7 @@ impl CogRuntime {
         set.spawn(crate::worker::claim_loop(Arc::clone(&self.inner)));
         set.spawn(crate::worker::leases::heartbeat_loop(Arc::clone(&self.inner)));
         set.spawn(crate::worker::leases::reclaim_loop(Arc::clone(&self.inner)));
+        set.spawn(crate::worker::listener::listen_loop(Arc::clone(&self.inner)));
         if self.inner.scheduler {
             set.spawn(crate::scheduler::scheduler_loop(Arc::clone(&self.inner)));
         }
@@ -220,6 +221,18 @@ impl CogRuntime {
     /// A readable account of run `run_id`: its stage runs and task runs with statuses and durations.
     pub async fn report(&self, run_id: i64) -> Result<crate::report::RunReport, Error> {
         crate::report::load(&self.inner.db, run_id).await
+    }
+
+    /// Queued task runs per queue, for every known queue (zero included) — work waits on a
+    /// queue no process serves, and this shows it.
+    pub async fn queue_depths(&self) -> Result<Vec<(String, i64)>, Error> {
+        let rows = crate::db::query_all(
+            &self.inner.db,
+            "SELECT q.name, (SELECT COUNT(*) FROM cog_task_run t WHERE t.queue = q.name AND t.status = 'queued') FROM cog_queue q ORDER BY q.name",
+            [],
+        )
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?))).collect()
     }
 
     /// The database connection the runtime uses (to query `cog::entity` tables).

@@ -27,15 +27,23 @@ impl RunHandle {
 
     /// Waits until the run has ended: a terminal status, and no task of it still running
     /// (`completed_at` written). Returns the final status.
+    ///
+    /// A lost database connection is retried for up to a minute before the error is returned.
     pub async fn wait(&self) -> Result<RunStatus, Error> {
         let mut pause = Duration::from_millis(5);
+        let mut failing_since: Option<tokio::time::Instant> = None;
         loop {
             let notified = self.rt.inner.run_ended.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let (status, ended) = self.read().await?;
-            if ended {
-                return Ok(status);
+            match self.read().await {
+                Ok((status, true)) => return Ok(status),
+                Ok(_) => failing_since = None,
+                Err(Error::Database(e)) if failing_since.is_none_or(|t| t.elapsed() < Duration::from_secs(60)) => {
+                    tracing::warn!(error = %e, pipeline.run = self.id, "could not read the run's status; retrying");
+                    failing_since.get_or_insert_with(tokio::time::Instant::now);
+                }
+                Err(e) => return Err(e),
             }
             tokio::select! {
                 _ = notified => {}

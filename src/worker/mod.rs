@@ -3,6 +3,7 @@
 
 mod execute;
 pub(crate) mod leases;
+pub(crate) mod listener;
 
 use std::sync::Arc;
 use std::time::Duration;

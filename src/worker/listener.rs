@@ -1,0 +1,79 @@
+//! Hearing other processes (PostgreSQL `LISTEN cog_events`): new work wakes idle workers at
+//! once, a cancel reaches running cogs at once, an ended run wakes `RunHandle::wait`.
+//! Polling stays as the fallback when a notification is lost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::DbBackend;
+use sea_orm::sqlx::postgres::PgListener;
+
+use crate::db::EVENTS_CHANNEL;
+use crate::engine::finish::backoff;
+use crate::runtime::Inner;
+
+/// Listens until the runtime stops; reconnects with back-off when the connection is lost.
+pub(crate) async fn listen_loop(inner: Arc<Inner>) {
+    if inner.db.get_database_backend() != DbBackend::Postgres {
+        return;
+    }
+    let mut failures = 0;
+    loop {
+        let listener = async {
+            let mut listener = PgListener::connect_with(inner.db.get_postgres_connection_pool()).await?;
+            listener.listen(EVENTS_CHANNEL).await?;
+            Ok::<_, sea_orm::sqlx::Error>(listener)
+        };
+        let mut listener = tokio::select! {
+            _ = inner.stopped.cancelled() => return,
+            l = listener => match l {
+                Ok(l) => l,
+                Err(e) => {
+                    failures += 1;
+                    let pause = backoff(Duration::from_millis(100), Duration::from_secs(10), failures);
+                    tracing::warn!(error = %e, retry_in = ?pause, "could not listen for cog events; polling meanwhile");
+                    tokio::time::sleep(pause).await;
+                    continue;
+                }
+            },
+        };
+        failures = 0;
+        // Whatever happened while not listening is unknown: look again.
+        wake_all(&inner);
+        loop {
+            let next = tokio::select! {
+                _ = inner.stopped.cancelled() => return,
+                n = listener.try_recv() => n,
+            };
+            match next {
+                Ok(Some(notification)) => dispatch(&inner, notification.payload()),
+                Ok(None) => {
+                    tracing::warn!("lost the connection listening for cog events; reconnecting");
+                    wake_all(&inner);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "listening for cog events failed; reconnecting");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Acts on one event.
+fn dispatch(inner: &Inner, payload: &str) {
+    match payload.split_once(':') {
+        Some(("cancel", id)) => {
+            if let Ok(id) = id.parse() {
+                inner.cancel_running(id);
+            }
+        }
+        Some(("ended", _)) => inner.run_ended.notify_waiters(),
+        _ => inner.wake.notify_waiters(),
+    }
+}
+
+fn wake_all(inner: &Inner) {
+    inner.wake.notify_waiters();
+    inner.run_ended.notify_waiters();
+}
