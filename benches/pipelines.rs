@@ -1,1 +1,227 @@
-fn main() {}
+//! Run with: cargo bench --bench pipelines            (every workload, SQLite and PostgreSQL)
+//!           cargo bench --bench pipelines -- A C      (only workloads A and C)
+//!
+//! Workloads of DESIGN.md "Performance targets": A = 1 stage x 1,000 no-op tasks;
+//! B = a chain of 100 stages x 1 task; C = 10 stages x 100 tasks; D = diamond
+//! A -> (B, C) -> D with 10 tasks of 50 ms sleep each; E = 1 stage x 100,000 no-op tasks.
+//! Each measurement runs in a fresh child process (so peak memory is its own); the 4-process
+//! PostgreSQL measurements add 3 worker processes. PostgreSQL is taken from
+//! `COG_BENCH_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`) and skipped
+//! when unreachable. One machine-readable `bench ...` line per measurement, then a summary.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use cog::{CogRuntime, Config, PipelineSpec, RunStatus, StageSpec, TaskSpec, cog};
+use sea_orm::{ConnectionTrait, Database, Statement};
+use serde_json::json;
+
+#[cog]
+async fn bench_noop() {}
+
+#[cog]
+async fn bench_sleep(ms: u64) {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+const CONCURRENCY: usize = 32;
+
+fn stage(name: String, after: &[String], tasks: usize, task: impl Fn(usize) -> TaskSpec) -> StageSpec {
+    (0..tasks).fold(StageSpec::new(name).after(after.to_vec()), |s, i| s.task(task(i).name(format!("t{i}"))))
+}
+
+fn noop(_: usize) -> TaskSpec {
+    TaskSpec::new("bench_noop")
+}
+
+/// The pipeline of a workload and its number of tasks.
+fn workload(name: &str) -> (PipelineSpec, usize) {
+    let p = PipelineSpec::new(format!("bench_{name}"));
+    match name {
+        "A" => (p.stage(stage("s0".into(), &[], 1000, noop)), 1000),
+        "B" => ((0..100).fold(p, |p, i| p.stage(stage(format!("s{i}"), &if i == 0 { vec![] } else { vec![format!("s{}", i - 1)] }, 1, noop))), 100),
+        "C" => ((0..10).fold(p, |p, i| p.stage(stage(format!("s{i}"), &if i == 0 { vec![] } else { vec![format!("s{}", i - 1)] }, 100, noop))), 1000),
+        "D" => {
+            let sleep = |_| TaskSpec::new("bench_sleep").args(json!({"ms": 50}));
+            let p = p
+                .stage(stage("a".into(), &[], 10, sleep))
+                .stage(stage("b".into(), &["a".into()], 10, sleep))
+                .stage(stage("c".into(), &["a".into()], 10, sleep))
+                .stage(stage("d".into(), &["b".into(), "c".into()], 10, sleep));
+            (p, 40)
+        }
+        "E" => (p.stage(stage("s0".into(), &[], 100_000, noop)), 100_000),
+        other => panic!("unknown workload {other}"),
+    }
+}
+
+fn config() -> Config {
+    Config::default().poll_interval(Duration::from_millis(100))
+}
+
+/// Peak resident memory of process `pid` in MiB (`VmHWM`).
+fn peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Stage hand-off latencies in ms: last task of the prerequisite stages completed -> first
+/// task of the stage started, for every stage with prerequisites.
+async fn handoffs(db: &sea_orm::DatabaseConnection, run_id: i64) -> Vec<f64> {
+    let q = |sql: String| Statement::from_string(db.get_database_backend(), sql);
+    let tasks = db
+        .query_all_raw(q(format!(
+            "SELECT sr.stage_id, MIN(t.started_at), MAX(t.completed_at) FROM cog_task_run t JOIN cog_stage_run sr ON sr.id = t.stage_run_id \
+             WHERE sr.pipeline_run_id = {run_id} GROUP BY sr.stage_id"
+        )))
+        .await
+        .unwrap();
+    let mut first_start = std::collections::HashMap::new();
+    let mut last_end = std::collections::HashMap::new();
+    for row in tasks {
+        let stage: i64 = row.try_get_by_index(0).unwrap();
+        first_start.insert(stage, row.try_get_by_index::<DateTime<Utc>>(1).unwrap());
+        last_end.insert(stage, row.try_get_by_index::<DateTime<Utc>>(2).unwrap());
+    }
+    let edges = db.query_all_raw(q("SELECT stage_id, prerequisite_id FROM cog_stage_prerequisite".into())).await.unwrap();
+    let mut ready: std::collections::HashMap<i64, DateTime<Utc>> = std::collections::HashMap::new();
+    for row in edges {
+        let (stage, pre): (i64, i64) = (row.try_get_by_index(0).unwrap(), row.try_get_by_index(1).unwrap());
+        if let Some(end) = last_end.get(&pre) {
+            let e = ready.entry(stage).or_insert(*end);
+            *e = (*e).max(*end);
+        }
+    }
+    let mut out: Vec<f64> =
+        ready.iter().filter_map(|(stage, end)| first_start.get(stage).map(|s| (*s - *end).num_microseconds().unwrap_or(0) as f64 / 1000.0)).collect();
+    out.sort_by(|a, b| a.total_cmp(b));
+    out
+}
+
+fn spawn_self(args: &[&str]) -> Child {
+    Command::new(std::env::current_exe().unwrap()).args(args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn bench child")
+}
+
+/// Child: one worker process working until killed (or its parent is gone).
+async fn worker(url: &str) {
+    let rt = CogRuntime::builder().database_url(url).concurrency(CONCURRENCY).config(config()).scheduler(false).build().await.unwrap();
+    rt.start();
+    let parent = std::os::unix::process::parent_id();
+    while std::os::unix::process::parent_id() == parent {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Child: one measurement; prints its `bench` line.
+async fn measure(name: &str, db_kind: &str, procs: usize, pg_admin: &str) {
+    let url = match db_kind {
+        "sqlite" => {
+            let path = std::env::temp_dir().join(format!("cog_bench_{}_{name}.db", std::process::id()));
+            format!("sqlite://{}?mode=rwc", path.display())
+        }
+        _ => {
+            let admin = Database::connect(pg_admin).await.unwrap();
+            let db = format!("cog_bench_{}_{}", name.to_lowercase(), std::process::id());
+            admin.execute_unprepared(&format!("CREATE DATABASE {db}")).await.unwrap();
+            format!("{}/{db}", &pg_admin[..pg_admin.rfind('/').unwrap()])
+        }
+    };
+    let rt = CogRuntime::builder().database_url(&url).concurrency(CONCURRENCY).config(config()).scheduler(false).build().await.unwrap();
+    let (spec, tasks) = workload(name);
+    let defined = Instant::now();
+    rt.define(spec).await.unwrap();
+    let define_s = defined.elapsed().as_secs_f64();
+    let mut workers: Vec<Child> = (1..procs).map(|_| spawn_self(&["--worker", &url])).collect();
+    if procs > 1 {
+        tokio::time::sleep(Duration::from_millis(500)).await; // let the workers connect
+    }
+    rt.start();
+    let started = Instant::now();
+    let run = rt.launch(&format!("bench_{name}")).await.unwrap();
+    let status = run.wait().await.unwrap();
+    let wall = started.elapsed().as_secs_f64();
+    let rss = workers.iter().map(|w| peak_rss_mb(w.id())).fold(peak_rss_mb(std::process::id()), f64::max);
+    for w in &mut workers {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+    rt.shutdown().await;
+    assert_eq!(status, RunStatus::Completed, "workload {name} did not complete");
+    let h = handoffs(rt.connection(), run.id()).await;
+    let (p50, p99) =
+        if h.is_empty() { ("-".to_owned(), "-".to_owned()) } else { (format!("{:.2}", percentile(&h, 0.5)), format!("{:.2}", percentile(&h, 0.99))) };
+    println!(
+        "bench workload={name} db={db_kind} procs={procs} tasks={tasks} wall_s={wall:.3} tasks_per_s={:.0} handoff_p50_ms={p50} handoff_p99_ms={p99} peak_rss_mb={rss:.1} define_s={define_s:.2}",
+        tasks as f64 / wall
+    );
+    if db_kind == "sqlite" {
+        let path = url.trim_start_matches("sqlite://").trim_end_matches("?mode=rwc").to_owned();
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{path}{suffix}"));
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let pg_admin = std::env::var("COG_BENCH_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    match args.first().map(String::as_str) {
+        Some("--worker") => return worker(&args[1]).await,
+        Some("--measure") => return measure(&args[1], &args[2], args[3].parse().unwrap(), &pg_admin).await,
+        _ => {}
+    }
+    let chosen: Vec<&str> = ["A", "B", "C", "D", "E"].into_iter().filter(|w| args.is_empty() || args.iter().any(|a| a == w)).collect();
+    let pg = Database::connect(pg_admin.as_str()).await.is_ok();
+    if !pg {
+        eprintln!("notice: PostgreSQL at {pg_admin} is unreachable; measuring SQLite only");
+    }
+    let mut lines = Vec::new();
+    for w in &chosen {
+        let mut combos = vec![("sqlite", 1)];
+        if pg {
+            combos.extend([("postgres", 1), ("postgres", 4)]);
+        }
+        for (db, procs) in combos {
+            let child = spawn_self(&["--measure", w, db, &procs.to_string()]);
+            let out = child.wait_with_output().expect("bench child");
+            let text = String::from_utf8_lossy(&out.stdout);
+            match text.lines().find(|l| l.starts_with("bench ")) {
+                Some(line) => {
+                    println!("{line}");
+                    lines.push(line.to_owned());
+                }
+                None => println!("bench workload={w} db={db} procs={procs} error=\"the measurement failed (exit {:?})\"", out.status.code()),
+            }
+        }
+    }
+    println!("\nsummary ({} cores, {}):", std::thread::available_parallelism().map_or(0, |n| n.get()), Utc::now().format("%Y-%m-%d"));
+    println!("{:<9} {:<9} {:>5} {:>8} {:>9} {:>11} {:>11} {:>9}", "workload", "db", "procs", "tasks", "tasks/s", "handoff p50", "handoff p99", "peak MiB");
+    for line in lines {
+        let field = |k: &str| line.split_whitespace().find_map(|kv| kv.strip_prefix(&format!("{k}="))).unwrap_or("-").to_owned();
+        println!(
+            "{:<9} {:<9} {:>5} {:>8} {:>9} {:>11} {:>11} {:>9}",
+            field("workload"),
+            field("db"),
+            field("procs"),
+            field("tasks"),
+            field("tasks_per_s"),
+            field("handoff_p50_ms"),
+            field("handoff_p99_ms"),
+            field("peak_rss_mb")
+        );
+    }
+}
