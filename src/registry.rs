@@ -39,8 +39,13 @@ pub struct ErrorHandlerDef {
     /// The module that defines it.
     pub module: &'static str,
     #[doc(hidden)]
-    pub invoke: fn(Arc<TaskError>, Arc<TaskRunInfo>) -> BoxFuture<'static, Result<(), String>>,
+    pub invoke: HandlerInvoke,
 }
+
+/// How a registered error handler is called: with the error and its task run; `Err` is
+/// the message of a handler that failed.
+#[doc(hidden)]
+pub type HandlerInvoke = fn(Arc<TaskError>, Arc<TaskRunInfo>) -> BoxFuture<'static, Result<(), String>>;
 
 #[doc(hidden)]
 #[linkme::distributed_slice]

@@ -14,13 +14,13 @@ use crate::signature::{self, Errors, Returns};
 const MACRO: &str = "cog";
 
 /// One parameter of the cog function, and what `invoke` passes for it.
-enum Param {
+enum Param<'a> {
     /// Taken from the JSON arguments under `name`, deserialized as `ty`.
     Arg {
         /// The JSON key: the parameter's name.
         name: String,
         /// The declared type.
-        ty: Type,
+        ty: &'a Type,
     },
     /// A parameter of type `TaskContext`: gets a clone of the task's context.
     Context,
@@ -52,8 +52,8 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         takes.push(match p {
             Param::Arg { name, ty } => quote_spanned! {ty.span()=>
                 let #binding = match ::cog::__private::CogArgs::take::<#ty>(&mut #args, #cog_name, #name) {
-                    ::core::result::Result::Ok(value) => value,
-                    ::core::result::Result::Err(failure) => return ::core::result::Result::Err(failure),
+                    ::core::result::Result::Ok(__cog_value) => __cog_value,
+                    ::core::result::Result::Err(__cog_failure) => return ::core::result::Result::Err(__cog_failure),
                 };
             },
             Param::Context => quote! {
@@ -69,14 +69,26 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     let args_pat = if params.iter().any(|p| matches!(p, Param::Arg { .. })) { quote!(mut #args) } else { quote!(#args) };
     let ctx_pat = if params.iter().any(|p| matches!(p, Param::Context)) { ctx.to_token_stream() } else { quote!(_) };
 
+    // A return type that cannot be serialized is reported at the return type, not at `#[cog]`.
+    let return_span = signature::return_span(sig);
+    let output = Ident::new("__cog_output", return_span);
     let convert = match signature::returns(&sig.output) {
-        Returns::Result => quote_spanned!(signature::return_span(sig)=> ::cog::__private::from_result),
-        Returns::Unit | Returns::Value => quote_spanned!(signature::return_span(sig)=> ::cog::__private::from_value),
+        Returns::Result => quote_spanned!(return_span=> ::cog::__private::from_result(#output)),
+        Returns::Unit | Returns::Value => quote_spanned!(return_span=> ::cog::__private::from_value(#output)),
     };
     let call = if sig.asyncness.is_some() {
-        quote!(#convert(#fn_ident(#(#bindings),*).await))
+        quote! {
+            let #output = #fn_ident(#(#bindings),*).await;
+            #convert
+        }
     } else {
-        quote!(::cog::__private::run_blocking(move || #convert(#fn_ident(#(#bindings),*))).await)
+        quote! {
+            ::cog::__private::run_blocking(move || {
+                let #output = #fn_ident(#(#bindings),*);
+                #convert
+            })
+            .await
+        }
     };
 
     Ok(quote! {
@@ -98,8 +110,8 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             ) -> ::cog::__private::BoxFuture<'static, ::cog::__private::CogOutcome> {
                 ::std::boxed::Box::pin(async move {
                     #(#takes)*
-                    if let ::core::result::Result::Err(failure) = ::cog::__private::CogArgs::finish(#args, #cog_name) {
-                        return ::core::result::Result::Err(failure);
+                    if let ::core::result::Result::Err(__cog_failure) = ::cog::__private::CogArgs::finish(#args, #cog_name) {
+                        return ::core::result::Result::Err(__cog_failure);
                     }
                     #call
                 })
@@ -109,7 +121,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
 }
 
 /// Reads one parameter, or records why it cannot be taken from JSON.
-fn param(input: &FnArg, errors: &mut Errors) -> Option<Param> {
+fn param<'a>(input: &'a FnArg, errors: &mut Errors) -> Option<Param<'a>> {
     let typed = match input {
         FnArg::Receiver(receiver) => {
             errors.push(receiver, "`#[cog]` cannot be applied to methods: the runtime has no `self` to call them on; make it a free function");
@@ -117,6 +129,11 @@ fn param(input: &FnArg, errors: &mut Errors) -> Option<Param> {
         }
         FnArg::Typed(typed) => typed,
     };
+    let ty = &*typed.ty;
+    if signature::last_segment_is(ty, "TaskContext") {
+        // Passed by position, not taken from JSON: any pattern will do, `_` included.
+        return Some(Param::Context);
+    }
     let name = match &*typed.pat {
         Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => Some(p.ident.unraw().to_string()),
         Pat::Wild(wild) => {
@@ -131,10 +148,6 @@ fn param(input: &FnArg, errors: &mut Errors) -> Option<Param> {
             None
         }
     };
-    let ty = &*typed.ty;
-    if signature::last_segment_is(ty, "TaskContext") {
-        return name.map(|_| Param::Context);
-    }
     if let Type::Reference(r) = signature::strip(ty)
         && signature::last_segment_is(&r.elem, "TaskContext")
     {
@@ -146,7 +159,7 @@ fn param(input: &FnArg, errors: &mut Errors) -> Option<Param> {
     if errors.append(check.errors) {
         return None;
     }
-    name.map(|name| Param::Arg { name, ty: ty.clone() })
+    name.map(|name| Param::Arg { name, ty })
 }
 
 /// Finds what keeps a parameter type from being deserialized into an owned value.

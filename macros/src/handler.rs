@@ -58,14 +58,27 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     let task_run = Ident::new("__cog_task_run", Span::mixed_site());
     let (task_run_pat, call_args) =
         if sig.inputs.len() == 2 { (task_run.to_token_stream(), quote!(&#error, &#task_run)) } else { (quote!(_), quote!(&#error)) };
+    // An error type without `Display` is reported at the return type, not at the attribute.
+    let return_span = signature::return_span(sig);
+    let output = Ident::new("__cog_output", return_span);
     let convert = match returns {
-        Returns::Result => quote_spanned!(signature::return_span(sig)=> ::cog::__private::handler_from_result),
-        Returns::Unit | Returns::Value => quote_spanned!(signature::return_span(sig)=> ::cog::__private::handler_from_unit),
+        Returns::Result => quote_spanned!(return_span=> ::cog::__private::handler_from_result(#output)),
+        Returns::Unit | Returns::Value => quote_spanned!(return_span=> ::cog::__private::handler_from_unit(#output)),
     };
     let body = if sig.asyncness.is_some() {
-        quote!(::std::boxed::Box::pin(async move { #convert(#fn_ident(#call_args).await) }))
+        quote! {
+            ::std::boxed::Box::pin(async move {
+                let #output = #fn_ident(#call_args).await;
+                #convert
+            })
+        }
     } else {
-        quote!(::std::boxed::Box::pin(::cog::__private::run_blocking(move || #convert(#fn_ident(#call_args)))))
+        quote! {
+            ::std::boxed::Box::pin(::cog::__private::run_blocking(move || {
+                let #output = #fn_ident(#call_args);
+                #convert
+            }))
+        }
     };
 
     Ok(quote! {

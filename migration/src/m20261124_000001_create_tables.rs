@@ -136,6 +136,7 @@ CREATE TABLE cog_task_run (
 );
 CREATE INDEX cog_task_run_claim ON cog_task_run (status, queue, weight, id);
 CREATE INDEX cog_task_run_task ON cog_task_run (task_id, status, id);
+CREATE INDEX cog_task_run_stage_status ON cog_task_run (stage_run_id, status);
 CREATE INDEX cog_task_run_lease ON cog_task_run (status, lease_until);
 CREATE TABLE cog_error (
     id {ID},

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::claim::Claimed;
 use super::{Effects, advance};
-use crate::db::{execute, lock_run, notify, now, query_one};
+use crate::db::{execute, lock_run, notify, now, query_all, query_one};
 use crate::error::TaskError;
 
 /// How an attempt ended.
@@ -50,30 +50,113 @@ pub(crate) struct RetryPolicy {
 
 /// Records how attempt `task.attempt` of `task` ended and moves its run forward.
 pub(crate) async fn finish(db: &DatabaseConnection, task: &Claimed, outcome: &Outcome, retry: RetryPolicy) -> Result<(Finished, Effects), DbErr> {
+    let (finished, effects) = finish_batch(db, &[(task, outcome)], retry).await?;
+    Ok((finished[0], effects))
+}
+
+/// Records the ends of several attempts of task runs of **one** pipeline run in one
+/// transaction (one lock, one commit), then moves the run forward once. Returns what happened
+/// to each, in order.
+pub(crate) async fn finish_batch(db: &DatabaseConnection, items: &[(&Claimed, &Outcome)], retry: RetryPolicy) -> Result<(Vec<Finished>, Effects), DbErr> {
+    let Some((first, _)) = items.first() else { return Ok((Vec::new(), Effects::default())) };
+    let run_id = first.pipeline_run_id;
+    debug_assert!(items.iter().all(|(t, _)| t.pipeline_run_id == run_id), "a batch holds task runs of one pipeline run");
     let txn = db.begin().await?;
-    let Some(run_status) = lock_run(&txn, task.pipeline_run_id).await? else {
-        return Ok((Finished::Stale, Effects::default()));
+    let Some(run_status) = lock_run(&txn, run_id).await? else {
+        return Ok((vec![Finished::Stale; items.len()], Effects::default()));
     };
     let now = now();
-    let run_going = run_status == "running";
-    let finished = match outcome {
+    let mut run_going = run_status == "running";
+    let mut effects = Effects::default();
+    let mut finished = Vec::with_capacity(items.len());
+    let mut touched_stage_runs: Vec<i64> = Vec::new();
+    // Successes first, all in one statement; then failures one by one (they are rare).
+    let completed = record_successes(&txn, items, now).await?;
+    for (task, outcome) in items {
+        let result = match outcome {
+            Outcome::Success(_) if completed.contains(&task.task_run_id) => Finished::Completed,
+            Outcome::Success(_) => Finished::Stale,
+            Outcome::Failure(_) => record_attempt(&txn, task, outcome, run_going, retry, now).await?,
+        };
+        match result {
+            Finished::Stale => {}
+            Finished::Retrying => effects.queued_work = true,
+            Finished::Failed if task.critical && run_going => {
+                effects = effects.merge(advance::end_run(&txn, run_id, "failed", Some(task.stage_run_id), now).await?);
+                run_going = false;
+            }
+            _ => {
+                if !touched_stage_runs.contains(&task.stage_run_id) {
+                    touched_stage_runs.push(task.stage_run_id);
+                }
+            }
+        }
+        finished.push(result);
+    }
+    if run_going {
+        for stage_run_id in touched_stage_runs {
+            effects = effects.merge(stage_may_be_done(&txn, run_id, stage_run_id, now).await?);
+        }
+    } else {
+        effects = effects.merge(advance::settle(&txn, run_id, now).await?);
+    }
+    txn.commit().await?;
+    Ok((finished, effects))
+}
+
+/// Marks the successful attempts among `items` `completed` with their results, in one
+/// statement fenced by attempt number; returns the ids of the task runs it completed.
+async fn record_successes(txn: &sea_orm::DatabaseTransaction, items: &[(&Claimed, &Outcome)], now: DateTime<Utc>) -> Result<Vec<i64>, DbErr> {
+    let mut rows = Vec::new();
+    let mut values: Vec<sea_orm::Value> = vec![now.into()];
+    for (task, outcome) in items {
+        if let Outcome::Success(value) = outcome {
+            let n = values.len();
+            rows.push(format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4));
+            let duration_ms = task.started_at.map(|s| (now - s).num_milliseconds().max(0)).unwrap_or(0);
+            values.extend([task.task_run_id.into(), task.attempt.into(), duration_ms.into(), value.to_string().into()]);
+        }
+    }
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "WITH v (id, attempt, duration_ms, result) AS (VALUES {}) \
+         UPDATE cog_task_run SET status = 'completed', completed_at = $1, duration_ms = v.duration_ms, result = v.result, lease_until = NULL \
+         FROM v WHERE cog_task_run.id = v.id AND cog_task_run.attempt = v.attempt AND cog_task_run.status = 'running' RETURNING cog_task_run.id",
+        rows.join(", ")
+    );
+    query_all(txn, &sql, values).await?.iter().map(|r| r.try_get_by_index::<i64>(0)).collect()
+}
+
+/// Writes one attempt's end on its task run, fenced by attempt number: `completed`, queued
+/// again for a retry (when retries are left and the run goes on), or `failed`.
+async fn record_attempt(
+    txn: &sea_orm::DatabaseTransaction,
+    task: &Claimed,
+    outcome: &Outcome,
+    run_going: bool,
+    retry: RetryPolicy,
+    now: DateTime<Utc>,
+) -> Result<Finished, DbErr> {
+    match outcome {
         Outcome::Success(value) => {
             let duration_ms = task.started_at.map(|s| (now - s).num_milliseconds().max(0));
             let n = execute(
-                &txn,
+                txn,
                 "UPDATE cog_task_run SET status = 'completed', completed_at = $1, duration_ms = $2, result = $3, lease_until = NULL \
                  WHERE id = $4 AND attempt = $5 AND status = 'running'",
                 [now.into(), duration_ms.into(), value.to_string().into(), task.task_run_id.into(), task.attempt.into()],
             )
             .await?;
-            if n == 0 { Finished::Stale } else { Finished::Completed }
+            Ok(if n == 0 { Finished::Stale } else { Finished::Completed })
         }
         Outcome::Failure(error) => {
             let retry_left = error.kind.retryable() && task.attempt <= task.max_retries && run_going;
             let n = if retry_left {
                 let run_after = now + backoff(retry.base, retry.cap, task.attempt);
                 execute(
-                    &txn,
+                    txn,
                     "UPDATE cog_task_run SET status = 'queued', worker = NULL, lease_until = NULL, run_after = $1, error = $2 \
                      WHERE id = $3 AND attempt = $4 AND status = 'running'",
                     [run_after.into(), error.to_string().into(), task.task_run_id.into(), task.attempt.into()],
@@ -81,48 +164,37 @@ pub(crate) async fn finish(db: &DatabaseConnection, task: &Claimed, outcome: &Ou
                 .await?
             } else {
                 execute(
-                    &txn,
+                    txn,
                     "UPDATE cog_task_run SET status = 'failed', completed_at = $1, error = $2, lease_until = NULL \
                      WHERE id = $3 AND attempt = $4 AND status = 'running'",
                     [now.into(), error.to_string().into(), task.task_run_id.into(), task.attempt.into()],
                 )
                 .await?
             };
-            if n > 0 {
-                record_error(&txn, task.task_run_id, task.attempt, error, now).await?;
+            if n == 0 {
+                return Ok(Finished::Stale);
             }
-            match (n, retry_left) {
-                (0, _) => Finished::Stale,
-                (_, true) => Finished::Retrying,
-                (_, false) => Finished::Failed,
+            record_error(txn, task.task_run_id, task.attempt, error, now).await?;
+            if retry_left {
+                notify(txn, "work").await?;
+                return Ok(Finished::Retrying);
             }
+            Ok(Finished::Failed)
         }
-    };
-    let effects = match finished {
-        Finished::Stale => return Ok((Finished::Stale, Effects::default())),
-        Finished::Retrying => {
-            notify(&txn, "work").await?;
-            Effects { queued_work: true, run_ended: false }
-        }
-        Finished::Failed if task.critical && run_going => advance::end_run(&txn, task.pipeline_run_id, "failed", Some(task.stage_run_id), now).await?,
-        _ if run_going => stage_may_be_done(&txn, task, now).await?,
-        _ => advance::settle(&txn, task.pipeline_run_id, now).await?,
-    };
-    txn.commit().await?;
-    Ok((finished, effects))
+    }
 }
 
-/// Completes the task's stage run if none of its task runs is queued or running, then fans in.
-async fn stage_may_be_done(txn: &sea_orm::DatabaseTransaction, task: &Claimed, now: DateTime<Utc>) -> Result<Effects, DbErr> {
+/// Completes stage run `stage_run_id` if none of its task runs is queued or running, then fans in.
+async fn stage_may_be_done(txn: &sea_orm::DatabaseTransaction, run_id: i64, stage_run_id: i64, now: DateTime<Utc>) -> Result<Effects, DbErr> {
     let done = query_one(
         txn,
         "UPDATE cog_stage_run SET status = 'completed', completed_at = $1 WHERE id = $2 AND status = 'running' \
          AND NOT EXISTS (SELECT 1 FROM cog_task_run WHERE stage_run_id = $2 AND status IN ('queued', 'running')) RETURNING stage_id",
-        [now.into(), task.stage_run_id.into()],
+        [now.into(), stage_run_id.into()],
     )
     .await?;
     match done {
-        Some(row) => advance::stages_completed(txn, task.pipeline_run_id, vec![row.try_get_by_index(0)?], now).await,
+        Some(row) => advance::stages_completed(txn, run_id, vec![row.try_get_by_index(0)?], now).await,
         None => Ok(Effects::default()),
     }
 }

@@ -110,6 +110,7 @@ impl CogRuntimeBuilder {
         crate::migrate(&db).await?;
         crate::engine::sync::sync_registry(&db).await?;
         let worker_id = self.worker_name.unwrap_or_else(default_worker_name);
+        let (completions, completions_rx) = tokio::sync::mpsc::unbounded_channel();
         Ok(CogRuntime {
             inner: Arc::new(Inner {
                 db,
@@ -127,6 +128,8 @@ impl CogRuntimeBuilder {
                 scheduler: self.scheduler.unwrap_or(true),
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 schedules_changed: Notify::new(),
+                completions,
+                completions_rx: Mutex::new(Some(completions_rx)),
             }),
         })
     }

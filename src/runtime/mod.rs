@@ -81,6 +81,10 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     /// Woken when this process changes a schedule.
     pub(crate) schedules_changed: Notify,
+    /// Task outcomes to write (see `worker::completions`).
+    pub(crate) completions: tokio::sync::mpsc::UnboundedSender<crate::worker::completions::Completion>,
+    /// The receiving end, taken by `start`.
+    pub(crate) completions_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<crate::worker::completions::Completion>>>,
 }
 
 impl Inner {
@@ -125,6 +129,9 @@ impl CogRuntime {
             return;
         }
         let mut set = JoinSet::new();
+        if let Some(rx) = self.inner.completions_rx.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            set.spawn(crate::worker::completions::completion_loop(Arc::clone(&self.inner), rx));
+        }
         set.spawn(crate::worker::claim_loop(Arc::clone(&self.inner)));
         set.spawn(crate::worker::leases::heartbeat_loop(Arc::clone(&self.inner)));
         set.spawn(crate::worker::leases::reclaim_loop(Arc::clone(&self.inner)));

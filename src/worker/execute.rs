@@ -11,10 +11,11 @@ use tokio_util::sync::CancellationToken;
 use crate::context::TaskContext;
 use crate::db::now;
 use crate::engine::claim::Claimed;
-use crate::engine::finish::{self, Finished, Outcome, RetryPolicy};
+use crate::engine::finish::{self, Finished, Outcome};
 use crate::error::{TaskError, TaskErrorKind, TaskRunInfo};
 use crate::registry::{self, CogArgs, CogFailure};
 use crate::runtime::{Inner, RunningTask};
+use crate::worker::completions::Completion;
 
 /// Runs `task` to its end and records the outcome.
 #[tracing::instrument(skip_all, fields(task.run = task.task_run_id, task.name = %task.task_name, attempt = task.attempt))]
@@ -115,30 +116,15 @@ fn merge_arguments(task: &Claimed, params: &[&str]) -> Result<Map<String, Value>
     Ok(args)
 }
 
-/// Records the outcome, retrying while the database is unreachable (up to the lease length:
-/// after that another process may reclaim the task run, and this result would be stale).
+/// Hands the outcome to the completion loop and waits until it is written.
 async fn record(inner: &Arc<Inner>, task: &Claimed, outcome: &Outcome) -> Option<Finished> {
-    let policy = RetryPolicy { base: inner.config.retry_backoff_base, cap: inner.config.retry_backoff_cap };
-    let give_up = tokio::time::Instant::now() + inner.config.lease_duration;
-    let mut tries = 0;
-    loop {
-        match finish::finish(&inner.db, task, outcome, policy).await {
-            Ok((finished, effects)) => {
-                inner.apply(task.pipeline_run_id, effects);
-                return Some(finished);
-            }
-            Err(e) if tokio::time::Instant::now() < give_up => {
-                tries += 1;
-                let pause = finish::backoff(Duration::from_millis(50), Duration::from_secs(5), tries);
-                tracing::warn!(error = %e, retry_in = ?pause, "could not record task outcome; retrying");
-                tokio::time::sleep(pause).await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "could not record task outcome; the lease will expire and the task run be retried or failed");
-                return None;
-            }
-        }
+    let (reply, written) = tokio::sync::oneshot::channel();
+    let completion = Completion { task: task.clone(), outcome: outcome.clone(), reply };
+    if inner.completions.send(completion).is_err() {
+        tracing::error!("the completion loop has stopped; the lease will expire and the task run be retried or failed");
+        return None;
     }
+    written.await.ok().flatten()
 }
 
 /// Calls the task's own error handler, if it has one; a handler that fails or panics is

@@ -1,6 +1,7 @@
 //! The worker: claims queued task runs (heaviest first) up to the runtime's concurrency,
 //! runs them, and drains on shutdown.
 
+pub(crate) mod completions;
 mod execute;
 pub(crate) mod leases;
 pub(crate) mod listener;

@@ -98,7 +98,10 @@ impl TestDb {
 
 /// Settings that keep tests quick: fast polling and retries.
 pub fn test_config() -> Config {
-    Config::default().poll_interval(Duration::from_millis(20)).retry_backoff(Duration::from_millis(10), Duration::from_millis(100)).shutdown_timeout(Duration::from_secs(5))
+    Config::default()
+        .poll_interval(Duration::from_millis(20))
+        .retry_backoff(Duration::from_millis(10), Duration::from_millis(100))
+        .shutdown_timeout(Duration::from_secs(5))
 }
 
 /// Runs `sql` (no placeholders) and returns the rows.
@@ -125,9 +128,8 @@ pub async fn task_statuses(rt: &CogRuntime, run_id: i64) -> Vec<(String, String)
 
 /// `(stage name, status)` of every stage run of pipeline run `run_id`, ordered by stage name.
 pub async fn stage_statuses(rt: &CogRuntime, run_id: i64) -> Vec<(String, String)> {
-    let sql = format!(
-        "SELECT s.name, sr.status FROM cog_stage_run sr JOIN cog_stage s ON s.id = sr.stage_id WHERE sr.pipeline_run_id = {run_id} ORDER BY s.name"
-    );
+    let sql =
+        format!("SELECT s.name, sr.status FROM cog_stage_run sr JOIN cog_stage s ON s.id = sr.stage_id WHERE sr.pipeline_run_id = {run_id} ORDER BY s.name");
     rows(rt, &sql).await.iter().map(|r| (r.try_get_by_index(0).unwrap(), r.try_get_by_index(1).unwrap())).collect()
 }
 

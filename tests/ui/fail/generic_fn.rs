@@ -1,7 +1,7 @@
 use cog::cog;
 
 #[cog]
-fn parse<T: serde::de::DeserializeOwned>(value: T) {}
+fn parse<T: serde::de::DeserializeOwned>(_value: T) {}
 
 #[cog]
 fn with_where(value: Vec<u8>) -> usize
@@ -12,6 +12,6 @@ where
 }
 
 #[cog]
-fn impl_trait(value: impl serde::de::DeserializeOwned) {}
+fn impl_trait(_value: impl serde::de::DeserializeOwned) {}
 
 fn main() {}

@@ -1,7 +1,7 @@
 use cog::{TaskContext, TaskError, cog, cog_error_handler};
 
 #[cog]
-async fn context_by_reference(ctx: &TaskContext) {}
+async fn context_by_reference(_ctx: &TaskContext) {}
 
 #[cog]
 unsafe fn unsafe_cog() {}
@@ -12,13 +12,13 @@ fn handler_returns_value(error: &TaskError) -> String {
 }
 
 #[cog_error_handler]
-fn generic_handler<E>(error: &TaskError) {}
+fn generic_handler<E>(_error: &TaskError) {}
 
 struct Notifier;
 
 impl Notifier {
     #[cog_error_handler]
-    fn notify(&self, error: &TaskError) {}
+    fn notify(&self, _error: &TaskError) {}
 }
 
 fn main() {}

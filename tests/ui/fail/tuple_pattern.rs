@@ -9,6 +9,6 @@ fn add((a, b): (i32, i32)) -> i32 {
 fn ignored(_: String) {}
 
 #[cog]
-fn by_ref(ref name: String) {}
+fn by_ref(ref _name: String) {}
 
 fn main() {}

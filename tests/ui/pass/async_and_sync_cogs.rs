@@ -30,6 +30,11 @@ fn with_full_path_context(id: i64, ctx: cog::TaskContext) -> bool {
 }
 
 #[cog]
+fn unnamed_context(_: TaskContext, id: i64) -> i64 {
+    id
+}
+
+#[cog]
 pub async fn no_params() -> &'static str {
     "static strings are fine as a return value"
 }
@@ -57,8 +62,13 @@ mod nested {
     }
 }
 
+/// Registrations made by this file (the `cog` library may hold its own).
+fn ours(module: &str) -> bool {
+    module.split("::").next() == Some(module_path!())
+}
+
 fn main() {
-    let names: Vec<&str> = cog::registry::cogs().iter().map(|c| c.name).collect();
+    let names: Vec<&str> = cog::registry::cogs().iter().filter(|c| ours(c.module)).map(|c| c.name).collect();
     assert_eq!(
         names,
         [
@@ -69,6 +79,7 @@ fn main() {
             "static_lifetime_param",
             "sync_cog",
             "tuple_and_map",
+            "unnamed_context",
             "with_context",
             "with_full_path_context",
         ]
@@ -76,6 +87,7 @@ fn main() {
     assert_eq!(cog::registry::cog("async_cog").unwrap().params, ["path", "size", "quality"]);
     assert_eq!(cog::registry::cog("with_context").unwrap().params, ["id"]);
     assert_eq!(cog::registry::cog("with_full_path_context").unwrap().params, ["id"]);
+    assert_eq!(cog::registry::cog("unnamed_context").unwrap().params, ["id"]);
     assert_eq!(cog::registry::cog("raw_name").unwrap().params, ["type"]);
     assert_eq!(nested::async_cog_nested(3), 3);
     assert_eq!(sync_cog(vec!["a".into(), "b".into()], Some(1)), ["a"]);

@@ -1,5 +1,5 @@
 // `name = ".."` replaces the registered name; the function keeps its own.
-use cog::{cog, cog_error_handler, TaskError};
+use cog::{TaskError, cog, cog_error_handler};
 
 #[cog(name = "resize_image")]
 async fn resize(width: u32) -> u32 {

@@ -1,0 +1,143 @@
+//! Graceful shutdown: running cogs finish, nothing new is claimed, and a cog still running at
+//! the shutdown deadline has its task run given back to the queue for another process.
+
+mod support;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::task::Poll;
+use std::time::Duration;
+
+use cog::{CogRuntime, PipelineSpec, RunStatus, StageSpec, TaskSpec, cog};
+use serde_json::json;
+use support::{TestDb, eventually, rows, scalar, test_config, wait};
+use tokio::sync::Notify;
+
+/// Per-test state shared with the cogs, keyed by a string argument.
+#[derive(Default)]
+struct Probe {
+    arrived: AtomicUsize,
+    open: AtomicBool,
+    opened: Notify,
+    calls: AtomicUsize,
+}
+
+impl Probe {
+    /// Waits until the test opens the gate.
+    async fn pass(&self) {
+        loop {
+            let opened = self.opened.notified();
+            if self.open.load(Ordering::SeqCst) {
+                return;
+            }
+            opened.await;
+        }
+    }
+
+    fn open(&self) {
+        self.open.store(true, Ordering::SeqCst);
+        self.opened.notify_waiters();
+    }
+}
+
+static PROBES: LazyLock<Mutex<HashMap<String, Arc<Probe>>>> = LazyLock::new(Default::default);
+
+fn probe(key: &str) -> Arc<Probe> {
+    Arc::clone(PROBES.lock().unwrap().entry(key.to_owned()).or_default())
+}
+
+/// Holds until the test opens the gate (ignoring cancellation); returns whether it was told to stop.
+#[cog]
+async fn sd_hold(key: String, ctx: cog::TaskContext) -> bool {
+    probe(&key).arrived.fetch_add(1, Ordering::SeqCst);
+    probe(&key).pass().await;
+    ctx.is_cancelled()
+}
+
+/// Counts its calls.
+#[cog]
+fn sd_count(key: String) -> usize {
+    probe(&key).calls.fetch_add(1, Ordering::SeqCst) + 1
+}
+
+/// `(status, attempt, worker, lease_until IS NULL, result)` of the only task run of pipeline run `run_id`.
+async fn only_task_run(rt: &CogRuntime, run_id: i64) -> (String, i64, Option<String>, bool, Option<String>) {
+    let sql = format!(
+        "SELECT tr.status, CAST(tr.attempt AS BIGINT), tr.worker, CASE WHEN tr.lease_until IS NULL THEN 1 ELSE 0 END, tr.result \
+         FROM cog_task_run tr JOIN cog_stage_run sr ON sr.id = tr.stage_run_id WHERE sr.pipeline_run_id = {run_id}"
+    );
+    let rows = rows(rt, &sql).await;
+    assert_eq!(rows.len(), 1, "one task run expected in run {run_id}");
+    let r = &rows[0];
+    (
+        r.try_get_by_index(0).unwrap(),
+        r.try_get_by_index(1).unwrap(),
+        r.try_get_by_index(2).unwrap(),
+        r.try_get_by_index::<i32>(3).unwrap() == 1,
+        r.try_get_by_index(4).unwrap(),
+    )
+}
+
+/// `shutdown` waits for a running cog to finish and then claims nothing more.
+async fn shutdown_lets_running_cogs_finish_and_stops_claiming(db: TestDb) {
+    let key = format!("{}-graceful", db.url);
+    let rt = db.runtime().await;
+    rt.define(PipelineSpec::new("busy").stage(StageSpec::new("only").task(TaskSpec::new("sd_hold").args(json!({ "key": key }))))).await.unwrap();
+    rt.define(PipelineSpec::new("late").stage(StageSpec::new("only").task(TaskSpec::new("sd_count").args(json!({ "key": key }))))).await.unwrap();
+    rt.start();
+    let run = rt.launch("busy").await.unwrap();
+    let p = probe(&key);
+    eventually("the cog to run", || async { p.arrived.load(Ordering::SeqCst) == 1 }).await;
+
+    let mut shutdown = std::pin::pin!(rt.shutdown());
+    let first = std::future::poll_fn(|cx| Poll::Ready(shutdown.as_mut().poll(cx))).await;
+    assert!(first.is_pending(), "shutdown must wait for the running cog");
+    assert_eq!(only_task_run(&rt, run.id()).await.0, "running");
+    p.open();
+    shutdown.await;
+
+    let (status, attempt, worker, lease_cleared, result) = only_task_run(&rt, run.id()).await;
+    assert_eq!((status.as_str(), attempt, worker.as_deref(), lease_cleared), ("completed", 1, Some(rt.worker_id()), true));
+    assert_eq!(result.as_deref(), Some("false"), "a cog that finishes within the shutdown timeout is not told to stop");
+    assert_eq!(wait(&run).await, RunStatus::Completed);
+
+    // Launched after shutdown: nobody claims it.
+    let late = rt.launch("late").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await; // 15 poll intervals of the test config
+    assert_eq!(only_task_run(&rt, late.id()).await, ("queued".to_owned(), 0, None, true, None), "a stopped runtime must not claim work");
+    assert_eq!(p.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(late.status().await.unwrap(), RunStatus::Running);
+}
+
+/// A cog still running at the shutdown deadline: its task run goes back to the queue, and a
+/// second runtime completes it.
+async fn shutdown_timeout_gives_the_task_run_back(db: TestDb) {
+    let key = format!("{}-stuck", db.url);
+    let rt = db.runtime_with(|b| b.config(test_config().shutdown_timeout(Duration::from_millis(200)))).await;
+    rt.define(PipelineSpec::new("stuck").stage(StageSpec::new("only").task(TaskSpec::new("sd_hold").args(json!({ "key": key }))))).await.unwrap();
+    rt.start();
+    let run = rt.launch("stuck").await.unwrap();
+    let p = probe(&key);
+    eventually("the cog to run", || async { p.arrived.load(Ordering::SeqCst) == 1 }).await;
+
+    rt.shutdown().await;
+    assert_eq!(only_task_run(&rt, run.id()).await, ("queued".to_owned(), 1, None, true, None), "the task run goes back to the queue, unowned");
+    assert_eq!(run.status().await.unwrap(), RunStatus::Running, "giving a task run back is not a failure");
+    assert_eq!(scalar(&rt, &format!("SELECT COUNT(*) FROM cog_pipeline_run WHERE id = {} AND completed_at IS NULL", run.id())).await, 1);
+    assert_eq!(scalar(&rt, "SELECT COUNT(*) FROM cog_error").await, 0, "no error is recorded for a task run given back");
+
+    // Another process takes it, and this time the cog finishes.
+    p.open();
+    let rt2 = db.runtime().await;
+    rt2.start();
+    assert_eq!(wait(&rt2.run(run.id())).await, RunStatus::Completed);
+    let (status, attempt, worker, _, result) = only_task_run(&rt2, run.id()).await;
+    assert_eq!((status.as_str(), attempt, worker.as_deref(), result.as_deref()), ("completed", 2, Some(rt2.worker_id()), Some("false")));
+    assert_eq!(p.arrived.load(Ordering::SeqCst), 2, "the cog ran once in each runtime");
+    assert_eq!(scalar(&rt2, "SELECT COUNT(*) FROM cog_error").await, 0);
+    rt2.shutdown().await;
+}
+
+on_both_backends!(shutdown_lets_running_cogs_finish_and_stops_claiming, shutdown_timeout_gives_the_task_run_back);
