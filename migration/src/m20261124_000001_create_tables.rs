@@ -134,10 +134,9 @@ CREATE TABLE cog_task_run (
     error TEXT NULL,
     UNIQUE (stage_run_id, task_id)
 );
-CREATE INDEX cog_task_run_claim ON cog_task_run (status, queue, weight, id);
+CREATE INDEX cog_task_run_claim ON cog_task_run (status, queue, weight DESC, id);
 CREATE INDEX cog_task_run_task ON cog_task_run (task_id, status, id);
 CREATE INDEX cog_task_run_stage_status ON cog_task_run (stage_run_id, status);
-CREATE INDEX cog_task_run_lease ON cog_task_run (status, lease_until);
 CREATE TABLE cog_error (
     id {ID},
     task_run_id BIGINT NOT NULL REFERENCES cog_task_run (id),

@@ -122,7 +122,7 @@ async fn record_successes(txn: &sea_orm::DatabaseTransaction, items: &[(&Claimed
     }
     let sql = format!(
         "WITH v (id, attempt, duration_ms, result) AS (VALUES {}) \
-         UPDATE cog_task_run SET status = 'completed', completed_at = $1, duration_ms = v.duration_ms, result = v.result, lease_until = NULL \
+         UPDATE cog_task_run SET status = 'completed', completed_at = $1, duration_ms = v.duration_ms, result = v.result, error = NULL, lease_until = NULL \
          FROM v WHERE cog_task_run.id = v.id AND cog_task_run.attempt = v.attempt AND cog_task_run.status = 'running' RETURNING cog_task_run.id",
         rows.join(", ")
     );

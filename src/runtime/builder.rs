@@ -121,6 +121,8 @@ impl CogRuntimeBuilder {
                 wake: Notify::new(),
                 run_ended: Notify::new(),
                 running: Mutex::new(HashMap::new()),
+                canceled_runs: Mutex::new(Default::default()),
+                claim_loop: Mutex::new(None),
                 stop_claiming: CancellationToken::new(),
                 stopped: CancellationToken::new(),
                 tracker: TaskTracker::new(),

@@ -67,6 +67,11 @@ pub(crate) struct Inner {
     pub(crate) run_ended: Notify,
     /// Task runs executing in this process, by task run id.
     pub(crate) running: Mutex<HashMap<i64, RunningTask>>,
+    /// Runs recently canceled: a cog that registers after the cancel reached this process
+    /// (claimed just before it) is told at once. Bounded; oldest forgotten first.
+    pub(crate) canceled_runs: Mutex<std::collections::VecDeque<i64>>,
+    /// The claim loop, joined first on shutdown so no claim slips past it.
+    pub(crate) claim_loop: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Cancelled by `shutdown`: stop claiming work.
     pub(crate) stop_claiming: CancellationToken,
     /// Cancelled once running work has drained: stop renewing leases.
@@ -108,6 +113,15 @@ impl Inner {
 
     /// Tells the cogs of run `run_id` running in this process that it was canceled.
     pub(crate) fn cancel_running(&self, run_id: i64) {
+        {
+            let mut canceled = self.canceled_runs.lock().unwrap_or_else(|e| e.into_inner());
+            if !canceled.contains(&run_id) {
+                if canceled.len() >= 1024 {
+                    canceled.pop_front();
+                }
+                canceled.push_back(run_id);
+            }
+        }
         let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         for task in running.values().filter(|t| t.claimed.pipeline_run_id == run_id) {
             task.cancel.cancel();
@@ -132,7 +146,7 @@ impl CogRuntime {
         if let Some(rx) = self.inner.completions_rx.lock().unwrap_or_else(|e| e.into_inner()).take() {
             set.spawn(crate::worker::completions::completion_loop(Arc::clone(&self.inner), rx));
         }
-        set.spawn(crate::worker::claim_loop(Arc::clone(&self.inner)));
+        *self.inner.claim_loop.lock().unwrap_or_else(|e| e.into_inner()) = Some(tokio::spawn(crate::worker::claim_loop(Arc::clone(&self.inner))));
         set.spawn(crate::worker::leases::heartbeat_loop(Arc::clone(&self.inner)));
         set.spawn(crate::worker::leases::reclaim_loop(Arc::clone(&self.inner)));
         set.spawn(crate::worker::listener::listen_loop(Arc::clone(&self.inner)));

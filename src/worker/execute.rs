@@ -63,11 +63,14 @@ async fn run_cog(inner: &Arc<Inner>, task: &Claimed) -> Outcome {
         cancel: cancel.clone(),
     };
     let mut handle = tokio::spawn((def.invoke)(CogArgs::new(args), ctx));
-    inner
-        .running
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(task.task_run_id, RunningTask { claimed: task.clone(), cancel, abort: Some(handle.abort_handle()) });
+    {
+        let mut running = inner.running.lock().unwrap_or_else(|e| e.into_inner());
+        // A cancel that reached this process between the claim and now.
+        if inner.canceled_runs.lock().unwrap_or_else(|e| e.into_inner()).contains(&task.pipeline_run_id) {
+            cancel.cancel();
+        }
+        running.insert(task.task_run_id, RunningTask { claimed: task.clone(), cancel, abort: Some(handle.abort_handle()) });
+    }
     let joined = match task.timeout_ms {
         Some(ms) => match tokio::time::timeout(Duration::from_millis(ms.max(0) as u64), &mut handle).await {
             Ok(joined) => joined,

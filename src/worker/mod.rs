@@ -95,6 +95,12 @@ async fn idle_pause(inner: &Inner) -> Duration {
 /// ones still running, and stops the background loops.
 pub(crate) async fn shutdown(inner: &Arc<Inner>) {
     inner.stop_claiming.cancel();
+    // A claim in progress either finishes (and its task runs are tracked) or is dropped
+    // before this returns; only then is the set of running task runs final.
+    let claim_loop = inner.claim_loop.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(claim_loop) = claim_loop {
+        let _ = claim_loop.await;
+    }
     inner.tracker.close();
     if tokio::time::timeout(inner.config.shutdown_timeout, inner.tracker.wait()).await.is_err() {
         let left: Vec<_> = {
