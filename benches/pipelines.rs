@@ -60,7 +60,9 @@ fn config() -> Config {
     Config::default().poll_interval(Duration::from_millis(100))
 }
 
-/// Peak resident memory of process `pid` in MiB (`VmHWM`).
+/// Peak resident memory of process `pid` in MiB (`VmHWM`). The measuring process's figure
+/// includes the workload's own definition (100,000 `TaskSpec`s for E); the worker processes'
+/// figure is the runtime alone.
 fn peak_rss_mb(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -153,7 +155,8 @@ async fn measure(name: &str, db_kind: &str, procs: usize, pg_admin: &str) {
     let run = rt.launch(&format!("bench_{name}")).await.unwrap();
     let status = run.wait().await.unwrap();
     let wall = started.elapsed().as_secs_f64();
-    let rss = workers.iter().map(|w| peak_rss_mb(w.id())).fold(peak_rss_mb(std::process::id()), f64::max);
+    let rss = peak_rss_mb(std::process::id());
+    let worker_rss = workers.iter().map(|w| peak_rss_mb(w.id())).fold(0.0, f64::max);
     for w in &mut workers {
         let _ = w.kill();
         let _ = w.wait();
@@ -164,8 +167,9 @@ async fn measure(name: &str, db_kind: &str, procs: usize, pg_admin: &str) {
     let (p50, p99) =
         if h.is_empty() { ("-".to_owned(), "-".to_owned()) } else { (format!("{:.2}", percentile(&h, 0.5)), format!("{:.2}", percentile(&h, 0.99))) };
     println!(
-        "bench workload={name} db={db_kind} procs={procs} tasks={tasks} wall_s={wall:.3} tasks_per_s={:.0} handoff_p50_ms={p50} handoff_p99_ms={p99} peak_rss_mb={rss:.1} define_s={define_s:.2}",
-        tasks as f64 / wall
+        "bench workload={name} db={db_kind} procs={procs} tasks={tasks} wall_s={wall:.3} tasks_per_s={:.0} handoff_p50_ms={p50} handoff_p99_ms={p99} peak_rss_mb={rss:.1} worker_peak_rss_mb={} define_s={define_s:.2}",
+        tasks as f64 / wall,
+        if workers.is_empty() { "-".to_owned() } else { format!("{worker_rss:.1}") }
     );
     if db_kind == "sqlite" {
         let path = url.trim_start_matches("sqlite://").trim_end_matches("?mode=rwc").to_owned();
@@ -209,11 +213,14 @@ async fn main() {
         }
     }
     println!("\nsummary ({} cores, {}):", std::thread::available_parallelism().map_or(0, |n| n.get()), Utc::now().format("%Y-%m-%d"));
-    println!("{:<9} {:<9} {:>5} {:>8} {:>9} {:>11} {:>11} {:>9}", "workload", "db", "procs", "tasks", "tasks/s", "handoff p50", "handoff p99", "peak MiB");
+    println!(
+        "{:<9} {:<9} {:>5} {:>8} {:>9} {:>11} {:>11} {:>9} {:>11}",
+        "workload", "db", "procs", "tasks", "tasks/s", "handoff p50", "handoff p99", "peak MiB", "worker MiB"
+    );
     for line in lines {
         let field = |k: &str| line.split_whitespace().find_map(|kv| kv.strip_prefix(&format!("{k}="))).unwrap_or("-").to_owned();
         println!(
-            "{:<9} {:<9} {:>5} {:>8} {:>9} {:>11} {:>11} {:>9}",
+            "{:<9} {:<9} {:>5} {:>8} {:>9} {:>11} {:>11} {:>9} {:>11}",
             field("workload"),
             field("db"),
             field("procs"),
@@ -221,7 +228,8 @@ async fn main() {
             field("tasks_per_s"),
             field("handoff_p50_ms"),
             field("handoff_p99_ms"),
-            field("peak_rss_mb")
+            field("peak_rss_mb"),
+            field("worker_peak_rss_mb")
         );
     }
 }
