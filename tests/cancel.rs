@@ -4,51 +4,14 @@
 
 mod support;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use cog::{CogRuntime, PipelineSpec, RunStatus, StageSpec, TaskSpec, cog};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::json;
-use support::{TestDb, eventually, rows, scalar, stage_statuses, task_statuses, test_config, wait};
-use tokio::sync::Notify;
-
-/// Per-test state shared with the cogs, keyed by a string argument.
-#[derive(Default)]
-struct Probe {
-    arrived: AtomicUsize,
-    open: AtomicBool,
-    opened: Notify,
-    calls: AtomicUsize,
-    saw_cancel: AtomicBool,
-}
-
-impl Probe {
-    /// Waits until the test opens the gate.
-    async fn pass(&self) {
-        loop {
-            let opened = self.opened.notified();
-            if self.open.load(Ordering::SeqCst) {
-                return;
-            }
-            opened.await;
-        }
-    }
-
-    fn open(&self) {
-        self.open.store(true, Ordering::SeqCst);
-        self.opened.notify_waiters();
-    }
-}
-
-static PROBES: LazyLock<Mutex<HashMap<String, Arc<Probe>>>> = LazyLock::new(Default::default);
-
-fn probe(key: &str) -> Arc<Probe> {
-    Arc::clone(PROBES.lock().unwrap().entry(key.to_owned()).or_default())
-}
+use support::{TestDb, eventually, probe, rows, scalar, stage_statuses, task_statuses, test_config, wait};
 
 /// Waits for the cancel, records that it saw it, then holds until the test opens the gate.
 #[cog]

@@ -3,46 +3,23 @@
 
 mod support;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::atomic::Ordering;
 
 use cog::{Error, LaunchRefusal, PipelineSpec, RunStatus, StageSpec, TaskSpec, cog};
 use serde_json::json;
-use support::{TestDb, eventually, scalar, wait};
-use tokio::sync::Notify;
+use support::{TestDb, eventually, probe, scalar, wait};
 
-/// A gate that holds cogs until the test opens it.
-#[derive(Default)]
-struct Gate {
-    arrived: AtomicUsize,
-    open: AtomicBool,
-    opened: Notify,
-    joined: AtomicUsize,
-}
-
-static GATES: LazyLock<Mutex<HashMap<String, Arc<Gate>>>> = LazyLock::new(Default::default);
-
-fn gate(key: &str) -> Arc<Gate> {
-    Arc::clone(GATES.lock().unwrap().entry(key.to_owned()).or_default())
-}
-
+/// Holds until the test opens `gate_key`'s gate.
 #[cog]
 async fn fan_wait(gate_key: String) -> Result<(), std::io::Error> {
-    let gate = gate(&gate_key);
-    gate.arrived.fetch_add(1, Ordering::SeqCst);
-    loop {
-        let opened = gate.opened.notified();
-        if gate.open.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        opened.await;
-    }
+    probe(&gate_key).arrive_and_pass().await;
+    Ok(())
 }
 
+/// Counts its calls (the probe's `calls`: how often the join ran).
 #[cog]
 fn fan_join(gate_key: String) -> usize {
-    gate(&gate_key).joined.fetch_add(1, Ordering::SeqCst) + 1
+    probe(&gate_key).calls.fetch_add(1, Ordering::SeqCst) + 1
 }
 
 const STAGES: usize = 3;
@@ -76,16 +53,15 @@ async fn fan_in_on(db: &TestDb, runtimes: usize) {
     for r in &rts {
         r.start();
     }
-    let g = gate(&gate_key);
+    let g = probe(&gate_key);
     eventually("every prerequisite task to be running", || async { g.arrived.load(Ordering::SeqCst) == STAGES * TASKS_PER_STAGE }).await;
     assert_eq!(scalar(&rt, &format!("SELECT COUNT(*) FROM cog_stage_run WHERE pipeline_run_id = {}", run.id())).await, STAGES as i64, "join started too early");
     // Every prerequisite task finishes at the same moment.
-    g.open.store(true, Ordering::SeqCst);
-    g.opened.notify_waiters();
+    g.open();
 
     assert_eq!(wait(&run).await, RunStatus::Completed);
     let id = run.id();
-    assert_eq!(g.joined.load(Ordering::SeqCst), 1, "the join cog must run exactly once");
+    assert_eq!(g.calls.load(Ordering::SeqCst), 1, "the join cog must run exactly once");
     assert_eq!(scalar(&rt, &format!("SELECT COUNT(*) FROM cog_stage_run WHERE pipeline_run_id = {id}")).await, STAGES as i64 + 1);
     let join_runs = format!("SELECT COUNT(*) FROM cog_stage_run sr JOIN cog_stage s ON s.id = sr.stage_id WHERE sr.pipeline_run_id = {id} AND s.name = 'join'");
     assert_eq!(scalar(&rt, &join_runs).await, 1);

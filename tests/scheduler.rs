@@ -4,17 +4,14 @@
 
 mod support;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use cog::scheduler::SchedulerPass;
 use cog::{CogRuntime, LaunchRefusal, ManualClock, MissedTicks, PipelineSpec, RunStatus, StageSpec, TaskSpec, cog};
 use serde_json::json;
-use support::{TestDb, eventually, rows, scalar, test_config};
-use tokio::sync::Notify;
+use support::{TestDb, eventually, probe, rows, scalar, test_config};
 
 fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
@@ -23,29 +20,10 @@ fn at(s: &str) -> DateTime<Utc> {
 #[cog]
 async fn tick_noop() {}
 
-/// Held until the test releases `key`.
-#[derive(Default)]
-struct Hold {
-    open: AtomicBool,
-    opened: Notify,
-}
-
-static HOLDS: LazyLock<Mutex<HashMap<String, Arc<Hold>>>> = LazyLock::new(Default::default);
-
-fn hold(key: &str) -> Arc<Hold> {
-    Arc::clone(HOLDS.lock().unwrap().entry(key.to_owned()).or_default())
-}
-
+/// Held until the test opens `key`'s gate.
 #[cog]
 async fn tick_hold(key: String) {
-    let h = hold(&key);
-    loop {
-        let opened = h.opened.notified();
-        if h.open.load(Ordering::SeqCst) {
-            return;
-        }
-        opened.await;
-    }
+    probe(&key).pass().await;
 }
 
 async fn runtime(db: &TestDb, clock: &Arc<ManualClock>, config: cog::Config) -> CogRuntime {
@@ -135,9 +113,7 @@ async fn a_tick_refused_by_overlap_is_counted_and_scheduling_goes_on(db: TestDb)
     // The refused tick is not retried later.
     assert!(rt.run_scheduler_once().await.unwrap().refused.is_empty());
 
-    let h = hold(&key);
-    h.open.store(true, Ordering::SeqCst);
-    h.opened.notify_waiters();
+    probe(&key).open();
     assert_eq!(support::wait(&rt.run(first.fired[0].2)).await, RunStatus::Completed);
     clock.set(at("2030-01-01T00:03:00Z"));
     let third = rt.run_scheduler_once().await.unwrap();

@@ -3,56 +3,19 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Duration;
 
 use cog::{CogRuntime, PipelineSpec, RunStatus, StageSpec, TaskSpec, cog};
 use serde_json::json;
-use support::{TestDb, eventually, rows, scalar, test_config, wait};
-use tokio::sync::Notify;
-
-/// Per-test state shared with the cogs, keyed by a string argument.
-#[derive(Default)]
-struct Probe {
-    arrived: AtomicUsize,
-    open: AtomicBool,
-    opened: Notify,
-    calls: AtomicUsize,
-}
-
-impl Probe {
-    /// Waits until the test opens the gate.
-    async fn pass(&self) {
-        loop {
-            let opened = self.opened.notified();
-            if self.open.load(Ordering::SeqCst) {
-                return;
-            }
-            opened.await;
-        }
-    }
-
-    fn open(&self) {
-        self.open.store(true, Ordering::SeqCst);
-        self.opened.notify_waiters();
-    }
-}
-
-static PROBES: LazyLock<Mutex<HashMap<String, Arc<Probe>>>> = LazyLock::new(Default::default);
-
-fn probe(key: &str) -> Arc<Probe> {
-    Arc::clone(PROBES.lock().unwrap().entry(key.to_owned()).or_default())
-}
+use support::{TestDb, eventually, probe, rows, scalar, test_config, wait};
 
 /// Holds until the test opens the gate (ignoring cancellation); returns whether it was told to stop.
 #[cog]
 async fn sd_hold(key: String, ctx: cog::TaskContext) -> bool {
-    probe(&key).arrived.fetch_add(1, Ordering::SeqCst);
-    probe(&key).pass().await;
+    probe(&key).arrive_and_pass().await;
     ctx.is_cancelled()
 }
 

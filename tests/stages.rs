@@ -3,59 +3,28 @@
 
 mod support;
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
 
 use cog::{CogRuntime, Error, LaunchRefusal, PipelineSpec, RunStatus, StageSpec, TaskSpec, cog};
 use serde_json::{Value, json};
-use support::{TestDb, eventually, rows, scalar, stage_statuses, task_statuses, test_config, wait};
-use tokio::sync::Notify;
+use support::{TestDb, eventually, probe, rows, scalar, stage_statuses, task_statuses, test_config, wait};
 
-/// Labels of the `s_record` calls, by test key.
-static RECORDED: LazyLock<Mutex<HashMap<String, Vec<String>>>> = LazyLock::new(Default::default);
-
+/// Records `label` in `key`'s probe log.
 #[cog]
 fn s_record(key: String, label: String) {
-    RECORDED.lock().unwrap().entry(key).or_default().push(label);
+    probe(&key).log.lock().unwrap().push(label);
 }
 
+/// Labels of the `s_record` calls for `key`.
 fn recorded(key: &str) -> BTreeSet<String> {
-    RECORDED.lock().unwrap().get(key).map(|v| v.iter().cloned().collect()).unwrap_or_default()
+    probe(key).log.lock().unwrap().iter().cloned().collect()
 }
 
-/// Holds cogs until the test opens it.
-#[derive(Default)]
-struct Gate {
-    arrived: AtomicUsize,
-    open: AtomicBool,
-    opened: Notify,
-}
-
-static GATES: LazyLock<Mutex<HashMap<String, Arc<Gate>>>> = LazyLock::new(Default::default);
-
-fn gate(key: &str) -> Arc<Gate> {
-    Arc::clone(GATES.lock().unwrap().entry(key.to_owned()).or_default())
-}
-
-impl Gate {
-    fn release(&self) {
-        self.open.store(true, Ordering::SeqCst);
-        self.opened.notify_waiters();
-    }
-}
-
+/// Holds until the test opens `gate_key`'s gate.
 #[cog]
 async fn s_wait(gate_key: String) {
-    let gate = gate(&gate_key);
-    gate.arrived.fetch_add(1, Ordering::SeqCst);
-    loop {
-        let opened = gate.opened.notified();
-        if gate.open.load(Ordering::SeqCst) {
-            return;
-        }
-        opened.await;
-    }
+    probe(&gate_key).arrive_and_pass().await;
 }
 
 #[cog]
@@ -171,13 +140,13 @@ async fn a_launch_while_a_run_is_going_is_refused(db: TestDb) {
     // Queued work, no worker yet.
     assert_eq!(refusal(rt.launch("p").await), LaunchRefusal::Overlap { run_id: first.id() });
     rt.start();
-    let g = gate(&key);
+    let g = probe(&key);
     eventually("the cog to be running", || async { g.arrived.load(Ordering::SeqCst) == 1 }).await;
     let err = rt.launch_with("p", json!({"x": 1})).await.unwrap_err();
     assert!(err.to_string().contains(&first.id().to_string()), "the message names the run: {err}");
     assert_eq!(refusal(Err(err)), LaunchRefusal::Overlap { run_id: first.id() });
     assert_eq!(scalar(&rt, "SELECT COUNT(*) FROM cog_pipeline_run").await, 1, "a refused launch creates nothing");
-    g.release();
+    g.open();
     assert_eq!(wait(&first).await, RunStatus::Completed);
     let second = rt.launch("p").await.expect("the first run has ended");
     assert_eq!(wait(&second).await, RunStatus::Completed);
@@ -215,9 +184,9 @@ async fn without_prevent_overlap_two_runs_go_at_once(db: TestDb) {
     let first = rt.launch("p").await.unwrap();
     let second = rt.launch("p").await.expect("prevent_overlap(false) allows a second run");
     rt.start();
-    let g = gate(&key);
+    let g = probe(&key);
     eventually("both runs' cogs to be running at once", || async { g.arrived.load(Ordering::SeqCst) == 2 }).await;
-    g.release();
+    g.open();
     assert_eq!(wait(&first).await, RunStatus::Completed);
     assert_eq!(wait(&second).await, RunStatus::Completed);
     rt.shutdown().await;

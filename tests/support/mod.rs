@@ -2,11 +2,14 @@
 //! `COG_TEST_POSTGRES_URL` is set) on PostgreSQL, and small query helpers.
 #![allow(dead_code, unreachable_pub)]
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use cog::{CogRuntime, CogRuntimeBuilder, Config};
 use sea_orm::{ConnectionTrait, Database, QueryResult, Statement};
+use tokio::sync::Notify;
 
 /// Generates, for each listed `async fn name(db: TestDb)`, a test `sqlite::name` and a test
 /// `postgres::name` (skipped with a notice when PostgreSQL is not configured).
@@ -149,4 +152,54 @@ where
         assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Per-test state shared between a test and its cogs, keyed by a string argument (see [`probe`]):
+/// a gate that holds cogs until the test opens it, and counters and logs the cogs write.
+#[derive(Default)]
+pub struct Probe {
+    /// Cogs that reached the probe (each cog counts itself, or [`Probe::arrive_and_pass`] does).
+    pub arrived: AtomicUsize,
+    /// Calls of a counting cog.
+    pub calls: AtomicUsize,
+    /// Set by a cog that saw its cancellation.
+    pub saw_cancel: AtomicBool,
+    /// Attempt numbers a cog saw, in call order.
+    pub attempts: Mutex<Vec<i32>>,
+    /// Labels cogs recorded, in call order.
+    pub log: Mutex<Vec<String>>,
+    open: AtomicBool,
+    opened: Notify,
+}
+
+impl Probe {
+    /// Waits until the test opens the gate (at once when it is open already).
+    pub async fn pass(&self) {
+        loop {
+            let opened = self.opened.notified();
+            if self.open.load(Ordering::SeqCst) {
+                return;
+            }
+            opened.await;
+        }
+    }
+
+    /// Counts an arrival, then waits until the test opens the gate.
+    pub async fn arrive_and_pass(&self) {
+        self.arrived.fetch_add(1, Ordering::SeqCst);
+        self.pass().await;
+    }
+
+    /// Opens the gate: lets every waiting and later cog pass.
+    pub fn open(&self) {
+        self.open.store(true, Ordering::SeqCst);
+        self.opened.notify_waiters();
+    }
+}
+
+/// The [`Probe`] for `key`, created on first use. Tests pass a key unique to the test (and
+/// backend), so probes of concurrent tests do not meet.
+pub fn probe(key: &str) -> Arc<Probe> {
+    static PROBES: LazyLock<Mutex<HashMap<String, Arc<Probe>>>> = LazyLock::new(Default::default);
+    Arc::clone(PROBES.lock().unwrap().entry(key.to_owned()).or_default())
 }
