@@ -32,6 +32,8 @@ pub struct Config {
     pub retry_backoff_cap: Duration,
     /// How long `shutdown()` lets running cogs finish before giving their task runs back (default 30 s).
     pub shutdown_timeout: Duration,
+    /// Longest an error handler may run before it is abandoned and recorded as timed out (default 60 s).
+    pub error_handler_timeout: Duration,
     /// What the scheduler does with ticks missed during downtime (default: fire one catch-up run).
     pub missed_ticks: MissedTicks,
     /// With [`MissedTicks::Skip`], how late a tick may be and still fire (default 60 s).
@@ -50,6 +52,7 @@ impl Default for Config {
             retry_backoff_base: Duration::from_secs(1),
             retry_backoff_cap: Duration::from_secs(300),
             shutdown_timeout: Duration::from_secs(30),
+            error_handler_timeout: Duration::from_secs(60),
             missed_ticks: MissedTicks::FireOnce,
             schedule_grace: Duration::from_secs(60),
         }

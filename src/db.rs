@@ -95,3 +95,16 @@ pub(crate) async fn notify(conn: &impl ConnectionTrait, event: &str) -> Result<(
     }
     Ok(())
 }
+
+/// Serializes the rare transactions that touch many definition rows (migrations, registry
+/// sync, `define`, weight updates) across processes: on PostgreSQL a transaction-scoped
+/// advisory lock, so their row locks can never be taken in conflicting orders (deadlock);
+/// on SQLite nothing (a transaction there already holds the database write lock).
+pub(crate) async fn lock_definitions(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
+    /// An arbitrary key, "cog" in ASCII.
+    const KEY: i64 = 0x636f67;
+    if conn.get_database_backend() == DbBackend::Postgres {
+        query_one(conn, "SELECT pg_advisory_xact_lock($1)", [KEY.into()]).await?;
+    }
+    Ok(())
+}

@@ -31,7 +31,17 @@ pub use spec::{PipelineSpec, StageSpec, TaskSpec};
 
 /// Applies cog's migrations to `db` (creating every `cog_` table and the `cog_migrations`
 /// table); `CogRuntime::builder().build()` does this itself.
+///
+/// On PostgreSQL the migrations run in one transaction under an advisory lock, so processes
+/// starting together against an empty database do not race to create the tables.
 pub async fn migrate(db: &sea_orm::DatabaseConnection) -> Result<(), sea_orm::DbErr> {
     use cog_migration::MigratorTrait;
-    cog_migration::Migrator::up(db, None).await
+    use sea_orm::TransactionTrait;
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return cog_migration::Migrator::up(db, None).await;
+    }
+    let txn = db.begin().await?;
+    db::lock_definitions(&txn).await?;
+    cog_migration::Migrator::up(&txn, None).await?;
+    txn.commit().await
 }

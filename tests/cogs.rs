@@ -410,7 +410,38 @@ async fn build_marks_which_cogs_the_binary_has(db: TestDb) {
     assert_eq!(scalar(&again, "SELECT COUNT(*) FROM cog_cog").await, registered + 1);
 }
 
+/// Never returns.
+#[cog_error_handler]
+async fn c_hanging_handler(_error: &TaskError) {
+    std::future::pending::<()>().await;
+}
+
+#[cog]
+fn c_always_fails() -> Result<(), std::io::Error> {
+    Err(std::io::Error::other("no luck"))
+}
+
+async fn a_hanging_handler_is_abandoned_and_recorded(db: TestDb) {
+    let mut config = support::test_config();
+    config.error_handler_timeout = std::time::Duration::from_millis(200);
+    let rt = db.runtime_with(|b| b.concurrency(1).config(config)).await;
+    rt.start();
+    rt.define(PipelineSpec::new("hang").stage(StageSpec::new("s").task(TaskSpec::new("c_always_fails").critical(false).error_handler("c_hanging_handler"))))
+        .await
+        .unwrap();
+    let run = rt.launch("hang").await.unwrap();
+    assert_eq!(support::wait(&run).await, RunStatus::Completed);
+    support::eventually("the handler's timeout to be recorded", || async {
+        support::scalar(&rt, "SELECT COUNT(*) FROM cog_error WHERE error_type = 'error_handler_timeout'").await == 1
+    })
+    .await;
+    // The worker's single slot is free again.
+    assert_eq!(support::wait(&rt.launch("hang").await.unwrap()).await, RunStatus::Completed);
+    rt.shutdown().await;
+}
+
 on_both_backends!(
+    a_hanging_handler_is_abandoned_and_recorded,
     results_are_stored_as_json,
     argument_errors_fail_the_task_run_naming_cog_and_parameter,
     the_default_handler_records_returned_errors_and_panics,

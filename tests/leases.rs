@@ -218,4 +218,57 @@ async fn stale_results_are_refused(db: TestDb) {
     rescuer.shutdown().await;
 }
 
-on_both_backends!(dead_workers_task_is_reclaimed_and_retried, dead_workers_task_without_retries_fails, live_worker_keeps_its_lease, stale_results_are_refused,);
+/// A task run left `running` under this worker's name but not executed by it (a claim whose
+/// process lost track of it) is not kept alive by the heartbeat, which renews only the task
+/// runs the process really runs: it expires and is reclaimed while a live cog keeps its lease.
+async fn heartbeat_renews_only_task_runs_it_runs(db: TestDb) {
+    let key = format!("orphan-{}", db.url);
+    let config = test_config().lease_duration(Duration::from_millis(300));
+    let rt = db.runtime_with(|b| b.worker_name("w-orphan").config(config)).await;
+    rt.define(
+        PipelineSpec::new("orphan")
+            .prevent_overlap(false)
+            .stage(StageSpec::new("s").task(TaskSpec::new("ls_hold").name("live").args(json!({ "key": key, "fail": false })).weight(9.0))),
+    )
+    .await
+    .unwrap();
+    rt.define(
+        PipelineSpec::new("orphan2").stage(StageSpec::new("s").task(TaskSpec::new("ls_count").name("orphan").args(json!({ "key": key })).max_retries(1))),
+    )
+    .await
+    .unwrap();
+    let live = rt.launch("orphan").await.unwrap();
+    let orphan_run = rt.launch("orphan2").await.unwrap();
+    let orphan = task_run_id(&rt, orphan_run.id(), "orphan").await;
+    // Claimed under this worker's name, never executed here.
+    let soon = (Utc::now() + chrono::Duration::seconds(1)).trunc_subsecs(6);
+    exec(
+        &rt,
+        "UPDATE cog_task_run SET status = 'running', attempt = 1, worker = 'w-orphan', lease_until = $1, started_at = $2 WHERE id = $3",
+        vec![soon.into(), an_hour_ago().into(), orphan.into()],
+    )
+    .await;
+    rt.start();
+    let p = probe(&key);
+    eventually("the live cog to run", || async { p.arrived.load(Ordering::SeqCst) == 1 }).await;
+    // The orphan expires although the worker keeps renewing the live cog's lease.
+    assert_eq!(wait(&orphan_run).await, RunStatus::Completed);
+    let errors = errors_of(&rt, orphan).await;
+    assert_eq!(errors.len(), 1);
+    assert_eq!((errors[0].0, errors[0].1.as_str()), (1, "lease_expired"));
+    assert_eq!(task_run(&rt, orphan).await.1, 2, "retried once after the takeover");
+    let live_task = task_run_id(&rt, live.id(), "live").await;
+    assert_eq!(task_run(&rt, live_task).await.0, "running", "the live cog keeps its task run");
+    p.open();
+    assert_eq!(wait(&live).await, RunStatus::Completed);
+    assert_eq!(task_run(&rt, live_task).await.1, 1);
+    rt.shutdown().await;
+}
+
+on_both_backends!(
+    dead_workers_task_is_reclaimed_and_retried,
+    dead_workers_task_without_retries_fails,
+    live_worker_keeps_its_lease,
+    stale_results_are_refused,
+    heartbeat_renews_only_task_runs_it_runs,
+);

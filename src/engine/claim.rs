@@ -1,7 +1,7 @@
 //! Claiming queued task runs for a worker, and reading what it needs to run them.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Value};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, TransactionTrait, Value};
 
 use crate::db::{in_list, query_all};
 
@@ -28,7 +28,27 @@ pub(crate) struct Claimed {
 
 /// Marks up to `limit` queued task runs of `queues` whose `run_after` has passed as running
 /// for `worker`, heaviest first, in one statement; returns them with their definitions.
+/// The claim and the read of the definitions are one transaction: if the read fails, the
+/// claim is undone rather than left `running` with nobody to run it.
 pub(crate) async fn claim(
+    db: &sea_orm::DatabaseConnection,
+    worker: &str,
+    queues: &[String],
+    limit: usize,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+) -> Result<Vec<Claimed>, DbErr> {
+    if queues.is_empty() || limit == 0 {
+        return Ok(Vec::new());
+    }
+    let txn = db.begin().await?;
+    let claimed = claim_in(&txn, worker, queues, limit, now, lease_until).await?;
+    txn.commit().await?;
+    Ok(claimed)
+}
+
+/// [`claim`] inside the caller's transaction.
+async fn claim_in(
     conn: &impl ConnectionTrait,
     worker: &str,
     queues: &[String],

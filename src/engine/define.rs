@@ -19,6 +19,7 @@ pub(crate) async fn define(db: &DatabaseConnection, spec: &PipelineSpec, schedul
         return Err(refine(db, error).await?.into());
     }
     let txn = db.begin().await?;
+    crate::db::lock_definitions(&txn).await?;
     let now = now();
     let pipeline_id: i64 = one(
         &txn,
@@ -79,6 +80,7 @@ pub(crate) async fn define(db: &DatabaseConnection, spec: &PipelineSpec, schedul
         .await?;
         stage_ids.insert(&stage.name, id);
     }
+    let (mut weighted, mut unweighted) = (Vec::new(), Vec::new());
     for stage in &spec.stages {
         for prerequisite in &stage.after {
             execute(
@@ -89,16 +91,7 @@ pub(crate) async fn define(db: &DatabaseConnection, spec: &PipelineSpec, schedul
             .await?;
         }
         for (position, task) in stage.tasks.iter().enumerate() {
-            // A weight left unset keeps the one learned from history on an existing task.
-            let weight_update = if task.weight.is_some() { "excluded.weight" } else { "cog_task.weight" };
-            let sql = format!(
-                "INSERT INTO cog_task (stage_id, name, cog_id, arguments, queue_id, weight, critical, error_handler_id, enabled, archived, max_retries, timeout_ms, position) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-                 ON CONFLICT (stage_id, name) DO UPDATE SET cog_id = excluded.cog_id, arguments = excluded.arguments, queue_id = excluded.queue_id, \
-                 weight = {weight_update}, critical = excluded.critical, error_handler_id = excluded.error_handler_id, enabled = excluded.enabled, \
-                 archived = excluded.archived, max_retries = excluded.max_retries, timeout_ms = excluded.timeout_ms, position = excluded.position"
-            );
-            let values: Vec<Value> = vec![
+            let row: Vec<Value> = vec![
                 stage_ids[stage.name.as_str()].into(),
                 task.task_name().into(),
                 cog_ids[task.cog.as_str()].into(),
@@ -113,12 +106,35 @@ pub(crate) async fn define(db: &DatabaseConnection, spec: &PipelineSpec, schedul
                 task.timeout.map(|t| t.as_millis().min(i64::MAX as u128) as i64).into(),
                 (position as i32).into(),
             ];
-            execute(&txn, &sql, values).await?;
+            if task.weight.is_some() { weighted.push(row) } else { unweighted.push(row) }
         }
     }
+    // A weight left unset keeps the one learned from history on an existing task.
+    upsert_tasks(&txn, weighted, "excluded.weight").await?;
+    upsert_tasks(&txn, unweighted, "cog_task.weight").await?;
     txn.commit().await?;
     tracing::info!(pipeline = spec.name.as_str(), stages = spec.stages.len(), "pipeline defined");
     Ok(pipeline_id)
+}
+
+/// Task rows per `INSERT` statement (13 values each, well under both backends' limits).
+const TASK_ROWS_PER_STATEMENT: usize = 500;
+
+/// Inserts or updates task rows (13 values each, in `cog_task` column order) by
+/// `(stage_id, name)`, many per statement; `weight_update` is the weight an existing row gets.
+async fn upsert_tasks(conn: &impl ConnectionTrait, rows: Vec<Vec<Value>>, weight_update: &str) -> Result<(), DbErr> {
+    for chunk in rows.chunks(TASK_ROWS_PER_STATEMENT) {
+        let placeholders: Vec<String> = (0..chunk.len()).map(|r| format!("({})", crate::db::in_list(r * 13 + 1, 13))).collect();
+        let sql = format!(
+            "INSERT INTO cog_task (stage_id, name, cog_id, arguments, queue_id, weight, critical, error_handler_id, enabled, archived, max_retries, timeout_ms, position) \
+             VALUES {} ON CONFLICT (stage_id, name) DO UPDATE SET cog_id = excluded.cog_id, arguments = excluded.arguments, queue_id = excluded.queue_id, \
+             weight = {weight_update}, critical = excluded.critical, error_handler_id = excluded.error_handler_id, enabled = excluded.enabled, \
+             archived = excluded.archived, max_retries = excluded.max_retries, timeout_ms = excluded.timeout_ms, position = excluded.position",
+            placeholders.join(", ")
+        );
+        execute(conn, &sql, chunk.iter().flatten().cloned()).await?;
+    }
+    Ok(())
 }
 
 /// Runs a statement that returns one id.

@@ -153,21 +153,35 @@ async fn record_attempt(
         }
         Outcome::Failure(error) => {
             let retry_left = error.kind.retryable() && task.attempt <= task.max_retries && run_going;
+            // A takeover is written only if the lease is still expired now: a worker that
+            // renewed it in the meantime keeps its task run.
+            let takeover = error.kind == crate::error::TaskErrorKind::LeaseExpired;
+            let lease_expired = if takeover { " AND lease_until < $5" } else { "" };
+            let fenced = |mut values: Vec<sea_orm::Value>| {
+                if takeover {
+                    values.push(now.into());
+                }
+                values
+            };
             let n = if retry_left {
                 let run_after = now + backoff(retry.base, retry.cap, task.attempt);
                 execute(
                     txn,
-                    "UPDATE cog_task_run SET status = 'queued', worker = NULL, lease_until = NULL, run_after = $1, error = $2 \
-                     WHERE id = $3 AND attempt = $4 AND status = 'running'",
-                    [run_after.into(), error.to_string().into(), task.task_run_id.into(), task.attempt.into()],
+                    &format!(
+                        "UPDATE cog_task_run SET status = 'queued', worker = NULL, lease_until = NULL, run_after = $1, error = $2 \
+                         WHERE id = $3 AND attempt = $4 AND status = 'running'{lease_expired}"
+                    ),
+                    fenced(vec![run_after.into(), error.to_string().into(), task.task_run_id.into(), task.attempt.into()]),
                 )
                 .await?
             } else {
                 execute(
                     txn,
-                    "UPDATE cog_task_run SET status = 'failed', completed_at = $1, error = $2, lease_until = NULL \
-                     WHERE id = $3 AND attempt = $4 AND status = 'running'",
-                    [now.into(), error.to_string().into(), task.task_run_id.into(), task.attempt.into()],
+                    &format!(
+                        "UPDATE cog_task_run SET status = 'failed', completed_at = $1, error = $2, lease_until = NULL \
+                         WHERE id = $3 AND attempt = $4 AND status = 'running'{lease_expired}"
+                    ),
+                    fenced(vec![now.into(), error.to_string().into(), task.task_run_id.into(), task.attempt.into()]),
                 )
                 .await?
             };

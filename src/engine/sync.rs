@@ -9,6 +9,7 @@ use crate::registry;
 /// the others `present = false`; rows are never deleted (tasks keep pointing at them).
 pub(crate) async fn sync_registry(db: &DatabaseConnection) -> Result<(), DbErr> {
     let txn = db.begin().await?;
+    crate::db::lock_definitions(&txn).await?;
     let now = now();
     for (table, entries) in [
         ("cog_cog", registry::cogs().iter().map(|c| (c.name, c.module)).collect::<Vec<_>>()),

@@ -1,6 +1,6 @@
 //! Learning task weights from history (DESIGN invariant 9).
 
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 
 use crate::db::execute;
 
@@ -10,8 +10,10 @@ use crate::db::execute;
 /// Runs after the run's final transaction has committed, on its own: if it fails, the run's
 /// status is already final and nothing else is affected.
 pub(crate) async fn update_weights(db: &DatabaseConnection, run_id: i64, sample_size: u32) -> Result<u64, DbErr> {
-    execute(
-        db,
+    let txn = db.begin().await?;
+    crate::db::lock_definitions(&txn).await?;
+    let n = execute(
+        &txn,
         "UPDATE cog_task SET weight = w.seconds FROM ( \
             SELECT task_id, AVG(duration_ms) / 1000.0 AS seconds FROM ( \
                 SELECT tr.task_id, tr.duration_ms, ROW_NUMBER() OVER (PARTITION BY tr.task_id ORDER BY tr.id DESC) AS n \
@@ -22,5 +24,7 @@ pub(crate) async fn update_weights(db: &DatabaseConnection, run_id: i64, sample_
          ) w WHERE cog_task.id = w.task_id",
         [run_id.into(), (sample_size.max(1) as i64).into()],
     )
-    .await
+    .await?;
+    txn.commit().await?;
+    Ok(n)
 }

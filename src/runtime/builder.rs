@@ -149,9 +149,19 @@ impl std::fmt::Debug for CogRuntimeBuilder {
     }
 }
 
-/// `host:pid:n`, unique per runtime of this process.
+/// `host:pid:n:random`: unique per runtime, also across machines whose processes share a pid
+/// (containers all run as pid 1), since a name shared by two workers would let one renew the
+/// other's leases.
 fn default_worker_name() -> String {
+    use std::hash::{BuildHasher, Hasher};
     static NEXT: AtomicU64 = AtomicU64::new(1);
-    let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "host".to_owned());
-    format!("{host}:{}:{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    let host = ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok().map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()))
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| "host".to_owned());
+    // RandomState is seeded from the OS's random source.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    format!("{host}:{}:{}:{:08x}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed), hasher.finish() as u32)
 }

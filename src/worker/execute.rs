@@ -150,11 +150,21 @@ async fn run_error_handler(inner: &Arc<Inner>, task: &Claimed, error: &TaskError
                 will_retry,
                 critical: task.critical,
             };
-            match tokio::spawn((def.invoke)(Arc::new(error.clone()), Arc::new(info))).await {
-                Ok(Ok(())) => None,
-                Ok(Err(message)) => Some(("error_handler_failed", format!("error handler `{name}` failed: {message}"))),
-                Err(e) if e.is_panic() => Some(("error_handler_panic", format!("error handler `{name}` panicked: {}", panic_message(e.into_panic().as_ref())))),
-                Err(_) => Some(("error_handler_panic", format!("error handler `{name}` was aborted"))),
+            let mut handle = tokio::spawn((def.invoke)(Arc::new(error.clone()), Arc::new(info)));
+            match tokio::time::timeout(inner.config.error_handler_timeout, &mut handle).await {
+                Ok(Ok(Ok(()))) => None,
+                Ok(Ok(Err(message))) => Some(("error_handler_failed", format!("error handler `{name}` failed: {message}"))),
+                Ok(Err(e)) if e.is_panic() => {
+                    Some(("error_handler_panic", format!("error handler `{name}` panicked: {}", panic_message(e.into_panic().as_ref()))))
+                }
+                Ok(Err(_)) => Some(("error_handler_panic", format!("error handler `{name}` was aborted"))),
+                Err(_) => {
+                    handle.abort();
+                    Some((
+                        "error_handler_timeout",
+                        format!("error handler `{name}` ran longer than {:?} and was abandoned", inner.config.error_handler_timeout),
+                    ))
+                }
             }
         }
     };

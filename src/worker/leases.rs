@@ -17,17 +17,11 @@ pub(crate) async fn heartbeat_loop(inner: Arc<Inner>) {
             _ = inner.stopped.cancelled() => break,
             _ = tokio::time::sleep(inner.config.heartbeat_interval) => {}
         }
-        if inner.running.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+        let held: Vec<i64> = inner.running.lock().unwrap_or_else(|e| e.into_inner()).keys().copied().collect();
+        if held.is_empty() {
             continue;
         }
-        let lease_until = now() + inner.config.lease_duration;
-        if let Err(e) = execute(
-            &inner.db,
-            "UPDATE cog_task_run SET lease_until = $1 WHERE worker = $2 AND status = 'running'",
-            [lease_until.into(), inner.worker_id.as_str().into()],
-        )
-        .await
-        {
+        if let Err(e) = renew(&inner, &held).await {
             tracing::warn!(error = %e, "could not renew leases; retrying at the next heartbeat");
             continue;
         }
@@ -44,6 +38,21 @@ pub(crate) async fn heartbeat_loop(inner: Arc<Inner>) {
             }
         }
     }
+}
+
+/// Renews the leases of the task runs this process is executing — only those: a row this
+/// worker claimed but no longer runs must be able to expire. On PostgreSQL rows being
+/// finished right now are skipped (they need no renewal, and waiting for them could deadlock).
+async fn renew(inner: &Inner, held: &[i64]) -> Result<u64, sea_orm::DbErr> {
+    let lock = if inner.db.get_database_backend() == sea_orm::DbBackend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+    let sql = format!(
+        "UPDATE cog_task_run SET lease_until = $1 WHERE id IN \
+         (SELECT id FROM cog_task_run WHERE worker = $2 AND status = 'running' AND id IN ({}){lock})",
+        crate::db::in_list(3, held.len())
+    );
+    let mut values: Vec<sea_orm::Value> = vec![(now() + inner.config.lease_duration).into(), inner.worker_id.as_str().into()];
+    values.extend(held.iter().map(|id| sea_orm::Value::from(*id)));
+    execute(&inner.db, &sql, values).await
 }
 
 /// Every half lease, fails (or queues for retry) the task runs whose lease expired.
