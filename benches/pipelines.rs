@@ -113,6 +113,20 @@ async fn handoffs(db: &sea_orm::DatabaseConnection, run_id: i64) -> Vec<f64> {
     out
 }
 
+/// Launch to first task start (ms), and tasks per second between the first task start and
+/// the last task end: what the run costs around its tasks, and the rate once it runs.
+async fn ramp_and_steady_rate(db: &sea_orm::DatabaseConnection, run_id: i64, tasks: usize) -> (f64, f64) {
+    let sql = format!(
+        "SELECT r.started_at, MIN(t.started_at), MAX(t.completed_at) FROM cog_pipeline_run r JOIN cog_stage_run sr ON sr.pipeline_run_id = r.id \
+         JOIN cog_task_run t ON t.stage_run_id = sr.id WHERE r.id = {run_id} GROUP BY r.started_at"
+    );
+    let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
+    let (run_start, first, last): (DateTime<Utc>, DateTime<Utc>, DateTime<Utc>) =
+        (row.try_get_by_index(0).unwrap(), row.try_get_by_index(1).unwrap(), row.try_get_by_index(2).unwrap());
+    let ms = |a: DateTime<Utc>, b: DateTime<Utc>| (b - a).num_microseconds().unwrap_or(0) as f64 / 1000.0;
+    (ms(run_start, first), tasks as f64 / (ms(first, last) / 1000.0).max(1e-6))
+}
+
 fn spawn_self(args: &[&str]) -> Child {
     Command::new(std::env::current_exe().unwrap()).args(args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn bench child")
 }
@@ -164,10 +178,11 @@ async fn measure(name: &str, db_kind: &str, procs: usize, pg_admin: &str) {
     rt.shutdown().await;
     assert_eq!(status, RunStatus::Completed, "workload {name} did not complete");
     let h = handoffs(rt.connection(), run.id()).await;
+    let (ramp_ms, steady) = ramp_and_steady_rate(rt.connection(), run.id(), tasks).await;
     let (p50, p99) =
         if h.is_empty() { ("-".to_owned(), "-".to_owned()) } else { (format!("{:.2}", percentile(&h, 0.5)), format!("{:.2}", percentile(&h, 0.99))) };
     println!(
-        "bench workload={name} db={db_kind} procs={procs} tasks={tasks} wall_s={wall:.3} tasks_per_s={:.0} handoff_p50_ms={p50} handoff_p99_ms={p99} peak_rss_mb={rss:.1} worker_peak_rss_mb={} define_s={define_s:.2}",
+        "bench workload={name} db={db_kind} procs={procs} tasks={tasks} wall_s={wall:.3} tasks_per_s={:.0} handoff_p50_ms={p50} handoff_p99_ms={p99} peak_rss_mb={rss:.1} worker_peak_rss_mb={} define_s={define_s:.2} first_task_ms={ramp_ms:.1} steady_tasks_per_s={steady:.0}",
         tasks as f64 / wall,
         if workers.is_empty() { "-".to_owned() } else { format!("{worker_rss:.1}") }
     );

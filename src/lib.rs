@@ -29,6 +29,9 @@ pub use runtime::{CogRuntime, CogRuntimeBuilder, RunHandle};
 pub use scheduler::{ManualClock, MissedTicks};
 pub use spec::{PipelineSpec, StageSpec, TaskSpec};
 
+/// The migrator of cog's tables (`up` and `down`), for hosts that manage migrations themselves.
+pub use cog_migration as migration;
+
 /// Applies cog's migrations to `db` (creating every `cog_` table and the `cog_migrations`
 /// table); `CogRuntime::builder().build()` does this itself.
 ///

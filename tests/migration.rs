@@ -1,0 +1,54 @@
+//! The migration: `cog::migrate` creates every table of DESIGN.md "Data model" (and
+//! `cog_migrations`, and the `default` queue); `down` removes them all; `up` again works.
+
+mod support;
+
+use cog_migration::MigratorTrait;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+use support::TestDb;
+
+const TABLES: [&str; 13] = [
+    "cog_cog",
+    "cog_error_handler",
+    "cog_queue",
+    "cog_pipeline",
+    "cog_stage",
+    "cog_stage_prerequisite",
+    "cog_task",
+    "cog_pipeline_run",
+    "cog_stage_run",
+    "cog_task_run",
+    "cog_error",
+    "cog_lock",
+    "cog_migrations",
+];
+
+async fn tables(db: &DatabaseConnection) -> Vec<String> {
+    let sql = match db.get_database_backend() {
+        DbBackend::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'cog_%' ORDER BY name",
+        _ => "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name LIKE 'cog_%' ORDER BY table_name",
+    };
+    let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap();
+    rows.iter().map(|r| r.try_get_by_index::<String>(0).unwrap()).collect()
+}
+
+async fn up_creates_every_table_and_down_removes_them(db: TestDb) {
+    let conn = Database::connect(db.url.as_str()).await.unwrap();
+    cog::migrate(&conn).await.unwrap();
+    let mut expected: Vec<String> = TABLES.iter().map(|t| (*t).to_owned()).collect();
+    expected.sort();
+    assert_eq!(tables(&conn).await, expected);
+    let default = conn.query_all_raw(Statement::from_string(conn.get_database_backend(), "SELECT name FROM cog_queue")).await.unwrap();
+    assert_eq!(default.len(), 1);
+    assert_eq!(default[0].try_get_by_index::<String>(0).unwrap(), "default");
+    // Applying it again changes nothing.
+    cog::migrate(&conn).await.unwrap();
+    assert_eq!(tables(&conn).await, expected);
+
+    cog_migration::Migrator::down(&conn, None).await.unwrap();
+    assert_eq!(tables(&conn).await, ["cog_migrations"], "down drops every cog table but the migrations table");
+    cog::migrate(&conn).await.unwrap();
+    assert_eq!(tables(&conn).await, expected);
+}
+
+on_both_backends!(up_creates_every_table_and_down_removes_them);
