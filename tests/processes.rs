@@ -11,6 +11,7 @@ use cog::{CogRuntime, Config, PipelineSpec, RunStatus, StageSpec, TaskSpec, cog}
 use serde_json::json;
 use support::{TestDb, rows, scalar};
 
+
 const WORKER_URL: &str = "COG_TEST_WORKER_URL";
 const STAGES: usize = 4;
 const TASKS_PER_STAGE: usize = 500;
@@ -135,9 +136,16 @@ async fn a_worker_killed_mid_run_loses_and_doubles_nothing() {
     victim.kill().expect("SIGKILL the worker");
     victim.wait().unwrap();
     let killed_at = Instant::now();
+    let killed_at_utc = chrono::Utc::now();
     check_nothing_lost_or_doubled(&rt, &run).await;
-    let reclaimed = scalar(&rt, &format!("SELECT COUNT(*) FROM cog_error WHERE error_type = 'lease_expired' AND message LIKE '%:{victim_pid}:%'")).await;
-    eprintln!("killed worker pid {victim_pid}: {reclaimed} task runs reclaimed; run completed {:?} after the kill", killed_at.elapsed());
+    let completed_after = killed_at.elapsed();
+    let reclaims = rows(&rt, &format!("SELECT created_at FROM cog_error WHERE error_type = 'lease_expired' AND message LIKE '%:{victim_pid}:%'")).await;
+    let last_reclaim = reclaims.iter().filter_map(|r| r.try_get_by_index::<chrono::DateTime<chrono::Utc>>(0).ok()).max();
+    eprintln!(
+        "killed worker pid {victim_pid}: {} task runs reclaimed, the last {:?} ms after the kill (lease 2 s); run completed {completed_after:?} after the kill",
+        reclaims.len(),
+        last_reclaim.map(|t| (t - killed_at_utc).num_milliseconds())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
