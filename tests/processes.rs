@@ -11,7 +11,6 @@ use cog::{CogRuntime, Config, PipelineSpec, RunStatus, StageSpec, TaskSpec, cog}
 use serde_json::json;
 use support::{TestDb, rows, scalar};
 
-
 const WORKER_URL: &str = "COG_TEST_WORKER_URL";
 const STAGES: usize = 4;
 const TASKS_PER_STAGE: usize = 500;

@@ -29,13 +29,8 @@ enum Param<'a> {
 /// Expands `#[cog]` / `#[cog(name = "..")]` on `item`: the function unchanged, plus its registration.
 pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let mut errors = Errors::default();
-    let name = signature::parse_name(attr, MACRO).unwrap_or_else(|e| {
-        errors.add(e);
-        None
-    });
-    let func = signature::parse_fn(item, MACRO).map_err(|e| errors.then(e))?;
+    let (name, func) = signature::parse_registered_fn(attr, item, MACRO, &mut errors)?;
     let sig = &func.sig;
-    signature::check_common(sig, MACRO, &mut errors);
     let params: Vec<Param> = sig.inputs.iter().filter_map(|input| param(input, &mut errors)).collect();
     errors.finish()?;
 

@@ -17,13 +17,8 @@ const SHAPE: &str = "`(error: &cog::TaskError)` or `(error: &cog::TaskError, tas
 /// Expands `#[cog_error_handler]` / `#[cog_error_handler(name = "..")]` on `item`: the function unchanged, plus its registration.
 pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let mut errors = Errors::default();
-    let name = signature::parse_name(attr, MACRO).unwrap_or_else(|e| {
-        errors.add(e);
-        None
-    });
-    let func = signature::parse_fn(item, MACRO).map_err(|e| errors.then(e))?;
+    let (name, func) = signature::parse_registered_fn(attr, item, MACRO, &mut errors)?;
     let sig = &func.sig;
-    signature::check_common(sig, MACRO, &mut errors);
 
     if sig.inputs.is_empty() {
         errors.add(syn::Error::new(sig.paren_token.span.join(), format!("`#[cog_error_handler]` functions take the error they handle: write {SHAPE}")));

@@ -68,7 +68,7 @@ pub(crate) fn emit(item: TokenStream, expansion: syn::Result<TokenStream>) -> To
 }
 
 /// Parses the attribute's arguments: nothing, or `name = "a_name"`.
-pub(crate) fn parse_name(attr: TokenStream, macro_name: &str) -> syn::Result<Option<LitStr>> {
+fn parse_name(attr: TokenStream, macro_name: &str) -> syn::Result<Option<LitStr>> {
     let mut name: Option<LitStr> = None;
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("name") {
@@ -96,7 +96,7 @@ pub(crate) fn parse_name(attr: TokenStream, macro_name: &str) -> syn::Result<Opt
 }
 
 /// Parses the item the attribute is on, which must be a function with a body.
-pub(crate) fn parse_fn(item: TokenStream, macro_name: &str) -> syn::Result<ItemFn> {
+fn parse_fn(item: TokenStream, macro_name: &str) -> syn::Result<ItemFn> {
     let what = |kind: &str| format!("`#[{macro_name}]` can only be applied to a function (`fn` or `async fn`), not to {kind}");
     let item: Item = match syn::parse2(item.clone()) {
         Ok(item) => item,
@@ -124,8 +124,20 @@ fn pair(first: impl ToTokens, second: impl ToTokens) -> TokenStream {
     quote!(#first #second)
 }
 
+/// Parses `#[macro_name]` / `#[macro_name(name = "..")]` on a function and applies the
+/// checks both macros share; errors that do not stop parsing are collected in `errors`.
+pub(crate) fn parse_registered_fn(attr: TokenStream, item: TokenStream, macro_name: &str, errors: &mut Errors) -> syn::Result<(Option<LitStr>, ItemFn)> {
+    let name = parse_name(attr, macro_name).unwrap_or_else(|e| {
+        errors.add(e);
+        None
+    });
+    let func = parse_fn(item, macro_name).map_err(|e| errors.then(e))?;
+    check_common(&func.sig, macro_name, errors);
+    Ok((name, func))
+}
+
 /// Refuses what neither attribute can call: `unsafe fn`, generics, a `where` clause and variadics.
-pub(crate) fn check_common(sig: &Signature, macro_name: &str, errors: &mut Errors) {
+fn check_common(sig: &Signature, macro_name: &str, errors: &mut Errors) {
     if let Some(unsafety) = &sig.unsafety {
         errors.push(unsafety, format!("`#[{macro_name}]` cannot be applied to an `unsafe fn`; make it a safe function that uses `unsafe` blocks inside"));
     }

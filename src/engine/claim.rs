@@ -42,24 +42,7 @@ pub(crate) async fn claim(
         return Ok(Vec::new());
     }
     let txn = db.begin().await?;
-    let claimed = claim_in(&txn, worker, queues, limit, now, lease_until).await?;
-    txn.commit().await?;
-    Ok(claimed)
-}
-
-/// [`claim`] inside the caller's transaction.
-async fn claim_in(
-    conn: &impl ConnectionTrait,
-    worker: &str,
-    queues: &[String],
-    limit: usize,
-    now: DateTime<Utc>,
-    lease_until: DateTime<Utc>,
-) -> Result<Vec<Claimed>, DbErr> {
-    if queues.is_empty() || limit == 0 {
-        return Ok(Vec::new());
-    }
-    let lock = if conn.get_database_backend() == DbBackend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+    let lock = if txn.get_database_backend() == DbBackend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
     let sql = format!(
         "UPDATE cog_task_run SET status = 'running', attempt = attempt + 1, worker = $1, lease_until = $2, started_at = $3 \
          WHERE status = 'queued' AND id IN (SELECT id FROM cog_task_run WHERE status = 'queued' AND run_after <= $3 AND queue IN ({}) \
@@ -68,8 +51,9 @@ async fn claim_in(
     );
     let mut values: Vec<Value> = vec![worker.into(), lease_until.into(), now.into(), (limit as i64).into()];
     values.extend(queues.iter().map(|q| Value::from(q.as_str())));
-    let ids = query_all(conn, &sql, values).await?.iter().map(|r| r.try_get_by_index::<i64>(0)).collect::<Result<Vec<_>, _>>()?;
-    let mut claimed = load(conn, &ids).await?;
+    let ids = query_all(&txn, &sql, values).await?.iter().map(|r| r.try_get_by_index::<i64>(0)).collect::<Result<Vec<_>, _>>()?;
+    let mut claimed = load(&txn, &ids).await?;
+    txn.commit().await?;
     claimed.sort_by_key(|c| ids.iter().position(|id| *id == c.task_run_id));
     Ok(claimed)
 }
