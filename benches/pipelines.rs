@@ -191,6 +191,14 @@ async fn measure(name: &str, db_kind: &str, procs: usize, pg_admin: &str) {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{path}{suffix}"));
         }
+    } else {
+        rt.connection().clone().close().await.ok();
+        drop(rt);
+        let admin = Database::connect(pg_admin).await.unwrap();
+        let name = url.rsplit('/').next().unwrap_or_default();
+        if let Err(e) = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await {
+            eprintln!("notice: could not drop bench database {name}: {e}");
+        }
     }
 }
 
