@@ -42,20 +42,51 @@ pub(crate) async fn claim(
         return Ok(Vec::new());
     }
     let txn = db.begin().await?;
-    let lock = if txn.get_database_backend() == DbBackend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
-    let sql = format!(
-        "UPDATE cog_task_run SET status = 'running', attempt = attempt + 1, worker = $1, lease_until = $2, started_at = $3 \
-         WHERE status = 'queued' AND id IN (SELECT id FROM cog_task_run WHERE status = 'queued' AND run_after <= $3 AND queue IN ({}) \
-         ORDER BY weight DESC, id LIMIT $4{lock}) RETURNING id",
-        in_list(5, queues.len())
-    );
+    // The ids are picked exactly once: PostgreSQL may plan `id IN (SELECT ... LIMIT n FOR
+    // UPDATE SKIP LOCKED)` as a nested-loop semi-join that rescans the subquery per outer row,
+    // each rescan skipping rows locked meanwhile and returning new ones, so one claim took
+    // many times its limit. A MATERIALIZED CTE is evaluated once, whatever the plan.
+    let sql = match txn.get_database_backend() {
+        DbBackend::Postgres => format!(
+            "WITH picked AS MATERIALIZED (SELECT id FROM cog_task_run WHERE status = 'queued' AND run_after <= $3 AND queue IN ({}) \
+             ORDER BY weight DESC, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+             UPDATE cog_task_run SET status = 'running', attempt = attempt + 1, worker = $1, lease_until = $2, started_at = $3 \
+             FROM picked WHERE cog_task_run.id = picked.id AND cog_task_run.status = 'queued' RETURNING cog_task_run.id",
+            in_list(5, queues.len())
+        ),
+        // SQLite has one writer at a time and evaluates an uncorrelated IN-subquery once.
+        DbBackend::Sqlite => format!(
+            "UPDATE cog_task_run SET status = 'running', attempt = attempt + 1, worker = $1, lease_until = $2, started_at = $3 \
+             WHERE status = 'queued' AND id IN (SELECT id FROM cog_task_run WHERE status = 'queued' AND run_after <= $3 AND queue IN ({}) \
+             ORDER BY weight DESC, id LIMIT $4) RETURNING id",
+            in_list(5, queues.len())
+        ),
+        _ => return Err(DbErr::BackendNotSupported { db: "this database", ctx: "claim" }),
+    };
     let mut values: Vec<Value> = vec![worker.into(), lease_until.into(), now.into(), (limit as i64).into()];
     values.extend(queues.iter().map(|q| Value::from(q.as_str())));
-    let ids = query_all(&txn, &sql, values).await?.iter().map(|r| r.try_get_by_index::<i64>(0)).collect::<Result<Vec<_>, _>>()?;
+    let mut ids = query_all(&txn, &sql, values).await?.iter().map(|r| r.try_get_by_index::<i64>(0)).collect::<Result<Vec<_>, _>>()?;
+    if ids.len() > limit {
+        // Never leave a claimed row with nobody to run it: hand the extras back untouched.
+        let extras = ids.split_off(limit);
+        tracing::error!(claimed = limit + extras.len(), limit, "a claim returned more task runs than asked for; handing the extras back");
+        unclaim(&txn, &extras).await?;
+    }
     let mut claimed = load(&txn, &ids).await?;
     txn.commit().await?;
     claimed.sort_by_key(|c| ids.iter().position(|id| *id == c.task_run_id));
     Ok(claimed)
+}
+
+/// Undoes the claim of task runs `ids` made in this transaction: queued again, attempt as before.
+async fn unclaim(conn: &impl ConnectionTrait, ids: &[i64]) -> Result<(), DbErr> {
+    let sql = format!(
+        "UPDATE cog_task_run SET status = 'queued', attempt = attempt - 1, worker = NULL, lease_until = NULL, started_at = NULL \
+         WHERE status = 'running' AND id IN ({})",
+        in_list(1, ids.len())
+    );
+    crate::db::execute(conn, &sql, ids.iter().map(|id| Value::from(*id))).await?;
+    Ok(())
 }
 
 /// Reads the running task runs `ids` with their definitions.
