@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod entity;
+pub mod history;
 pub mod registry;
 pub mod report;
 pub mod runtime;

@@ -377,39 +377,6 @@ async fn a_task_whose_cog_is_not_in_the_binary_fails_clearly(db: TestDb) {
     rt.shutdown().await;
 }
 
-async fn build_marks_which_cogs_the_binary_has(db: TestDb) {
-    let rt = db.runtime().await;
-    rows(
-        &rt,
-        "INSERT INTO cog_cog (name, module, present, updated_at) SELECT 'stale_cog', 'old::module', (1 = 1), updated_at FROM cog_cog WHERE name = 'c_number'",
-    )
-    .await;
-    rows(&rt, "UPDATE cog_cog SET present = (1 = 0), module = 'wrong' WHERE name = 'c_number'").await;
-    rows(&rt, "INSERT INTO cog_error_handler (name, module, present, updated_at) SELECT 'stale_handler', 'old::module', (1 = 1), updated_at FROM cog_cog WHERE name = 'c_number'")
-        .await;
-
-    let again = db.runtime().await;
-    let state = |table: &'static str, name: &'static str| {
-        let again = again.clone();
-        async move {
-            let found = rows(&again, &format!("SELECT present, module FROM {table} WHERE name = '{name}'")).await;
-            assert_eq!(found.len(), 1, "{table} row {name}");
-            (found[0].try_get_by_index::<bool>(0).unwrap(), found[0].try_get_by_index::<String>(1).unwrap())
-        }
-    };
-    assert_eq!(state("cog_cog", "stale_cog").await, (false, "old::module".to_owned()), "a cog not in the binary is marked absent, not deleted");
-    assert_eq!(state("cog_error_handler", "stale_handler").await, (false, "old::module".to_owned()));
-    assert_eq!(state("cog_cog", "c_number").await, (true, "cogs".to_owned()), "a registered cog is present, with its module");
-    for c in cog::registry::cogs() {
-        assert_eq!(state("cog_cog", c.name).await, (true, c.module.to_owned()), "cog {}", c.name);
-    }
-    for h in cog::registry::error_handlers() {
-        assert_eq!(state("cog_error_handler", h.name).await, (true, h.module.to_owned()), "handler {}", h.name);
-    }
-    let registered = cog::registry::cogs().len() as i64;
-    assert_eq!(scalar(&again, "SELECT COUNT(*) FROM cog_cog").await, registered + 1);
-}
-
 /// Never returns.
 #[cog_error_handler]
 async fn c_hanging_handler(_error: &TaskError) {
@@ -448,5 +415,4 @@ on_both_backends!(
     custom_handlers_get_the_error_and_the_task_run,
     failing_handlers_are_recorded_and_the_worker_goes_on,
     a_task_whose_cog_is_not_in_the_binary_fails_clearly,
-    build_marks_which_cogs_the_binary_has,
 );

@@ -7,7 +7,7 @@ use cog_migration::MigratorTrait;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 use support::TestDb;
 
-const TABLES: [&str; 13] = [
+const TABLES: [&str; 16] = [
     "cog_cog",
     "cog_error_handler",
     "cog_queue",
@@ -20,6 +20,9 @@ const TABLES: [&str; 13] = [
     "cog_task_run",
     "cog_error",
     "cog_lock",
+    "cog_worker",
+    "cog_worker_cog",
+    "cog_worker_error_handler",
     "cog_migrations",
 ];
 

@@ -7,6 +7,7 @@ pub use sea_orm_migration::MigratorTrait;
 pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_create_tables;
+mod m20261124_000002_admin;
 
 /// The migrator of cog's tables.
 pub struct Migrator;
@@ -18,6 +19,6 @@ impl MigratorTrait for Migrator {
     }
 
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261124_000001_create_tables::Migration)]
+        vec![Box::new(m20261124_000001_create_tables::Migration), Box::new(m20261124_000002_admin::Migration)]
     }
 }

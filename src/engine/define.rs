@@ -146,14 +146,15 @@ async fn one(conn: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Resu
     query_one(conn, sql, values).await?.ok_or_else(|| DbErr::RecordNotFound(sql.to_owned()))?.try_get_by_index(0)
 }
 
-/// The id of registry row `name` in `table`, inserting it if this process has not synced it.
+/// The id of registry row `name` in `table`, inserting it (not present: no live worker is
+/// known to carry it yet) if no worker has recorded it.
 async fn registered(conn: &impl ConnectionTrait, table: &str, name: &str, now: chrono::DateTime<chrono::Utc>) -> Result<i64, DbErr> {
     let module = crate::registry::cog(name).map(|c| c.module).or_else(|| crate::registry::error_handler(name).map(|h| h.module)).unwrap_or("");
     let sql = format!(
         "INSERT INTO {table} (name, module, present, updated_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (name) DO UPDATE SET present = excluded.present RETURNING id"
+         ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id"
     );
-    one(conn, &sql, vec![name.into(), module.into(), true.into(), now.into()]).await
+    one(conn, &sql, vec![name.into(), module.into(), false.into(), now.into()]).await
 }
 
 /// Turns an unknown prerequisite that names a stage of another pipeline into the precise error.

@@ -21,3 +21,6 @@ pub mod stage_run;
 pub mod status;
 pub mod task;
 pub mod task_run;
+pub mod worker;
+pub mod worker_cog;
+pub mod worker_error_handler;

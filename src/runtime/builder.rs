@@ -88,8 +88,8 @@ impl CogRuntimeBuilder {
         self
     }
 
-    /// Connects, applies cog's migrations, checks the registry (two cogs with one name fail
-    /// here, naming both modules) and records which cogs this binary has.
+    /// Connects, applies cog's migrations and checks the registry (two cogs with one name fail
+    /// here, naming both modules). Which cogs this binary carries is recorded by `start()`.
     pub async fn build(self) -> Result<CogRuntime, Error> {
         crate::registry::check_unique()?;
         let config = self.config.unwrap_or_default();
@@ -108,7 +108,6 @@ impl CogRuntimeBuilder {
             (None, None) => return Err(Error::MissingDatabase),
         };
         crate::migrate(&db).await?;
-        crate::engine::sync::sync_registry(&db).await?;
         let worker_id = self.worker_name.unwrap_or_else(default_worker_name);
         let (completions, completions_rx) = tokio::sync::mpsc::unbounded_channel();
         Ok(CogRuntime {
@@ -132,6 +131,7 @@ impl CogRuntimeBuilder {
                 schedules_changed: Notify::new(),
                 completions,
                 completions_rx: Mutex::new(Some(completions_rx)),
+                worker_row: Mutex::new(None),
             }),
         })
     }

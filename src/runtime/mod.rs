@@ -88,6 +88,8 @@ pub(crate) struct Inner {
     pub(crate) schedules_changed: Notify,
     /// Task outcomes to write (see `worker::completions`).
     pub(crate) completions: tokio::sync::mpsc::UnboundedSender<crate::worker::completions::Completion>,
+    /// This worker's `cog_worker` row once `start` registered it.
+    pub(crate) worker_row: Mutex<Option<i64>>,
     /// The receiving end, taken by `start`.
     pub(crate) completions_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<crate::worker::completions::Completion>>>,
 }
@@ -148,6 +150,7 @@ impl CogRuntime {
         }
         *self.inner.claim_loop.lock().unwrap_or_else(|e| e.into_inner()) = Some(tokio::spawn(crate::worker::claim_loop(Arc::clone(&self.inner))));
         set.spawn(crate::worker::leases::heartbeat_loop(Arc::clone(&self.inner)));
+        set.spawn(crate::worker::presence::presence_loop(Arc::clone(&self.inner)));
         set.spawn(crate::worker::leases::reclaim_loop(Arc::clone(&self.inner)));
         set.spawn(crate::worker::listener::listen_loop(Arc::clone(&self.inner)));
         if self.inner.scheduler {
@@ -228,6 +231,25 @@ impl CogRuntime {
         )
         .await?;
         if n == 0 {
+            return Err(Error::UnknownPipeline { name: name.to_owned() });
+        }
+        self.inner.schedules_changed.notify_waiters();
+        Ok(())
+    }
+
+    /// Enables or disables pipeline `name`: a disabled pipeline's schedule launches nothing.
+    /// `Error::UnknownPipeline` if there is no such pipeline.
+    pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), Error> {
+        use crate::entity::pipeline;
+        use sea_orm::sea_query::Expr;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        let changed = pipeline::Entity::update_many()
+            .col_expr(pipeline::Column::Enabled, Expr::value(enabled))
+            .col_expr(pipeline::Column::UpdatedAt, Expr::value(crate::db::now()))
+            .filter(pipeline::Column::Name.eq(name))
+            .exec(&self.inner.db)
+            .await?;
+        if changed.rows_affected == 0 {
             return Err(Error::UnknownPipeline { name: name.to_owned() });
         }
         self.inner.schedules_changed.notify_waiters();

@@ -20,7 +20,7 @@
 
 mod clock;
 mod leader;
-mod ticks;
+pub(crate) mod ticks;
 
 use std::sync::Arc;
 use std::time::Duration;

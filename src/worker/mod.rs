@@ -5,6 +5,7 @@ pub(crate) mod completions;
 mod execute;
 pub(crate) mod leases;
 pub(crate) mod listener;
+pub(crate) mod presence;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -127,6 +128,7 @@ pub(crate) async fn shutdown(inner: &Arc<Inner>) {
     if let Some(mut loops) = loops {
         while loops.join_next().await.is_some() {}
     }
+    presence::deregister(inner).await;
     crate::scheduler::release_leadership(inner).await;
     tracing::info!(worker = %inner.worker_id, "cog runtime stopped");
 }
