@@ -29,7 +29,8 @@ const TABLES: [&str; 16] = [
 async fn tables(db: &DatabaseConnection) -> Vec<String> {
     let sql = match db.get_database_backend() {
         DbBackend::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'cog_%' ORDER BY name",
-        _ => "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name LIKE 'cog_%' ORDER BY table_name",
+        DbBackend::Postgres => "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name LIKE 'cog_%' ORDER BY table_name",
+        _ => "SELECT CAST(table_name AS CHAR) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE 'cog_%' ORDER BY table_name",
     };
     let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap();
     rows.iter().map(|r| r.try_get_by_index::<String>(0).unwrap()).collect()
@@ -54,4 +55,4 @@ async fn up_creates_every_table_and_down_removes_them(db: TestDb) {
     assert_eq!(tables(&conn).await, expected);
 }
 
-on_both_backends!(up_creates_every_table_and_down_removes_them);
+on_all_backends!(up_creates_every_table_and_down_removes_them);

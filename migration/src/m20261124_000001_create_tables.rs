@@ -1,4 +1,5 @@
-//! The first schema: every table of DESIGN.md "Data model", written once for both backends.
+//! The first schema: every table of DESIGN.md "Data model", written once for every backend
+//! (SQLite, PostgreSQL, MySQL 8 / MariaDB 10.6+) with a few per-backend column types.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
@@ -28,33 +29,36 @@ const TABLES: &[&str] = &[
     "cog_lock",
 ];
 
-/// The schema with `{ID}` (auto-increment 64-bit key) and `{TS}` (UTC timestamp) to fill per backend.
+/// The schema with placeholders to fill per backend: `{ID}` (auto-increment 64-bit key), `{TS}`
+/// (UTC timestamp), `{NAME}` (short text that may be indexed: names, statuses, queues),
+/// `{LONG}` (JSON and messages of any length) and `{TRIGGER}` (the quoted column name
+/// `trigger`, a reserved word).
 const SCHEMA: &str = r#"
 CREATE TABLE cog_cog (
     id {ID},
-    name TEXT NOT NULL UNIQUE,
-    module TEXT NOT NULL,
+    name {NAME} NOT NULL UNIQUE,
+    module {NAME} NOT NULL,
     present BOOLEAN NOT NULL,
     updated_at {TS} NOT NULL
 );
 CREATE TABLE cog_error_handler (
     id {ID},
-    name TEXT NOT NULL UNIQUE,
-    module TEXT NOT NULL,
+    name {NAME} NOT NULL UNIQUE,
+    module {NAME} NOT NULL,
     present BOOLEAN NOT NULL,
     updated_at {TS} NOT NULL
 );
 CREATE TABLE cog_queue (
     id {ID},
-    name TEXT NOT NULL UNIQUE
+    name {NAME} NOT NULL UNIQUE
 );
 INSERT INTO cog_queue (name) VALUES ('default');
 CREATE TABLE cog_pipeline (
     id {ID},
-    name TEXT NOT NULL UNIQUE,
+    name {NAME} NOT NULL UNIQUE,
     enabled BOOLEAN NOT NULL,
-    schedule TEXT NULL,
-    timezone TEXT NOT NULL,
+    schedule {NAME} NULL,
+    timezone {NAME} NOT NULL,
     prevent_overlap BOOLEAN NOT NULL,
     last_tick {TS} NULL,
     refused_ticks BIGINT NOT NULL DEFAULT 0,
@@ -65,7 +69,7 @@ CREATE TABLE cog_pipeline (
 CREATE TABLE cog_stage (
     id {ID},
     pipeline_id BIGINT NOT NULL REFERENCES cog_pipeline (id),
-    name TEXT NOT NULL,
+    name {NAME} NOT NULL,
     enabled BOOLEAN NOT NULL,
     archived BOOLEAN NOT NULL,
     position INTEGER NOT NULL,
@@ -80,9 +84,9 @@ CREATE INDEX cog_stage_prerequisite_prerequisite ON cog_stage_prerequisite (prer
 CREATE TABLE cog_task (
     id {ID},
     stage_id BIGINT NOT NULL REFERENCES cog_stage (id),
-    name TEXT NOT NULL,
+    name {NAME} NOT NULL,
     cog_id BIGINT NOT NULL REFERENCES cog_cog (id),
-    arguments TEXT NOT NULL,
+    arguments {LONG} NOT NULL,
     queue_id BIGINT NOT NULL REFERENCES cog_queue (id),
     weight DOUBLE PRECISION NOT NULL,
     critical BOOLEAN NOT NULL,
@@ -97,10 +101,10 @@ CREATE TABLE cog_task (
 CREATE TABLE cog_pipeline_run (
     id {ID},
     pipeline_id BIGINT NOT NULL REFERENCES cog_pipeline (id),
-    status TEXT NOT NULL,
-    "trigger" TEXT NOT NULL,
+    status {NAME} NOT NULL,
+    {TRIGGER} {NAME} NOT NULL,
     scheduled_for {TS} NULL,
-    arguments TEXT NOT NULL,
+    arguments {LONG} NOT NULL,
     created_at {TS} NOT NULL,
     started_at {TS} NULL,
     completed_at {TS} NULL,
@@ -111,7 +115,7 @@ CREATE TABLE cog_stage_run (
     id {ID},
     pipeline_run_id BIGINT NOT NULL REFERENCES cog_pipeline_run (id),
     stage_id BIGINT NOT NULL REFERENCES cog_stage (id),
-    status TEXT NOT NULL,
+    status {NAME} NOT NULL,
     started_at {TS} NULL,
     completed_at {TS} NULL,
     UNIQUE (pipeline_run_id, stage_id)
@@ -120,18 +124,18 @@ CREATE TABLE cog_task_run (
     id {ID},
     stage_run_id BIGINT NOT NULL REFERENCES cog_stage_run (id),
     task_id BIGINT NOT NULL REFERENCES cog_task (id),
-    status TEXT NOT NULL,
-    queue TEXT NOT NULL,
+    status {NAME} NOT NULL,
+    queue {NAME} NOT NULL,
     weight DOUBLE PRECISION NOT NULL,
     attempt INTEGER NOT NULL,
-    worker TEXT NULL,
+    worker {NAME} NULL,
     lease_until {TS} NULL,
     run_after {TS} NOT NULL,
     started_at {TS} NULL,
     completed_at {TS} NULL,
     duration_ms BIGINT NULL,
-    result TEXT NULL,
-    error TEXT NULL,
+    result {LONG} NULL,
+    error {LONG} NULL,
     UNIQUE (stage_run_id, task_id)
 );
 CREATE INDEX cog_task_run_claim ON cog_task_run (status, queue, weight DESC, id);
@@ -141,28 +145,42 @@ CREATE TABLE cog_error (
     id {ID},
     task_run_id BIGINT NOT NULL REFERENCES cog_task_run (id),
     attempt INTEGER NOT NULL,
-    error_type TEXT NOT NULL,
-    message TEXT NOT NULL,
-    backtrace TEXT NULL,
+    error_type {NAME} NOT NULL,
+    message {LONG} NOT NULL,
+    backtrace {LONG} NULL,
     created_at {TS} NOT NULL
 );
 CREATE INDEX cog_error_task_run ON cog_error (task_run_id);
 CREATE TABLE cog_lock (
-    name TEXT NOT NULL PRIMARY KEY,
-    holder TEXT NOT NULL,
+    name {NAME} NOT NULL PRIMARY KEY,
+    holder {NAME} NOT NULL,
     lease_until {TS} NOT NULL
 );
 "#;
 
 /// The schema's statements for one backend.
 fn statements(backend: DbBackend) -> Result<Vec<String>, DbErr> {
-    let (id, ts) = match backend {
-        DbBackend::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT"),
-        DbBackend::Postgres => ("BIGSERIAL PRIMARY KEY", "TIMESTAMPTZ"),
-        other => return Err(DbErr::Migration(format!("cog supports SQLite and PostgreSQL, not {other:?}"))),
+    let (id, ts, name, long, trigger) = match backend {
+        DbBackend::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT", "TEXT", "TEXT", "\"trigger\""),
+        DbBackend::Postgres => ("BIGSERIAL PRIMARY KEY", "TIMESTAMPTZ", "TEXT", "TEXT", "\"trigger\""),
+        // MySQL indexes only bounded text (255 characters of utf8mb4 stay within InnoDB's
+        // 3,072-byte key limit, even in the four-column claim index); DATETIME(6) holds UTC
+        // (sqlx sets the session time zone to +00:00).
+        DbBackend::MySql => ("BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY", "DATETIME(6)", "VARCHAR(255)", "LONGTEXT", "`trigger`"),
+        other => return Err(DbErr::Migration(format!("cog supports SQLite, PostgreSQL and MySQL/MariaDB, not {other:?}"))),
     };
-    let sql = SCHEMA.replace("{ID}", id).replace("{TS}", ts);
-    Ok(sql.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+    let sql = SCHEMA.replace("{ID}", id).replace("{TS}", ts).replace("{NAME}", name).replace("{LONG}", long).replace("{TRIGGER}", trigger);
+    Ok(sql
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| match backend {
+            // Names compare exactly (binary collation), as on SQLite and PostgreSQL: `Load` and
+            // `load` are two stages. Foreign keys need InnoDB.
+            DbBackend::MySql if s.starts_with("CREATE TABLE") => format!("{s} ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"),
+            _ => s.to_owned(),
+        })
+        .collect())
 }
 
 #[async_trait::async_trait]

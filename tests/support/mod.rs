@@ -37,12 +37,31 @@ macro_rules! on_both_backends {
     };
 }
 
+/// Like [`on_both_backends!`], plus a test `mysql::name` on MySQL/MariaDB (skipped with a
+/// notice when `COG_TEST_MYSQL_URL` is not set).
+#[macro_export]
+macro_rules! on_all_backends {
+    ($($name:ident),+ $(,)?) => {
+        $crate::on_both_backends!($($name),+);
+        mod mysql {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    if let Some(db) = $crate::support::TestDb::mysql().await {
+                        super::$name(db).await
+                    }
+                }
+            )+
+        }
+    };
+}
+
 /// A database of its own for one test.
 #[derive(Debug, Clone)]
 pub struct TestDb {
     /// Connection URL.
     pub url: String,
-    /// `sqlite` or `postgres`.
+    /// `sqlite`, `postgres` or `mysql`.
     pub backend: &'static str,
 }
 
@@ -63,19 +82,31 @@ impl TestDb {
     /// `COG_TEST_POSTGRES_URL` is unset. With `COG_REQUIRE_POSTGRES=1` a missing or
     /// unreachable server fails the test instead.
     pub async fn postgres() -> Option<Self> {
-        let required = std::env::var("COG_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
-        let Ok(admin_url) = std::env::var("COG_TEST_POSTGRES_URL") else {
-            assert!(!required, "COG_REQUIRE_POSTGRES=1 but COG_TEST_POSTGRES_URL is not set");
-            eprintln!("notice: COG_TEST_POSTGRES_URL is not set; skipping the PostgreSQL variant of this test");
+        Self::server("postgres", "COG_TEST_POSTGRES_URL", "COG_REQUIRE_POSTGRES").await
+    }
+
+    /// A new MySQL/MariaDB database, or `None` (with a printed notice) when
+    /// `COG_TEST_MYSQL_URL` is unset. With `COG_REQUIRE_MYSQL=1` a missing or unreachable
+    /// server fails the test instead.
+    pub async fn mysql() -> Option<Self> {
+        Self::server("mysql", "COG_TEST_MYSQL_URL", "COG_REQUIRE_MYSQL").await
+    }
+
+    /// A new database on the server named by `url_var`, created through that URL.
+    async fn server(backend: &'static str, url_var: &str, require_var: &str) -> Option<Self> {
+        let required = std::env::var(require_var).is_ok_and(|v| v == "1");
+        let Ok(admin_url) = std::env::var(url_var) else {
+            assert!(!required, "{require_var}=1 but {url_var} is not set");
+            eprintln!("notice: {url_var} is not set; skipping the {backend} variant of this test");
             return None;
         };
         let admin = match Database::connect(admin_url.as_str()).await {
             Ok(admin) => admin,
             Err(e) if !required => {
-                eprintln!("notice: PostgreSQL at COG_TEST_POSTGRES_URL is unreachable ({e}); skipping");
+                eprintln!("notice: {backend} at {url_var} is unreachable ({e}); skipping");
                 return None;
             }
-            Err(e) => panic!("COG_REQUIRE_POSTGRES=1 but PostgreSQL is unreachable: {e}"),
+            Err(e) => panic!("{require_var}=1 but {backend} is unreachable: {e}"),
         };
         let name = format!("cog_t_{}", unique());
         admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
@@ -84,7 +115,7 @@ impl TestDb {
             Some(i) if i > admin_url.find("://").map_or(0, |j| j + 2) => &admin_url[..i],
             _ => admin_url.as_str(),
         };
-        Some(Self { url: format!("{base}/{name}"), backend: "postgres" })
+        Some(Self { url: format!("{base}/{name}"), backend })
     }
 
     /// A runtime on this database with [`test_config`], working on `default` with 8 slots.
