@@ -1,0 +1,42 @@
+//! Queues: depth, oldest queued task run's age, which live workers serve each queue.
+
+use chrono::Utc;
+use maud::html;
+
+use super::{PageResult, empty, fail, layout};
+use crate::ctx::Ctx;
+use crate::views::fmt;
+
+/// The queues page.
+pub(crate) async fn page(ctx: Ctx) -> PageResult {
+    let queues = ctx.state.rt.queues_overview().await.map_err(fail(&ctx))?;
+    let now = Utc::now();
+    let body = html! {
+        div.page-head { h1 { "Queues" } }
+        div.card.flush {
+            @if queues.is_empty() { (empty("No queue.")) } @else {
+                div.table-wrap { table.data {
+                    thead { tr { th { "Queue" } th.num { "Queued" } th.num { "Running" } th { "Oldest queued" } th { "Served by" } } }
+                    tbody { @for q in &queues { tr id={ "queue-" (q.name) } {
+                        td.strong { (q.name) }
+                        td.num { (q.queued) }
+                        td.num { (q.running) }
+                        td { @match q.oldest_queued_at {
+                            Some(t) if t <= now => span title=(t.format("%Y-%m-%d %H:%M:%S UTC")) { (fmt::age(t, now)) },
+                            Some(t) => span.muted title=(t.format("%Y-%m-%d %H:%M:%S UTC")) { "retry in " (fmt::duration_ms((t - now).num_milliseconds())) },
+                            None => span.muted { "—" },
+                        } }
+                        td {
+                            @if q.workers.is_empty() {
+                                span.badge.status-failed title="No live worker works on this queue: its task runs wait" { "no live worker" }
+                            } @else {
+                                ul.plain { @for w in &q.workers { li.mono.small { (w) } } }
+                            }
+                        }
+                    } } }
+                } }
+            }
+        }
+    };
+    Ok(layout(&ctx, "queues", "Queues", body))
+}
