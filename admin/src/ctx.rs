@@ -26,8 +26,13 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     /// `path` under the mount point: `url("runs/3")` is `/cog/runs/3` when mounted at `/cog`.
+    /// The admin's root is the mount point itself (`/cog`, not `/cog/`: a nested axum router
+    /// answers the former only).
     pub(crate) fn url(&self, path: &str) -> String {
-        format!("{}/{}", self.base, path.trim_start_matches('/'))
+        match path.trim_start_matches('/') {
+            "" if !self.base.is_empty() => self.base.clone(),
+            path => format!("{}/{path}", self.base),
+        }
     }
 
     /// The `Set-Cookie` value for a new token, scoped to the mount point.
@@ -57,11 +62,7 @@ impl FromRequestParts<Shared> for Ctx {
 pub(crate) fn base(parts: &Parts) -> String {
     let inner = parts.uri.path();
     let Some(original) = parts.extensions.get::<OriginalUri>().map(|o| o.0.path().to_owned()) else { return String::new() };
-    let prefix = if inner == "/" {
-        original.trim_end_matches('/')
-    } else {
-        original.strip_suffix(inner).unwrap_or("")
-    };
+    let prefix = if inner == "/" { original.trim_end_matches('/') } else { original.strip_suffix(inner).unwrap_or("") };
     prefix.trim_end_matches('/').to_owned()
 }
 

@@ -24,11 +24,11 @@ pub(crate) struct ActionForm {
 }
 
 /// Read-only and CSRF checks shared by every action.
-fn allowed(ctx: &Ctx, headers: &HeaderMap, form: &ActionForm) -> Result<(), Response> {
+fn allowed(ctx: &Ctx, headers: &HeaderMap, form: &ActionForm) -> Result<(), Failure> {
     if ctx.state.read_only {
-        return Err(error_page(ctx, &Failure::read_only()));
+        return Err(Failure::read_only());
     }
-    check_csrf(headers, &form.csrf).map_err(|f| error_page(ctx, &f))
+    check_csrf(headers, &form.csrf)
 }
 
 /// 303 to `path` under the mount point.
@@ -41,10 +41,13 @@ pub(crate) fn parse_arguments(pipeline: &str, text: &str) -> Result<serde_json::
     if text.trim().is_empty() {
         return Ok(serde_json::json!({}));
     }
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| Failure::bad_request(format!("the launch arguments of `{pipeline}` are not valid JSON ({e}); write an object such as {{\"date\": \"2026-11-24\"}}")))?;
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        Failure::bad_request(format!("the launch arguments of `{pipeline}` are not valid JSON ({e}); write an object such as {{\"date\": \"2026-11-24\"}}"))
+    })?;
     if !value.is_object() {
-        return Err(Failure::bad_request(format!("the launch arguments of `{pipeline}` must be a JSON object such as {{\"date\": \"2026-11-24\"}}, not {value}")));
+        return Err(Failure::bad_request(format!(
+            "the launch arguments of `{pipeline}` must be a JSON object such as {{\"date\": \"2026-11-24\"}}, not {value}"
+        )));
     }
     Ok(value)
 }
@@ -52,7 +55,7 @@ pub(crate) fn parse_arguments(pipeline: &str, text: &str) -> Result<serde_json::
 /// Launch Now: launches and shows the new run.
 pub(crate) async fn launch(ctx: Ctx, Path(name): Path<String>, headers: HeaderMap, Form(form): Form<ActionForm>) -> Response {
     if let Err(refused) = allowed(&ctx, &headers, &form) {
-        return refused;
+        return error_page(&ctx, &refused);
     }
     let arguments = match parse_arguments(&name, form.arguments.as_deref().unwrap_or("")) {
         Ok(a) => a,
@@ -77,7 +80,7 @@ pub(crate) async fn disable(ctx: Ctx, path: Path<String>, headers: HeaderMap, fo
 /// Enables or disables, then returns to the page the form was on.
 async fn set_enabled(ctx: Ctx, Path(name): Path<String>, headers: HeaderMap, Form(form): Form<ActionForm>, enabled: bool) -> Response {
     if let Err(refused) = allowed(&ctx, &headers, &form) {
-        return refused;
+        return error_page(&ctx, &refused);
     }
     match ctx.state.rt.set_enabled(&name, enabled).await {
         Ok(()) if form.back.as_deref() == Some("detail") => see_other(&ctx, &format!("pipelines/{}", enc(&name))),
@@ -89,7 +92,7 @@ async fn set_enabled(ctx: Ctx, Path(name): Path<String>, headers: HeaderMap, For
 /// Cancel Run: cancels and shows the run.
 pub(crate) async fn cancel(ctx: Ctx, Path(id): Path<i64>, headers: HeaderMap, Form(form): Form<ActionForm>) -> Response {
     if let Err(refused) = allowed(&ctx, &headers, &form) {
-        return refused;
+        return error_page(&ctx, &refused);
     }
     match ctx.state.rt.cancel(id).await {
         Ok(()) => see_other(&ctx, &format!("runs/{id}")),

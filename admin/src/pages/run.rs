@@ -44,7 +44,13 @@ fn live(ctx: &Ctx, d: &RunDetail) -> Markup {
     let nodes: Vec<dag::Node<'_>> = d
         .stages
         .iter()
-        .map(|s| dag::Node { name: &s.stage, depth: s.depth, prerequisites: &s.prerequisites, status: Some(s.status.map_or("not started", |s| s.as_str())), disabled: false })
+        .map(|s| dag::Node {
+            name: &s.stage,
+            depth: s.depth,
+            prerequisites: &s.prerequisites,
+            status: Some(s.status.map_or("not started", |s| s.as_str())),
+            disabled: false,
+        })
         .collect();
     html! {
         div.page-head {

@@ -71,7 +71,9 @@ impl RunsQuery {
     /// The query string without `before` (to build page links).
     fn without_cursor(&self) -> String {
         let mut parts = Vec::new();
-        for (k, v) in [("pipeline", &self.pipeline), ("status", &self.status), ("trigger", &self.trigger), ("from", &self.from), ("to", &self.to), ("limit", &self.limit)] {
+        for (k, v) in
+            [("pipeline", &self.pipeline), ("status", &self.status), ("trigger", &self.trigger), ("from", &self.from), ("to", &self.to), ("limit", &self.limit)]
+        {
             if let Some(v) = given(v) {
                 parts.push(format!("{k}={}", enc(v)));
             }
@@ -194,4 +196,3 @@ pub(crate) fn table(ctx: &Ctx, runs: &[RunSummary], now: DateTime<Utc>, show_pip
         }
     }
 }
-
