@@ -14,7 +14,6 @@ pub(crate) fn throughput(minutes: &[MinuteCount]) -> Markup {
     let width = minutes.len() * (BAR + GAP);
     let total_completed: i64 = minutes.iter().map(|m| m.completed).sum();
     let total_failed: i64 = minutes.iter().map(|m| m.failed).sum();
-    let scale = |n: i64| (n as f64 / max as f64 * HEIGHT as f64).round() as usize;
     html! {
         div.chart {
             div.chart-legend {
@@ -25,8 +24,7 @@ pub(crate) fn throughput(minutes: &[MinuteCount]) -> Markup {
             svg.throughput xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (width) " " (HEIGHT) } preserveAspectRatio="none" role="img" aria-label="Task runs per minute, last hour" {
                 @for (i, m) in minutes.iter().enumerate() {
                     @let x = i * (BAR + GAP);
-                    @let ok = scale(m.completed);
-                    @let bad = scale(m.failed);
+                    @let (ok, bad) = heights(m.completed, m.failed, max);
                     g {
                         title { (m.minute.format("%H:%M UTC")) ": " (m.completed) " completed, " (m.failed) " failed" }
                         rect.bar-track x=(x) y="0" width=(BAR) height=(HEIGHT) {}
@@ -37,5 +35,31 @@ pub(crate) fn throughput(minutes: &[MinuteCount]) -> Markup {
             }
             div.chart-axis { span { "60 min ago" } span { "now" } }
         }
+    }
+}
+
+/// Bar heights `(completed, failed)` for a minute, scaled to the peak `max`; together never
+/// taller than the chart (each is rounded on its own).
+fn heights(completed: i64, failed: i64, max: i64) -> (usize, usize) {
+    let scale = |n: i64| ((n.max(0) as f64 / max.max(1) as f64) * HEIGHT as f64).round() as usize;
+    let total = scale(completed + failed).min(HEIGHT);
+    let ok = scale(completed).min(total);
+    (ok, total - ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{HEIGHT, heights};
+
+    #[test]
+    fn stacked_bars_never_exceed_the_chart() {
+        for max in 1..40 {
+            for completed in 0..=max {
+                let (ok, bad) = heights(completed, max - completed, max);
+                assert_eq!(ok + bad, HEIGHT, "{completed} + {} of {max}", max - completed);
+            }
+        }
+        assert_eq!(heights(0, 0, 5), (0, 0));
+        assert_eq!(heights(1, 0, 2), (45, 0));
     }
 }
