@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use cog::{CogRuntime, PipelineSpec, StageSpec, TaskContext, TaskSpec, cog};
+use cog::{CogRuntime, Config, PipelineSpec, StageSpec, TaskContext, TaskSpec, cog};
 use serde_json::json;
 
 /// The cog admin, standalone.
@@ -84,7 +84,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into())).init();
     let args = Args::parse();
     let url = args.database_url.unwrap_or_else(|| format!("sqlite://{}?mode=rwc", std::env::temp_dir().join("cog-quickstart.db").display()));
-    let rt = CogRuntime::builder().database_url(&url).queues(["default", "io"]).concurrency(4).build().await?;
+    // A failed last run does not block the next launch: the flaky demo keeps being scheduled.
+    let config = Config::default().overlap_failed(true);
+    let rt = CogRuntime::builder().database_url(&url).queues(["default", "io"]).concurrency(4).config(config).build().await?;
     if args.demo {
         for spec in demo_pipelines() {
             rt.define(spec).await?;
