@@ -2,7 +2,16 @@
 
 use std::time::Duration;
 
-use crate::scheduler::MissedTicks;
+/// What to do with ticks that passed while no scheduler ran (downtime).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum MissedTicks {
+    /// Fire one catch-up run for the latest missed tick, like celery beat (the default).
+    #[default]
+    FireOnce,
+    /// Fire nothing for ticks more than [`crate::Config::schedule_grace`] late.
+    Skip,
+}
 
 /// Settings of a `CogRuntime`. Start from `Config::default()` and change what you need:
 ///

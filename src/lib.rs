@@ -10,10 +10,10 @@ pub mod spec;
 
 mod config;
 mod context;
-mod db;
+mod definitions;
 mod engine;
 mod error;
-mod schedule;
+mod store;
 mod worker;
 
 #[doc(hidden)]
@@ -21,13 +21,13 @@ mod worker;
 pub mod __private;
 
 pub use cog_macros::{cog, cog_error_handler};
-pub use config::Config;
+pub use config::{Config, MissedTicks};
 pub use context::TaskContext;
 pub use entity::status::{RunStatus, Trigger};
 pub use error::{DefinitionError, Error, LaunchRefusal, Result, TaskError, TaskErrorKind, TaskRunInfo};
 pub use report::RunReport;
 pub use runtime::{CogRuntime, CogRuntimeBuilder, RunHandle};
-pub use scheduler::{ManualClock, MissedTicks};
+pub use scheduler::ManualClock;
 pub use spec::{PipelineSpec, StageSpec, TaskSpec};
 
 /// The migrator of cog's tables (`up` and `down`), for hosts that manage migrations themselves.
@@ -36,16 +36,9 @@ pub use cog_migration as migration;
 /// Applies cog's migrations to `db` (creating every `cog_` table and the `cog_migrations`
 /// table); `CogRuntime::builder().build()` does this itself.
 ///
-/// On PostgreSQL the migrations run in one transaction under an advisory lock, so processes
-/// starting together against an empty database do not race to create the tables.
+/// On PostgreSQL the migrations run in one transaction under an advisory lock, on MySQL under a
+/// named lock, so processes starting together against an empty database do not race to create
+/// the tables.
 pub async fn migrate(db: &sea_orm::DatabaseConnection) -> Result<(), sea_orm::DbErr> {
-    use cog_migration::MigratorTrait;
-    use sea_orm::TransactionTrait;
-    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
-        return cog_migration::Migrator::up(db, None).await;
-    }
-    let txn = db.begin().await?;
-    db::lock_definitions(&txn).await?;
-    cog_migration::Migrator::up(&txn, None).await?;
-    txn.commit().await
+    store::migrate(db).await
 }

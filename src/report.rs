@@ -12,9 +12,9 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 
-use crate::db::{query_all, query_one};
 use crate::entity::status::RunStatus;
 use crate::error::Error;
+use crate::store::reports;
 
 /// One pipeline run with its stage runs and task runs, as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,64 +81,40 @@ impl RunReport {
     }
 }
 
-fn parse_status(text: &str, table: &'static str) -> Result<RunStatus, Error> {
-    RunStatus::parse(text).ok_or_else(|| Error::Corrupt { table, column: "status", value: text.to_owned() })
-}
-
 /// Reads run `run_id` from the database.
 pub(crate) async fn load(conn: &impl ConnectionTrait, run_id: i64) -> Result<RunReport, Error> {
-    let run = query_one(
-        conn,
-        "SELECT p.name, r.status, r.\"trigger\", r.started_at, r.completed_at FROM cog_pipeline_run r JOIN cog_pipeline p ON p.id = r.pipeline_id WHERE r.id = $1",
-        [run_id.into()],
-    )
-    .await?
-    .ok_or(Error::UnknownRun { id: run_id })?;
-    let mut report = RunReport {
+    let run = reports::run(conn, run_id).await?.ok_or(Error::UnknownRun { id: run_id })?;
+    let tasks = reports::task_runs(conn, run_id).await?;
+    let stages = reports::stage_runs(conn, run_id).await?;
+    Ok(RunReport {
         run_id,
-        pipeline: run.try_get_by_index(0)?,
-        status: parse_status(&run.try_get_by_index::<String>(1)?, "cog_pipeline_run")?,
-        trigger: run.try_get_by_index(2)?,
-        started_at: run.try_get_by_index(3)?,
-        completed_at: run.try_get_by_index(4)?,
-        stages: Vec::new(),
-    };
-    let stages = query_all(
-        conn,
-        "SELECT sr.id, s.name, sr.status, sr.started_at, sr.completed_at FROM cog_stage_run sr JOIN cog_stage s ON s.id = sr.stage_id \
-         WHERE sr.pipeline_run_id = $1 ORDER BY sr.id",
-        [run_id.into()],
-    )
-    .await?;
-    let tasks = query_all(
-        conn,
-        "SELECT tr.stage_run_id, t.name, tr.status, tr.attempt, tr.duration_ms, tr.result, tr.error FROM cog_task_run tr \
-         JOIN cog_task t ON t.id = tr.task_id JOIN cog_stage_run sr ON sr.id = tr.stage_run_id WHERE sr.pipeline_run_id = $1 ORDER BY t.position, tr.id",
-        [run_id.into()],
-    )
-    .await?;
-    for stage in stages {
-        let stage_run_id: i64 = stage.try_get_by_index(0)?;
-        let mut stage_tasks = Vec::new();
-        for task in tasks.iter().filter(|t| t.try_get_by_index::<i64>(0).ok() == Some(stage_run_id)) {
-            stage_tasks.push(TaskReport {
-                name: task.try_get_by_index(1)?,
-                status: parse_status(&task.try_get_by_index::<String>(2)?, "cog_task_run")?,
-                attempt: task.try_get_by_index(3)?,
-                duration_ms: task.try_get_by_index(4)?,
-                result: task.try_get_by_index(5)?,
-                error: task.try_get_by_index(6)?,
-            });
-        }
-        report.stages.push(StageReport {
-            name: stage.try_get_by_index(1)?,
-            status: parse_status(&stage.try_get_by_index::<String>(2)?, "cog_stage_run")?,
-            started_at: stage.try_get_by_index(3)?,
-            completed_at: stage.try_get_by_index(4)?,
-            tasks: stage_tasks,
-        });
-    }
-    Ok(report)
+        pipeline: run.pipeline,
+        status: run.status,
+        trigger: run.trigger.as_str().to_owned(),
+        started_at: run.started_at,
+        completed_at: run.completed_at,
+        stages: stages
+            .into_iter()
+            .map(|stage| StageReport {
+                tasks: tasks
+                    .iter()
+                    .filter(|t| t.stage_run_id == stage.id)
+                    .map(|t| TaskReport {
+                        name: t.name.clone(),
+                        status: t.status,
+                        attempt: t.attempt,
+                        duration_ms: t.duration_ms,
+                        result: t.result.clone(),
+                        error: t.error.clone(),
+                    })
+                    .collect(),
+                name: stage.name,
+                status: stage.status,
+                started_at: stage.started_at,
+                completed_at: stage.completed_at,
+            })
+            .collect(),
+    })
 }
 
 /// `12 ms`, `1.25 s`, or `-`.

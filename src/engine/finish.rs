@@ -4,13 +4,15 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr};
 use serde_json::Value;
 
 use super::claim::Claimed;
 use super::{Effects, advance};
-use crate::db::{execute, lock_run, notify, now, query_all, query_one};
-use crate::error::TaskError;
+use crate::entity::status::RunStatus;
+use crate::error::{TaskError, TaskErrorKind};
+use crate::store::outcomes::{self, FailedAttempt};
+use crate::store::{self, lock_run, notify, now, transitions};
 
 /// How an attempt ended.
 #[derive(Debug, Clone)]
@@ -61,28 +63,28 @@ pub(crate) async fn finish_batch(db: &DatabaseConnection, items: &[(&Claimed, &O
     let Some((first, _)) = items.first() else { return Ok((Vec::new(), Effects::default())) };
     let run_id = first.pipeline_run_id;
     debug_assert!(items.iter().all(|(t, _)| t.pipeline_run_id == run_id), "a batch holds task runs of one pipeline run");
-    let txn = db.begin().await?;
+    let txn = store::begin(db).await?;
     let Some(run_status) = lock_run(&txn, run_id).await? else {
         return Ok((vec![Finished::Stale; items.len()], Effects::default()));
     };
     let now = now();
-    let mut run_going = run_status == "running";
+    let mut run_going = run_status == RunStatus::Running;
     let mut effects = Effects::default();
     let mut finished = Vec::with_capacity(items.len());
     let mut touched_stage_runs: Vec<i64> = Vec::new();
-    // Successes first, all in one statement; then failures one by one (they are rare).
+    // Successes first, a statement per 50 of them; then failures one by one (they are rare).
     let completed = record_successes(&txn, items, now).await?;
     for (task, outcome) in items {
         let result = match outcome {
             Outcome::Success(_) if completed.contains(&task.task_run_id) => Finished::Completed,
             Outcome::Success(_) => Finished::Stale,
-            Outcome::Failure(_) => record_attempt(&txn, task, outcome, run_going, retry, now).await?,
+            Outcome::Failure(error) => record_failure(&txn, task, error, run_going, retry, now).await?,
         };
         match result {
             Finished::Stale => {}
             Finished::Retrying => effects.queued_work = true,
             Finished::Failed if task.critical && run_going => {
-                effects = effects.merge(advance::end_run(&txn, run_id, "failed", Some(task.stage_run_id), now).await?);
+                effects = effects.merge(advance::end_run(&txn, run_id, RunStatus::Failed, Some(task.stage_run_id), now).await?);
                 run_going = false;
             }
             _ => {
@@ -95,7 +97,9 @@ pub(crate) async fn finish_batch(db: &DatabaseConnection, items: &[(&Claimed, &O
     }
     if run_going {
         for stage_run_id in touched_stage_runs {
-            effects = effects.merge(stage_may_be_done(&txn, run_id, stage_run_id, now).await?);
+            if let Some(stage_id) = transitions::complete_stage_run_if_done(&txn, stage_run_id, now).await? {
+                effects = effects.merge(advance::stages_completed(&txn, run_id, vec![stage_id], now).await?);
+            }
         }
     } else {
         effects = effects.merge(advance::settle(&txn, run_id, now).await?);
@@ -109,160 +113,77 @@ const ROWS_PER_STATEMENT: usize = 50;
 
 /// Marks the successful attempts among `items` `completed` with their results, a statement
 /// per 50 of them, fenced by attempt number; returns the ids of the task runs it completed.
-async fn record_successes(txn: &sea_orm::DatabaseTransaction, items: &[(&Claimed, &Outcome)], now: DateTime<Utc>) -> Result<Vec<i64>, DbErr> {
-    let successes: Vec<(&Claimed, &Value)> = items
+async fn record_successes(txn: &DatabaseTransaction, items: &[(&Claimed, &Outcome)], now: DateTime<Utc>) -> Result<Vec<i64>, DbErr> {
+    let successes: Vec<outcomes::Success> = items
         .iter()
         .filter_map(|(task, outcome)| match outcome {
-            Outcome::Success(value) => Some((*task, value)),
+            Outcome::Success(value) => Some(outcomes::Success {
+                task_run_id: task.task_run_id,
+                attempt: task.attempt,
+                duration_ms: task.started_at.map(|s| (now - s).num_milliseconds().max(0)).unwrap_or(0),
+                result: value.to_string(),
+            }),
             Outcome::Failure(_) => None,
         })
         .collect();
     let mut completed = Vec::with_capacity(successes.len());
     for chunk in successes.chunks(ROWS_PER_STATEMENT) {
-        let mut values: Vec<sea_orm::Value> = vec![now.into()];
-        let mut rows = Vec::with_capacity(chunk.len());
-        for (task, value) in chunk {
-            let n = values.len();
-            rows.push(format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4));
-            let duration_ms = task.started_at.map(|s| (now - s).num_milliseconds().max(0)).unwrap_or(0);
-            values.extend([task.task_run_id.into(), task.attempt.into(), duration_ms.into(), value.to_string().into()]);
-        }
-        let sql = format!(
-            "WITH v (id, attempt, duration_ms, result) AS (VALUES {}) \
-             UPDATE cog_task_run SET status = 'completed', completed_at = $1, duration_ms = v.duration_ms, result = v.result, error = NULL, lease_until = NULL \
-             FROM v WHERE cog_task_run.id = v.id AND cog_task_run.attempt = v.attempt AND cog_task_run.status = 'running' RETURNING cog_task_run.id",
-            rows.join(", ")
-        );
-        for row in query_all(txn, &sql, values).await? {
-            completed.push(row.try_get_by_index::<i64>(0)?);
-        }
+        completed.extend(outcomes::complete_many(txn, chunk, now).await?);
     }
     Ok(completed)
 }
 
-/// Writes one attempt's end on its task run, fenced by attempt number: `completed`, queued
-/// again for a retry (when retries are left and the run goes on), or `failed`.
-async fn record_attempt(
-    txn: &sea_orm::DatabaseTransaction,
+/// Writes one failed attempt on its task run, fenced by attempt number: queued again for a
+/// retry (when retries are left and the run goes on), or `failed`; and its `cog_error` row.
+async fn record_failure(
+    txn: &DatabaseTransaction,
     task: &Claimed,
-    outcome: &Outcome,
+    error: &TaskError,
     run_going: bool,
     retry: RetryPolicy,
     now: DateTime<Utc>,
 ) -> Result<Finished, DbErr> {
-    match outcome {
-        Outcome::Success(value) => {
-            let duration_ms = task.started_at.map(|s| (now - s).num_milliseconds().max(0));
-            let n = execute(
-                txn,
-                "UPDATE cog_task_run SET status = 'completed', completed_at = $1, duration_ms = $2, result = $3, lease_until = NULL \
-                 WHERE id = $4 AND attempt = $5 AND status = 'running'",
-                [now.into(), duration_ms.into(), value.to_string().into(), task.task_run_id.into(), task.attempt.into()],
-            )
-            .await?;
-            Ok(if n == 0 { Finished::Stale } else { Finished::Completed })
-        }
-        Outcome::Failure(error) => {
-            let retry_left = error.kind.retryable() && task.attempt <= task.max_retries && run_going;
-            // A takeover is written only if the lease is still expired now: a worker that
-            // renewed it in the meantime keeps its task run.
-            let takeover = error.kind == crate::error::TaskErrorKind::LeaseExpired;
-            let lease_expired = if takeover { " AND lease_until < $5" } else { "" };
-            let fenced = |mut values: Vec<sea_orm::Value>| {
-                if takeover {
-                    values.push(now.into());
-                }
-                values
-            };
-            let n = if retry_left {
-                let run_after = now + backoff(retry.base, retry.cap, task.attempt);
-                execute(
-                    txn,
-                    &format!(
-                        "UPDATE cog_task_run SET status = 'queued', worker = NULL, lease_until = NULL, run_after = $1, error = $2 \
-                         WHERE id = $3 AND attempt = $4 AND status = 'running'{lease_expired}"
-                    ),
-                    fenced(vec![run_after.into(), error.to_string().into(), task.task_run_id.into(), task.attempt.into()]),
-                )
-                .await?
-            } else {
-                execute(
-                    txn,
-                    &format!(
-                        "UPDATE cog_task_run SET status = 'failed', completed_at = $1, error = $2, lease_until = NULL \
-                         WHERE id = $3 AND attempt = $4 AND status = 'running'{lease_expired}"
-                    ),
-                    fenced(vec![now.into(), error.to_string().into(), task.task_run_id.into(), task.attempt.into()]),
-                )
-                .await?
-            };
-            if n == 0 {
-                return Ok(Finished::Stale);
-            }
-            record_error(txn, task.task_run_id, task.attempt, error, now).await?;
-            if retry_left {
-                notify(txn, "work").await?;
-                return Ok(Finished::Retrying);
-            }
-            Ok(Finished::Failed)
-        }
+    let retry_left = error.kind.retryable() && task.attempt <= task.max_retries && run_going;
+    // A takeover is written only if the lease is still expired now: a worker that renewed it
+    // in the meantime keeps its task run.
+    let expired_before = (error.kind == TaskErrorKind::LeaseExpired).then_some(now);
+    let how = if retry_left { FailedAttempt::Retry { run_after: now + backoff(retry.base, retry.cap, task.attempt) } } else { FailedAttempt::Fail { now } };
+    if !outcomes::fail_attempt(txn, task.task_run_id, task.attempt, how, &error.to_string(), expired_before).await? {
+        return Ok(Finished::Stale);
     }
-}
-
-/// Completes stage run `stage_run_id` if none of its task runs is queued or running, then fans in.
-async fn stage_may_be_done(txn: &sea_orm::DatabaseTransaction, run_id: i64, stage_run_id: i64, now: DateTime<Utc>) -> Result<Effects, DbErr> {
-    let done = query_one(
-        txn,
-        "UPDATE cog_stage_run SET status = 'completed', completed_at = $1 WHERE id = $2 AND status = 'running' \
-         AND NOT EXISTS (SELECT 1 FROM cog_task_run WHERE stage_run_id = $2 AND status IN ('queued', 'running')) RETURNING stage_id",
-        [now.into(), stage_run_id.into()],
-    )
-    .await?;
-    match done {
-        Some(row) => advance::stages_completed(txn, run_id, vec![row.try_get_by_index(0)?], now).await,
-        None => Ok(Effects::default()),
+    record_error(txn, task.task_run_id, task.attempt, error, now).await?;
+    if retry_left {
+        notify(txn, "work").await?;
+        return Ok(Finished::Retrying);
     }
+    Ok(Finished::Failed)
 }
 
 /// Writes a `cog_error` row for one failed attempt.
-pub(crate) async fn record_error(
-    conn: &impl sea_orm::ConnectionTrait,
-    task_run_id: i64,
-    attempt: i32,
-    error: &TaskError,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    execute(
-        conn,
-        "INSERT INTO cog_error (task_run_id, attempt, error_type, message, backtrace, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        [task_run_id.into(), attempt.into(), error.error_type.as_str().into(), error.message.as_str().into(), error.backtrace.clone().into(), now.into()],
-    )
-    .await?;
-    Ok(())
+pub(crate) async fn record_error(conn: &impl ConnectionTrait, task_run_id: i64, attempt: i32, error: &TaskError, now: DateTime<Utc>) -> Result<(), DbErr> {
+    let row = outcomes::ErrorRow {
+        task_run_id,
+        attempt,
+        error_type: &error.error_type,
+        message: &error.message,
+        backtrace: error.backtrace.as_deref(),
+        created_at: now,
+    };
+    outcomes::insert_error(conn, row).await
 }
 
 /// Gives a claimed task run back without counting it as a failure (graceful shutdown past
 /// its deadline): queued again if its run goes on, `canceled` otherwise.
 pub(crate) async fn release(db: &DatabaseConnection, task: &Claimed) -> Result<Effects, DbErr> {
-    let txn = db.begin().await?;
+    let txn = store::begin(db).await?;
     let Some(run_status) = lock_run(&txn, task.pipeline_run_id).await? else { return Ok(Effects::default()) };
     let now = now();
-    let effects = if run_status == "running" {
-        execute(
-            &txn,
-            "UPDATE cog_task_run SET status = 'queued', worker = NULL, lease_until = NULL, run_after = $1 WHERE id = $2 AND attempt = $3 AND status = 'running'",
-            [now.into(), task.task_run_id.into(), task.attempt.into()],
-        )
-        .await?;
+    let effects = if run_status == RunStatus::Running {
+        outcomes::give_back(&txn, task.task_run_id, task.attempt, true, now).await?;
         notify(&txn, "work").await?;
         Effects { queued_work: true, run_ended: false }
     } else {
-        execute(
-            &txn,
-            "UPDATE cog_task_run SET status = 'canceled', completed_at = $1, lease_until = NULL WHERE id = $2 AND attempt = $3 AND status = 'running'",
-            [now.into(), task.task_run_id.into(), task.attempt.into()],
-        )
-        .await?;
+        outcomes::give_back(&txn, task.task_run_id, task.attempt, false, now).await?;
         advance::settle(&txn, task.pipeline_run_id, now).await?
     };
     txn.commit().await?;

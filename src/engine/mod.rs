@@ -1,16 +1,13 @@
 //! The state machine of runs. Every transition runs in one transaction that first locks the
-//! pipeline run row ([`crate::db::lock_run`]) and then makes conditional updates
+//! pipeline run row ([`crate::store::lock_run`]) and then makes conditional updates
 //! (`... WHERE status = 'running'`), so transitions of one run never interleave and a terminal
 //! status is never overwritten.
 
 pub(crate) mod advance;
 pub(crate) mod cancel;
 pub(crate) mod claim;
-pub(crate) mod define;
 pub(crate) mod finish;
 pub(crate) mod launch;
-pub(crate) mod sync;
-pub(crate) mod weights;
 
 /// What a transition did to its pipeline run, for the caller to act on after commit.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

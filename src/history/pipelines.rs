@@ -66,8 +66,8 @@ pub(super) async fn find(db: &impl ConnectionTrait, name: &str) -> Result<pipeli
 
 /// The next `n` ticks of `p`'s schedule after `after` (none if unscheduled or unreadable).
 pub(super) fn ticks(p: &pipeline::Model, after: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
-    let (Some(expr), Some(tz)) = (p.schedule.as_deref(), crate::schedule::parse_timezone(&p.timezone)) else { return Vec::new() };
-    let Ok(schedule) = crate::schedule::parse(expr) else { return Vec::new() };
+    let (Some(expr), Some(tz)) = (p.schedule.as_deref(), crate::scheduler::expression::parse_timezone(&p.timezone)) else { return Vec::new() };
+    let Ok(schedule) = crate::scheduler::expression::parse(expr) else { return Vec::new() };
     let mut out = Vec::with_capacity(n);
     let mut cursor = after;
     while out.len() < n {

@@ -104,7 +104,7 @@ impl CogRuntimeBuilder {
         }
         let db = match (self.connection, self.url) {
             (Some(db), _) => db,
-            (None, Some(url)) => crate::db::connect(&url, self.pool_size).await?,
+            (None, Some(url)) => crate::store::connect(&url, self.pool_size).await?,
             (None, None) => return Err(Error::MissingDatabase),
         };
         crate::migrate(&db).await?;

@@ -105,7 +105,7 @@ impl Inner {
             if self.config.auto_weight {
                 let inner = Arc::clone(self);
                 tokio::spawn(async move {
-                    if let Err(e) = engine::weights::update_weights(&inner.db, run_id, inner.config.weight_sample_size).await {
+                    if let Err(e) = crate::definitions::weights::update_weights_alone(&inner.db, run_id, inner.config.weight_sample_size).await {
                         tracing::error!(pipeline.run = run_id, error = %e, "could not update task weights; the run's status is not affected");
                     }
                 });
@@ -169,7 +169,7 @@ impl CogRuntime {
     /// Validates `spec` and saves it (insert or update by name, keeping run history).
     /// Returns the pipeline's id. Nothing is saved if the definition is invalid.
     pub async fn define(&self, spec: PipelineSpec) -> Result<i64, Error> {
-        let id = engine::define::define(&self.inner.db, &spec, self.inner.clock.now()).await?;
+        let id = crate::definitions::define::define(&self.inner.db, &spec, self.inner.clock.now()).await?;
         self.inner.schedules_changed.notify_waiters();
         Ok(id)
     }
@@ -216,21 +216,15 @@ impl CogRuntime {
     /// Sets or removes (`None`) the schedule of pipeline `name` without redefining it.
     pub async fn set_schedule(&self, name: &str, schedule: Option<&str>) -> Result<(), Error> {
         if let Some(expr) = schedule {
-            crate::schedule::parse(expr).map_err(|reason| crate::error::DefinitionError::InvalidSchedule {
+            crate::scheduler::expression::parse(expr).map_err(|reason| crate::error::DefinitionError::InvalidSchedule {
                 pipeline: name.to_owned(),
                 schedule: expr.to_owned(),
                 reason,
             })?;
         }
         // A new schedule counts ticks from now; an unchanged one keeps its last tick.
-        let n = crate::db::execute(
-            &self.inner.db,
-            "UPDATE cog_pipeline SET last_tick = CASE WHEN schedule IS NOT DISTINCT FROM $1 THEN last_tick ELSE $4 END, \
-             schedule = $1, updated_at = $2 WHERE name = $3",
-            [schedule.map(str::to_owned).into(), crate::db::now().into(), name.into(), schedule.map(|_| self.inner.clock.now()).into()],
-        )
-        .await?;
-        if n == 0 {
+        let found = crate::store::schedules::set_schedule(&self.inner.db, name, schedule, self.inner.clock.now(), crate::store::now()).await?;
+        if !found {
             return Err(Error::UnknownPipeline { name: name.to_owned() });
         }
         self.inner.schedules_changed.notify_waiters();
@@ -245,7 +239,7 @@ impl CogRuntime {
         use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
         let changed = pipeline::Entity::update_many()
             .col_expr(pipeline::Column::Enabled, Expr::value(enabled))
-            .col_expr(pipeline::Column::UpdatedAt, Expr::value(crate::db::now()))
+            .col_expr(pipeline::Column::UpdatedAt, Expr::value(crate::store::now()))
             .filter(pipeline::Column::Name.eq(name))
             .exec(&self.inner.db)
             .await?;
@@ -269,13 +263,7 @@ impl CogRuntime {
     /// Queued task runs per queue, for every known queue (zero included) — work waits on a
     /// queue no process serves, and this shows it.
     pub async fn queue_depths(&self) -> Result<Vec<(String, i64)>, Error> {
-        let rows = crate::db::query_all(
-            &self.inner.db,
-            "SELECT q.name, (SELECT COUNT(*) FROM cog_task_run t WHERE t.queue = q.name AND t.status = 'queued') FROM cog_queue q ORDER BY q.name",
-            [],
-        )
-        .await?;
-        rows.iter().map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?))).collect()
+        Ok(crate::store::reports::queue_depths(&self.inner.db).await?)
     }
 
     /// The database connection the runtime uses (to query `cog::entity` tables).

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use super::CogRuntime;
-use crate::db::query_one;
 use crate::entity::status::RunStatus;
 use crate::error::Error;
 
@@ -55,12 +54,7 @@ impl RunHandle {
 
     /// Status and whether `completed_at` is written.
     async fn read(&self) -> Result<(RunStatus, bool), Error> {
-        let row = query_one(&self.rt.inner.db, "SELECT status, completed_at IS NOT NULL FROM cog_pipeline_run WHERE id = $1", [self.id.into()])
-            .await?
-            .ok_or(Error::UnknownRun { id: self.id })?;
-        let text: String = row.try_get_by_index(0)?;
-        let ended: bool = row.try_get_by_index(1)?;
-        let status = RunStatus::parse(&text).ok_or(Error::Corrupt { table: "cog_pipeline_run", column: "status", value: text })?;
-        Ok((status, ended))
+        let run = crate::store::reports::run_end(&self.rt.inner.db, self.id).await?.ok_or(Error::UnknownRun { id: self.id })?;
+        Ok((run.status, run.completed_at.is_some()))
     }
 }

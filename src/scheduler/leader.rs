@@ -3,31 +3,20 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::{DatabaseConnection, DbErr};
 
-use crate::db::{execute, now, query_one};
-
-/// The lock's name in `cog_lock`.
-const NAME: &str = "scheduler";
+use crate::store::{now, schedules};
 
 /// How long leadership lasts without renewal; a dead leader is replaced within this time.
 pub(crate) const LEADER_LEASE: Duration = Duration::from_secs(10);
 
 /// Takes or renews the scheduler lease for `holder`; true when `holder` is the leader.
-pub(crate) async fn acquire(conn: &impl ConnectionTrait, holder: &str) -> Result<bool, DbErr> {
+pub(crate) async fn acquire(db: &DatabaseConnection, holder: &str) -> Result<bool, DbErr> {
     let now = now();
-    let row = query_one(
-        conn,
-        "INSERT INTO cog_lock (name, holder, lease_until) VALUES ($1, $2, $3) \
-         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until \
-         WHERE cog_lock.holder = excluded.holder OR cog_lock.lease_until < $4 RETURNING holder",
-        [NAME.into(), holder.into(), (now + LEADER_LEASE).into(), now.into()],
-    )
-    .await?;
-    Ok(row.is_some())
+    schedules::acquire_leadership(db, holder, now, now + LEADER_LEASE).await
 }
 
 /// Gives the lease up (on shutdown), so another runtime takes over at once.
-pub(crate) async fn release(conn: &impl ConnectionTrait, holder: &str) -> Result<(), DbErr> {
-    execute(conn, "DELETE FROM cog_lock WHERE name = $1 AND holder = $2", [NAME.into(), holder.into()]).await.map(|_| ())
+pub(crate) async fn release(db: &DatabaseConnection, holder: &str) -> Result<(), DbErr> {
+    schedules::release_leadership(db, holder).await.map(|_| ())
 }

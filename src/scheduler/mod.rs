@@ -19,6 +19,7 @@
 //! ```
 
 mod clock;
+pub(crate) mod expression;
 mod leader;
 pub(crate) mod ticks;
 
@@ -28,24 +29,15 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::DbErr;
 
+/// Moved to the crate root with the other settings; kept here so `cog::scheduler::MissedTicks` still names it.
+pub use crate::config::MissedTicks;
 pub use clock::{Clock, ManualClock, SystemClock};
 
-use crate::db::{execute, query_all};
 use crate::engine::launch::{LaunchRequest, launch};
 use crate::entity::status::Trigger;
 use crate::error::{Error, LaunchRefusal};
 use crate::runtime::Inner;
-
-/// What to do with ticks that passed while no scheduler ran (downtime).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum MissedTicks {
-    /// Fire one catch-up run for the latest missed tick, like celery beat (the default).
-    #[default]
-    FireOnce,
-    /// Fire nothing for ticks more than [`crate::Config::schedule_grace`] late.
-    Skip,
-}
+use crate::store::schedules;
 
 /// What one scheduler pass did.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -73,23 +65,15 @@ pub(crate) async fn pass(inner: &Arc<Inner>) -> Result<SchedulerPass, Error> {
         return Ok(report);
     }
     let now = inner.clock.now();
-    let rows = query_all(
-        &inner.db,
-        "SELECT id, name, schedule, timezone, last_tick FROM cog_pipeline WHERE enabled = $1 AND schedule IS NOT NULL ORDER BY id",
-        [true.into()],
-    )
-    .await?;
-    for row in rows {
-        let (id, name): (i64, String) = (row.try_get_by_index(0)?, row.try_get_by_index(1)?);
-        let (expr, tz): (String, String) = (row.try_get_by_index(2)?, row.try_get_by_index(3)?);
-        let last_tick: Option<DateTime<Utc>> = row.try_get_by_index(4)?;
-        let (Ok(schedule), Some(tz)) = (crate::schedule::parse(&expr), crate::schedule::parse_timezone(&tz)) else {
+    for row in schedules::scheduled(&inner.db).await? {
+        let schedules::Scheduled { id, name, schedule: expr, timezone: tz, last_tick } = row;
+        let (Ok(schedule), Some(tz)) = (crate::scheduler::expression::parse(&expr), crate::scheduler::expression::parse_timezone(&tz)) else {
             tracing::warn!(pipeline = name.as_str(), schedule = expr.as_str(), "stored schedule or time zone does not parse; skipping");
             continue;
         };
         let Some(base) = last_tick else {
             // Scheduled without a baseline (written by an older cog or by hand): start now.
-            execute(&inner.db, "UPDATE cog_pipeline SET last_tick = $1 WHERE id = $2 AND last_tick IS NULL", [now.into(), id.into()]).await?;
+            schedules::set_baseline(&inner.db, id, now).await?;
             continue;
         };
         let (count, latest) = ticks::latest_due(&schedule, tz, base, now, SCAN_LIMIT);
@@ -154,14 +138,7 @@ async fn handle_tick(
 
 /// Moves `last_tick` forward to `tick` (never back) and adds to the tick counters.
 async fn advance(inner: &Inner, id: i64, tick: DateTime<Utc>, refused: i64, skipped: i64) -> Result<(), DbErr> {
-    execute(
-        &inner.db,
-        "UPDATE cog_pipeline SET last_tick = CASE WHEN last_tick IS NULL OR last_tick < $1 THEN $1 ELSE last_tick END, \
-         refused_ticks = refused_ticks + $2, skipped_ticks = skipped_ticks + $3 WHERE id = $4",
-        [tick.into(), refused.into(), skipped.into(), id.into()],
-    )
-    .await
-    .map(|_| ())
+    schedules::advance_tick(&inner.db, id, tick, refused, skipped).await.map(|_| ())
 }
 
 /// Runs passes until shutdown, sleeping until the next tick (at most a second, so schedule

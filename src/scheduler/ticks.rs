@@ -76,7 +76,7 @@ fn due_ticks(schedule: &cron::Schedule, tz: Tz, after: DateTime<Utc>, until: Dat
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schedule::parse;
+    use crate::scheduler::expression::parse;
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

@@ -6,7 +6,8 @@ use serde_json::Value;
 
 use super::PipelineSpec;
 use crate::error::DefinitionError;
-use crate::{registry, schedule};
+use crate::registry;
+use crate::scheduler::expression as schedule;
 
 /// Every check that needs no database: names, cogs, handlers, prerequisites, cycles,
 /// schedule, time zone, arguments, weights, timeouts.

@@ -9,12 +9,12 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::context::TaskContext;
-use crate::db::now;
 use crate::engine::claim::Claimed;
 use crate::engine::finish::{self, Finished, Outcome};
 use crate::error::{TaskError, TaskErrorKind, TaskRunInfo};
 use crate::registry::{self, CogArgs, CogFailure};
 use crate::runtime::{Inner, RunningTask};
+use crate::store::now;
 use crate::worker::completions::Completion;
 
 /// Runs `task` to its end and records the outcome.

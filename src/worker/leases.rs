@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use crate::db::{execute, now, query_all};
 use crate::engine::claim;
 use crate::engine::finish::{self, Outcome, RetryPolicy};
 use crate::error::{TaskError, TaskErrorKind};
 use crate::runtime::Inner;
+use crate::store::{leases, now};
 
 /// Renews the leases of this worker's running task runs every heartbeat interval, and tells
 /// cogs whose run was canceled elsewhere.
@@ -25,17 +25,13 @@ pub(crate) async fn heartbeat_loop(inner: Arc<Inner>) {
             tracing::warn!(error = %e, "could not renew leases; retrying at the next heartbeat");
             continue;
         }
-        let canceled = query_all(
-            &inner.db,
-            "SELECT DISTINCT s.pipeline_run_id FROM cog_task_run t JOIN cog_stage_run s ON s.id = t.stage_run_id \
-             JOIN cog_pipeline_run r ON r.id = s.pipeline_run_id WHERE t.worker = $1 AND t.status = 'running' AND r.status = 'canceled'",
-            [inner.worker_id.as_str().into()],
-        )
-        .await;
-        for row in canceled.unwrap_or_default() {
-            if let Ok(run_id) = row.try_get_by_index::<i64>(0) {
-                inner.cancel_running(run_id);
+        match leases::canceled_runs_of(&inner.db, &inner.worker_id).await {
+            Ok(runs) => {
+                for run_id in runs {
+                    inner.cancel_running(run_id);
+                }
             }
+            Err(e) => tracing::warn!(error = %e, "could not look for canceled runs; retrying at the next heartbeat"),
         }
     }
 }
@@ -44,15 +40,7 @@ pub(crate) async fn heartbeat_loop(inner: Arc<Inner>) {
 /// worker claimed but no longer runs must be able to expire. On PostgreSQL rows being
 /// finished right now are skipped (they need no renewal, and waiting for them could deadlock).
 async fn renew(inner: &Inner, held: &[i64]) -> Result<u64, sea_orm::DbErr> {
-    let lock = if inner.db.get_database_backend() == sea_orm::DbBackend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
-    let sql = format!(
-        "UPDATE cog_task_run SET lease_until = $1 WHERE id IN \
-         (SELECT id FROM cog_task_run WHERE worker = $2 AND status = 'running' AND id IN ({}){lock})",
-        crate::db::in_list(3, held.len())
-    );
-    let mut values: Vec<sea_orm::Value> = vec![(now() + inner.config.lease_duration).into(), inner.worker_id.as_str().into()];
-    values.extend(held.iter().map(|id| sea_orm::Value::from(*id)));
-    execute(&inner.db, &sql, values).await
+    leases::renew(&inner.db, &inner.worker_id, held, now() + inner.config.lease_duration).await
 }
 
 /// Every half lease, fails (or queues for retry) the task runs whose lease expired.
@@ -97,6 +85,8 @@ pub(crate) async fn reclaim_expired(inner: &Arc<Inner>) -> Result<usize, sea_orm
 
 /// The worker named on a task run, for messages.
 async fn task_worker(inner: &Inner, task_run_id: i64) -> String {
-    let row = crate::db::query_one(&inner.db, "SELECT worker FROM cog_task_run WHERE id = $1", [task_run_id.into()]).await;
-    row.ok().flatten().and_then(|r| r.try_get_by_index::<Option<String>>(0).ok().flatten()).unwrap_or_else(|| "?".to_owned())
+    match leases::worker_of(&inner.db, task_run_id).await {
+        Ok(worker) => worker.unwrap_or_else(|| "?".to_owned()),
+        Err(e) => format!("? (could not read it: {e})"),
+    }
 }

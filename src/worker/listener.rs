@@ -8,9 +8,9 @@ use std::time::Duration;
 use sea_orm::DbBackend;
 use sea_orm::sqlx::postgres::PgListener;
 
-use crate::db::EVENTS_CHANNEL;
 use crate::engine::finish::backoff;
 use crate::runtime::Inner;
+use crate::store::EVENTS_CHANNEL;
 
 /// Listens until the runtime stops; reconnects with back-off when the connection is lost.
 pub(crate) async fn listen_loop(inner: Arc<Inner>) {

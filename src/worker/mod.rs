@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use crate::db::{in_list, now, query_one};
 use crate::engine::{claim, finish};
 use crate::runtime::Inner;
+use crate::store::{claims, now};
 
 /// Most task runs claimed by one statement.
 const MAX_BATCH: usize = 64;
@@ -81,14 +81,13 @@ pub(crate) async fn claim_loop(inner: Arc<Inner>) {
 /// How long an idle worker sleeps: until the next retry becomes due, at most the poll interval.
 async fn idle_pause(inner: &Inner) -> Duration {
     let poll = inner.config.poll_interval;
-    let sql = format!("SELECT MIN(run_after) FROM cog_task_run WHERE status = 'queued' AND queue IN ({})", in_list(1, inner.queues.len()));
-    let next = query_one(&inner.db, &sql, inner.queues.iter().map(|q| q.as_str().into())).await;
-    match next {
-        Ok(Some(row)) => match row.try_get_by_index::<Option<chrono::DateTime<chrono::Utc>>>(0) {
-            Ok(Some(at)) => (at - now()).to_std().unwrap_or(Duration::ZERO).clamp(Duration::from_millis(1), poll),
-            _ => poll,
-        },
-        _ => poll,
+    match claims::next_due(&inner.db, &inner.queues).await {
+        Ok(Some(at)) => (at - now()).to_std().unwrap_or(Duration::ZERO).clamp(Duration::from_millis(1), poll),
+        Ok(None) => poll,
+        Err(e) => {
+            tracing::debug!(error = %e, "could not read when the next retry is due; polling");
+            poll
+        }
     }
 }
 

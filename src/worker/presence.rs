@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use crate::db::now;
-use crate::engine::sync::{self, WorkerRecord};
 use crate::runtime::Inner;
+use crate::store::now;
+use crate::store::presence::{self as sync, WorkerRecord};
 
 /// This runtime's registration record.
 fn record(inner: &Inner) -> WorkerRecord<'_> {

@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query, SelectStatement};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 
 use crate::entity::{cog, error_handler, worker, worker_cog, worker_error_handler};
 use crate::registry;
@@ -30,8 +30,8 @@ pub(crate) struct WorkerRecord<'a> {
 /// `cog_cog` / `cog_error_handler` rows), replacing an earlier row of the same name, and
 /// refreshes `present`. Returns the worker's id.
 pub(crate) async fn register(db: &DatabaseConnection, record: &WorkerRecord<'_>, now: DateTime<Utc>) -> Result<i64, DbErr> {
-    let txn = db.begin().await?;
-    crate::db::lock_definitions(&txn).await?;
+    let txn = super::begin(db).await?;
+    super::lock_definitions(&txn).await?;
     let cogs: Vec<_> = registry::cogs().iter().map(|c| (c.name, c.module)).collect();
     let handlers: Vec<_> = registry::error_handlers().iter().map(|h| (h.name, h.module)).collect();
     if !cogs.is_empty() {
@@ -99,7 +99,7 @@ pub(crate) async fn register(db: &DatabaseConnection, record: &WorkerRecord<'_>,
 /// Returns false when the row is gone (deleted as dead while this process was stalled): the
 /// caller registers again.
 pub(crate) async fn heartbeat(db: &DatabaseConnection, id: i64, alive_for: chrono::TimeDelta, now: DateTime<Utc>) -> Result<bool, DbErr> {
-    let txn = db.begin().await?;
+    let txn = super::begin(db).await?;
     let renewed = worker::Entity::update_many()
         .col_expr(worker::Column::HeartbeatAt, Expr::value(now))
         .col_expr(worker::Column::AliveUntil, Expr::value(now + alive_for))
@@ -120,7 +120,7 @@ pub(crate) async fn heartbeat(db: &DatabaseConnection, id: i64, alive_for: chron
 
 /// Removes worker `id` (on shutdown) and refreshes `present`.
 pub(crate) async fn deregister(db: &DatabaseConnection, id: i64, now: DateTime<Utc>) -> Result<(), DbErr> {
-    let txn = db.begin().await?;
+    let txn = super::begin(db).await?;
     delete_worker(&txn, id).await?;
     refresh_present(&txn, now).await?;
     txn.commit().await

@@ -1,0 +1,169 @@
+//! Claiming queued task runs, giving claims back, and reading what a worker needs to run them.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
+
+use super::{Backend, Sql};
+use crate::entity::status::RunStatus;
+
+/// A task run claimed by (or being finished for) a worker, with its definition.
+#[derive(Debug, Clone, FromQueryResult)]
+pub(crate) struct Claimed {
+    pub(crate) task_run_id: i64,
+    pub(crate) attempt: i32,
+    pub(crate) stage_run_id: i64,
+    pub(crate) pipeline_run_id: i64,
+    pub(crate) task_id: i64,
+    pub(crate) task_name: String,
+    pub(crate) stage_name: String,
+    pub(crate) pipeline_name: String,
+    pub(crate) cog: String,
+    pub(crate) error_handler: Option<String>,
+    pub(crate) arguments: String,
+    pub(crate) launch_arguments: String,
+    pub(crate) critical: bool,
+    pub(crate) max_retries: i32,
+    pub(crate) timeout_ms: Option<i64>,
+    pub(crate) started_at: Option<DateTime<Utc>>,
+}
+
+/// Marks up to `limit` queued task runs of `queues` whose `run_after` has passed as running
+/// for `worker`, heaviest first; returns their ids, in claim order. Run it in a transaction.
+///
+/// The ids are picked exactly once. PostgreSQL may plan `id IN (SELECT ... LIMIT n FOR UPDATE
+/// SKIP LOCKED)` as a nested-loop semi-join that rescans the subquery per outer row, each
+/// rescan skipping rows locked meanwhile and returning new ones, so one claim took many times
+/// its limit: there a MATERIALIZED CTE is evaluated once, whatever the plan. SQLite has one
+/// writer at a time and evaluates an uncorrelated IN-subquery once. MySQL has no
+/// `UPDATE ... RETURNING`: the ids are selected (and locked, skipping rows locked by other
+/// claims), then updated, in the caller's transaction.
+pub(crate) async fn claim(
+    conn: &impl ConnectionTrait,
+    worker: &str,
+    queues: &[String],
+    limit: usize,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+) -> Result<Vec<i64>, DbErr> {
+    let b = Backend::of(conn)?;
+    let set = |sql: Sql| {
+        sql.bind(RunStatus::Running)
+            .push(", attempt = attempt + 1, worker = ")
+            .bind(worker)
+            .push(", lease_until = ")
+            .bind(lease_until)
+            .push(", started_at = ")
+            .bind(now)
+    };
+    let pick = |sql: Sql| {
+        sql.push("SELECT id FROM cog_task_run WHERE status = ")
+            .bind(RunStatus::Queued)
+            .push(" AND run_after <= ")
+            .bind(now)
+            .push(" AND queue IN (")
+            .bind_list(queues.iter().map(String::as_str))
+            .push(") ORDER BY weight DESC, id LIMIT ")
+            .bind(limit as i64)
+    };
+    match b {
+        Backend::Postgres => {
+            let sql = pick(Sql::new(b, "WITH picked AS MATERIALIZED (")).push(" FOR UPDATE SKIP LOCKED) UPDATE cog_task_run SET status = ");
+            set(sql)
+                .push(" FROM picked WHERE cog_task_run.id = picked.id AND cog_task_run.status = ")
+                .bind(RunStatus::Queued)
+                .push(" RETURNING cog_task_run.id")
+                .ids(conn)
+                .await
+        }
+        Backend::Sqlite => {
+            let sql = pick(set(Sql::new(b, "UPDATE cog_task_run SET status = ")).push(" WHERE status = ").bind(RunStatus::Queued).push(" AND id IN ("));
+            sql.push(") RETURNING id").ids(conn).await
+        }
+        Backend::MySql => {
+            let ids = pick(Sql::new(b, "")).push(" FOR UPDATE SKIP LOCKED").ids(conn).await?;
+            if !ids.is_empty() {
+                set(Sql::new(b, "UPDATE cog_task_run SET status = "))
+                    .push(" WHERE status = ")
+                    .bind(RunStatus::Queued)
+                    .push(" AND id IN (")
+                    .bind_list(ids.iter().copied())
+                    .push(")")
+                    .execute(conn)
+                    .await?;
+            }
+            Ok(ids)
+        }
+    }
+}
+
+/// Undoes the claim of task runs `ids` made in this transaction: queued again, attempt as before.
+pub(crate) async fn unclaim(conn: &impl ConnectionTrait, ids: &[i64]) -> Result<u64, DbErr> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Sql::new(Backend::of(conn)?, "UPDATE cog_task_run SET status = ")
+        .bind(RunStatus::Queued)
+        .push(", attempt = attempt - 1, worker = NULL, lease_until = NULL, started_at = NULL WHERE status = ")
+        .bind(RunStatus::Running)
+        .push(" AND id IN (")
+        .bind_list(ids.iter().copied())
+        .push(")")
+        .execute(conn)
+        .await
+}
+
+/// Reads task runs `ids` with their definitions (in no particular order).
+pub(crate) async fn load(conn: &impl ConnectionTrait, ids: &[i64]) -> Result<Vec<Claimed>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Sql::new(
+        Backend::of(conn)?,
+        "SELECT tr.id AS task_run_id, tr.attempt, tr.stage_run_id, sr.pipeline_run_id, t.id AS task_id, t.name AS task_name, \
+                s.name AS stage_name, p.name AS pipeline_name, c.name AS cog, h.name AS error_handler, t.arguments, \
+                pr.arguments AS launch_arguments, t.critical, t.max_retries, t.timeout_ms, tr.started_at \
+         FROM cog_task_run tr \
+         JOIN cog_stage_run sr ON sr.id = tr.stage_run_id \
+         JOIN cog_pipeline_run pr ON pr.id = sr.pipeline_run_id \
+         JOIN cog_pipeline p ON p.id = pr.pipeline_id \
+         JOIN cog_task t ON t.id = tr.task_id \
+         JOIN cog_stage s ON s.id = t.stage_id \
+         JOIN cog_cog c ON c.id = t.cog_id \
+         LEFT JOIN cog_error_handler h ON h.id = t.error_handler_id \
+         WHERE tr.id IN (",
+    )
+    .bind_list(ids.iter().copied())
+    .push(")")
+    .all(conn)
+    .await
+}
+
+/// Ids of running task runs whose lease expired before `now` (their worker died or hung),
+/// oldest lease first, at most `limit`.
+pub(crate) async fn expired(conn: &impl ConnectionTrait, now: DateTime<Utc>, limit: usize) -> Result<Vec<i64>, DbErr> {
+    Sql::new(Backend::of(conn)?, "SELECT id FROM cog_task_run WHERE status = ")
+        .bind(RunStatus::Running)
+        .push(" AND lease_until < ")
+        .bind(now)
+        .push(" ORDER BY lease_until LIMIT ")
+        .bind(limit as i64)
+        .ids(conn)
+        .await
+}
+
+/// The earliest `run_after` of the task runs queued on `queues` (when an idle worker should
+/// look again), if any is queued.
+pub(crate) async fn next_due(conn: &impl ConnectionTrait, queues: &[String]) -> Result<Option<DateTime<Utc>>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Due {
+        due: Option<DateTime<Utc>>,
+    }
+    let row = Sql::new(Backend::of(conn)?, "SELECT MIN(run_after) AS due FROM cog_task_run WHERE status = ")
+        .bind(RunStatus::Queued)
+        .push(" AND queue IN (")
+        .bind_list(queues.iter().map(String::as_str))
+        .push(")")
+        .one::<Due>(conn)
+        .await?;
+    Ok(row.and_then(|r| r.due))
+}

@@ -1,0 +1,126 @@
+//! The statements of a launch: the pipeline locked, the overlap checks, the run inserted,
+//! and its first stages found.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
+
+use super::{Backend, Sql};
+use crate::entity::status::{RunStatus, Trigger};
+
+/// What a launch needs of its pipeline.
+#[derive(Debug, Clone, Copy, FromQueryResult)]
+pub(crate) struct LaunchedPipeline {
+    pub(crate) id: i64,
+    pub(crate) enabled: bool,
+    pub(crate) prevent_overlap: bool,
+}
+
+/// Locks pipeline `name` for the rest of the transaction, so two launches of it are decided
+/// one after the other. PostgreSQL and MySQL lock the row; SQLite takes the database write
+/// lock with a no-op update.
+pub(crate) async fn lock_pipeline(conn: &impl ConnectionTrait, name: &str) -> Result<Option<LaunchedPipeline>, DbErr> {
+    let b = Backend::of(conn)?;
+    let sql = match b {
+        Backend::Postgres | Backend::MySql => Sql::new(b, "SELECT id, enabled, prevent_overlap FROM cog_pipeline WHERE name = ").bind(name).push(" FOR UPDATE"),
+        Backend::Sqlite => {
+            Sql::new(b, "UPDATE cog_pipeline SET updated_at = updated_at WHERE name = ").bind(name).push(" RETURNING id, enabled, prevent_overlap")
+        }
+    };
+    sql.one(conn).await
+}
+
+/// Whether pipeline `pipeline_id` has a run for schedule tick `tick`.
+pub(crate) async fn tick_fired(conn: &impl ConnectionTrait, pipeline_id: i64, tick: DateTime<Utc>) -> Result<bool, DbErr> {
+    let ids = Sql::new(Backend::of(conn)?, "SELECT id FROM cog_pipeline_run WHERE pipeline_id = ")
+        .bind(pipeline_id)
+        .push(" AND scheduled_for = ")
+        .bind(tick)
+        .ids(conn)
+        .await?;
+    Ok(!ids.is_empty())
+}
+
+/// A run's id and status.
+#[derive(Debug, Clone, Copy, FromQueryResult)]
+pub(crate) struct RunState {
+    pub(crate) id: i64,
+    pub(crate) status: RunStatus,
+}
+
+/// The latest run of pipeline `pipeline_id`.
+pub(crate) async fn last_run(conn: &impl ConnectionTrait, pipeline_id: i64) -> Result<Option<RunState>, DbErr> {
+    Sql::new(Backend::of(conn)?, "SELECT id, status FROM cog_pipeline_run WHERE pipeline_id = ")
+        .bind(pipeline_id)
+        .push(" ORDER BY id DESC LIMIT 1")
+        .one(conn)
+        .await
+}
+
+/// The oldest run of pipeline `pipeline_id` still queued or running.
+pub(crate) async fn open_run(conn: &impl ConnectionTrait, pipeline_id: i64) -> Result<Option<i64>, DbErr> {
+    let ids = Sql::new(Backend::of(conn)?, "SELECT id FROM cog_pipeline_run WHERE pipeline_id = ")
+        .bind(pipeline_id)
+        .push(" AND status IN (")
+        .bind_list([RunStatus::Queued, RunStatus::Running])
+        .push(") ORDER BY id LIMIT 1")
+        .ids(conn)
+        .await?;
+    Ok(ids.first().copied())
+}
+
+/// A run to insert.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewRun<'a> {
+    pub(crate) pipeline_id: i64,
+    pub(crate) trigger: Trigger,
+    pub(crate) scheduled_for: Option<DateTime<Utc>>,
+    /// JSON text of the launch arguments.
+    pub(crate) arguments: &'a str,
+    pub(crate) now: DateTime<Utc>,
+}
+
+/// Inserts a `running` pipeline run; returns its id.
+pub(crate) async fn insert_run(conn: &impl ConnectionTrait, run: NewRun<'_>) -> Result<i64, DbErr> {
+    let b = Backend::of(conn)?;
+    Sql::new(b, "INSERT INTO cog_pipeline_run (pipeline_id, status, ")
+        .push(b.trigger_column())
+        .push(", scheduled_for, arguments, created_at, started_at) VALUES (")
+        .bind(run.pipeline_id)
+        .push(", ")
+        .bind(RunStatus::Running)
+        .push(", ")
+        .bind(run.trigger)
+        .push(", ")
+        .bind(run.scheduled_for)
+        .push(", ")
+        .bind(run.arguments)
+        .push(", ")
+        .bind(run.now)
+        .push(", ")
+        .bind(run.now)
+        .push(")")
+        .insert(conn)
+        .await
+}
+
+/// Moves `last_tick` of pipeline `pipeline_id` forward to `tick` (never back).
+pub(crate) async fn record_tick(conn: &impl ConnectionTrait, pipeline_id: i64, tick: DateTime<Utc>) -> Result<u64, DbErr> {
+    Sql::new(Backend::of(conn)?, "UPDATE cog_pipeline SET last_tick = ")
+        .bind(tick)
+        .push(" WHERE id = ")
+        .bind(pipeline_id)
+        .push(" AND (last_tick IS NULL OR last_tick < ")
+        .bind(tick)
+        .push(")")
+        .execute(conn)
+        .await
+}
+
+/// The current stages of pipeline `pipeline_id` without prerequisites, in definition order.
+pub(crate) async fn root_stages(conn: &impl ConnectionTrait, pipeline_id: i64) -> Result<Vec<i64>, DbErr> {
+    Sql::new(Backend::of(conn)?, "SELECT s.id FROM cog_stage s WHERE s.pipeline_id = ")
+        .bind(pipeline_id)
+        .push(" AND NOT s.archived AND NOT EXISTS (SELECT 1 FROM cog_stage_prerequisite p WHERE p.stage_id = s.id) ORDER BY s.position")
+        .ids(conn)
+        .await
+}

@@ -1,0 +1,156 @@
+//! [`Backend`] and [`Sql`]: which database a connection talks to, and statements written with
+//! that database's placeholders.
+
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement, Value};
+
+/// The databases cog runs on. SeaORM's `DatabaseBackend` is `#[non_exhaustive]`; it is mapped
+/// onto this once ([`Backend::of`]), so every dialect choice is an exhaustive `match`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    /// SQLite 3.35+ (one process).
+    Sqlite,
+    /// PostgreSQL 12+.
+    Postgres,
+    /// MySQL 8 or MariaDB 10.6+.
+    MySql,
+}
+
+impl Backend {
+    /// The backend of `conn`; an error naming the databases cog supports for any other.
+    pub(crate) fn of(conn: &impl ConnectionTrait) -> Result<Self, DbErr> {
+        Self::from_sea_orm(conn.get_database_backend())
+    }
+
+    /// Maps SeaORM's backend onto cog's.
+    pub(crate) fn from_sea_orm(backend: DbBackend) -> Result<Self, DbErr> {
+        match backend {
+            DbBackend::Sqlite => Ok(Self::Sqlite),
+            DbBackend::Postgres => Ok(Self::Postgres),
+            DbBackend::MySql => Ok(Self::MySql),
+            other => Err(DbErr::Custom(format!("cog runs on SQLite, PostgreSQL and MySQL/MariaDB; this connection is {other:?}"))),
+        }
+    }
+
+    /// SeaORM's name for it.
+    fn sea_orm(self) -> DbBackend {
+        match self {
+            Self::Sqlite => DbBackend::Sqlite,
+            Self::Postgres => DbBackend::Postgres,
+            Self::MySql => DbBackend::MySql,
+        }
+    }
+
+    /// The column `cog_pipeline_run.trigger`, quoted (`trigger` is a reserved word).
+    pub(crate) fn trigger_column(self) -> &'static str {
+        match self {
+            Self::Sqlite | Self::Postgres => "\"trigger\"",
+            Self::MySql => "`trigger`",
+        }
+    }
+}
+
+/// One statement under construction: text and bound values, in order. [`bind`](Self::bind)
+/// writes the backend's placeholder for the next value (`$n` on PostgreSQL, `?` on SQLite and
+/// MySQL), so a statement is written once and reads the same on every backend.
+#[derive(Debug, Clone)]
+#[must_use = "a statement does nothing until it is run"]
+pub(crate) struct Sql {
+    backend: Backend,
+    text: String,
+    values: Vec<Value>,
+}
+
+/// A row holding one id.
+#[derive(Debug, Clone, Copy, FromQueryResult)]
+pub(crate) struct Id {
+    /// The id.
+    pub(crate) id: i64,
+}
+
+impl Sql {
+    /// A statement for `backend` starting with `text`.
+    pub(crate) fn new(backend: Backend, text: &str) -> Self {
+        Self { backend, text: text.to_owned(), values: Vec::new() }
+    }
+
+    /// Appends SQL text.
+    pub(crate) fn push(mut self, text: &str) -> Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends a placeholder bound to `value`.
+    pub(crate) fn bind(mut self, value: impl Into<Value>) -> Self {
+        self.values.push(value.into());
+        match self.backend {
+            Backend::Postgres => {
+                self.text.push('$');
+                self.text.push_str(&self.values.len().to_string());
+            }
+            Backend::Sqlite | Backend::MySql => self.text.push('?'),
+        }
+        self
+    }
+
+    /// Appends `a, b, c`: one placeholder per value.
+    pub(crate) fn bind_list<V: Into<Value>>(mut self, values: impl IntoIterator<Item = V>) -> Self {
+        for (i, value) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.text.push_str(", ");
+            }
+            self = self.bind(value);
+        }
+        self
+    }
+
+    /// The statement to send.
+    pub(crate) fn statement(self) -> Statement {
+        Statement::from_sql_and_values(self.backend.sea_orm(), self.text, self.values)
+    }
+
+    /// Runs it; returns the number of rows it changed (on MySQL: the rows it matched).
+    pub(crate) async fn execute(self, conn: &impl ConnectionTrait) -> Result<u64, DbErr> {
+        Ok(conn.execute_raw(self.statement()).await?.rows_affected())
+    }
+
+    /// Runs an `INSERT` of one row and returns the new row's id: `RETURNING id` on SQLite and
+    /// PostgreSQL, `LAST_INSERT_ID()` on MySQL (which has no `INSERT ... RETURNING`).
+    pub(crate) async fn insert(self, conn: &impl ConnectionTrait) -> Result<i64, DbErr> {
+        match self.backend {
+            Backend::Sqlite | Backend::Postgres => self.push(" RETURNING id").one::<Id>(conn).await?.map(|r| r.id).ok_or(DbErr::RecordNotInserted),
+            Backend::MySql => {
+                let id = conn.execute_raw(self.statement()).await?.last_insert_id();
+                i64::try_from(id).map_err(|_| DbErr::Custom(format!("inserted id {id} does not fit a 64-bit key")))
+            }
+        }
+    }
+
+    /// Runs a query and reads every row as a `T`.
+    pub(crate) async fn all<T: FromQueryResult>(self, conn: &impl ConnectionTrait) -> Result<Vec<T>, DbErr> {
+        conn.query_all_raw(self.statement()).await?.iter().map(|row| T::from_query_result(row, "")).collect()
+    }
+
+    /// Runs a query and reads its first row, if any, as a `T`.
+    pub(crate) async fn one<T: FromQueryResult>(self, conn: &impl ConnectionTrait) -> Result<Option<T>, DbErr> {
+        conn.query_one_raw(self.statement()).await?.map(|row| T::from_query_result(&row, "")).transpose()
+    }
+
+    /// The ids a query returns (its column `id`).
+    pub(crate) async fn ids(self, conn: &impl ConnectionTrait) -> Result<Vec<i64>, DbErr> {
+        Ok(self.all::<Id>(conn).await?.into_iter().map(|r| r.id).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_follow_the_backend() {
+        let pg = Sql::new(Backend::Postgres, "SELECT id FROM t WHERE a = ").bind(1i64).push(" AND b IN (").bind_list([2i64, 3]).push(")");
+        assert_eq!(pg.text, "SELECT id FROM t WHERE a = $1 AND b IN ($2, $3)");
+        let my = Sql::new(Backend::MySql, "SELECT id FROM t WHERE a = ").bind(1i64).push(" AND b IN (").bind_list([2i64, 3]).push(")");
+        assert_eq!(my.text, "SELECT id FROM t WHERE a = ? AND b IN (?, ?)");
+        assert_eq!(my.values.len(), 3);
+    }
+}

@@ -1,0 +1,245 @@
+//! The statements of a run's state machine inside its locked transaction: stage runs started
+//! and completed, fan-in, the run ended, and `completed_at` written once nothing runs.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
+
+use super::{Backend, Id, Sql};
+use crate::entity::status::RunStatus;
+
+/// The statuses a run or stage run still moves from.
+const OPEN: [RunStatus; 2] = [RunStatus::Queued, RunStatus::Running];
+/// The statuses it ends in.
+const ENDED: [RunStatus; 3] = [RunStatus::Completed, RunStatus::Failed, RunStatus::Canceled];
+
+/// Inserts the stage run of stage `stage_id` in run `run_id`, `running`; returns its id, or
+/// `None` when the run already has one (the unique index on `(pipeline_run_id, stage_id)`
+/// makes a second start a no-op). Callers hold the run's lock.
+pub(crate) async fn insert_stage_run(conn: &impl ConnectionTrait, run_id: i64, stage_id: i64, now: DateTime<Utc>) -> Result<Option<i64>, DbErr> {
+    let b = Backend::of(conn)?;
+    let insert = |sql: Sql| {
+        sql.push("INSERT INTO cog_stage_run (pipeline_run_id, stage_id, status, started_at) VALUES (")
+            .bind(run_id)
+            .push(", ")
+            .bind(stage_id)
+            .push(", ")
+            .bind(RunStatus::Running)
+            .push(", ")
+            .bind(now)
+            .push(")")
+    };
+    match b {
+        Backend::Sqlite | Backend::Postgres => {
+            Ok(insert(Sql::new(b, "")).push(" ON CONFLICT (pipeline_run_id, stage_id) DO NOTHING RETURNING id").one::<Id>(conn).await?.map(|r| r.id))
+        }
+        // No `ON CONFLICT DO NOTHING ... RETURNING` here: look first (under the run's lock no
+        // other transaction adds a stage run to this run), the unique index still guarding.
+        Backend::MySql => {
+            let existing =
+                Sql::new(b, "SELECT id FROM cog_stage_run WHERE pipeline_run_id = ").bind(run_id).push(" AND stage_id = ").bind(stage_id).ids(conn).await?;
+            if !existing.is_empty() {
+                return Ok(None);
+            }
+            insert(Sql::new(b, "")).insert(conn).await.map(Some)
+        }
+    }
+}
+
+/// Queues a task run for each enabled, current task of stage `stage_id` in stage run
+/// `stage_run_id`; returns how many.
+pub(crate) async fn queue_task_runs(conn: &impl ConnectionTrait, stage_run_id: i64, stage_id: i64, now: DateTime<Utc>) -> Result<u64, DbErr> {
+    Sql::new(Backend::of(conn)?, "INSERT INTO cog_task_run (stage_run_id, task_id, status, queue, weight, attempt, run_after) SELECT ")
+        .bind(stage_run_id)
+        .push(", t.id, ")
+        .bind(RunStatus::Queued)
+        .push(", q.name, t.weight, 0, ")
+        .bind(now)
+        .push(
+            " FROM cog_task t JOIN cog_queue q ON q.id = t.queue_id JOIN cog_stage s ON s.id = t.stage_id \
+             WHERE t.enabled AND NOT t.archived AND s.enabled AND t.stage_id = ",
+        )
+        .bind(stage_id)
+        .execute(conn)
+        .await
+}
+
+/// Completes running stage run `stage_run_id` unconditionally (a stage with no task).
+pub(crate) async fn complete_stage_run(conn: &impl ConnectionTrait, stage_run_id: i64, now: DateTime<Utc>) -> Result<u64, DbErr> {
+    Sql::new(Backend::of(conn)?, "UPDATE cog_stage_run SET status = ")
+        .bind(RunStatus::Completed)
+        .push(", completed_at = ")
+        .bind(now)
+        .push(" WHERE id = ")
+        .bind(stage_run_id)
+        .push(" AND status = ")
+        .bind(RunStatus::Running)
+        .execute(conn)
+        .await
+}
+
+/// Completes running stage run `stage_run_id` if none of its task runs is queued or running;
+/// returns its stage id when it did.
+pub(crate) async fn complete_stage_run_if_done(conn: &impl ConnectionTrait, stage_run_id: i64, now: DateTime<Utc>) -> Result<Option<i64>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Stage {
+        stage_id: i64,
+    }
+    let b = Backend::of(conn)?;
+    let update = Sql::new(b, "UPDATE cog_stage_run SET status = ")
+        .bind(RunStatus::Completed)
+        .push(", completed_at = ")
+        .bind(now)
+        .push(" WHERE id = ")
+        .bind(stage_run_id)
+        .push(" AND status = ")
+        .bind(RunStatus::Running)
+        .push(" AND NOT EXISTS (SELECT 1 FROM cog_task_run WHERE stage_run_id = ")
+        .bind(stage_run_id)
+        .push(" AND status IN (")
+        .bind_list(OPEN)
+        .push("))");
+    match b {
+        Backend::Sqlite | Backend::Postgres => Ok(update.push(" RETURNING stage_id").one::<Stage>(conn).await?.map(|r| r.stage_id)),
+        Backend::MySql => {
+            if update.execute(conn).await? == 0 {
+                return Ok(None);
+            }
+            Ok(Sql::new(b, "SELECT stage_id FROM cog_stage_run WHERE id = ").bind(stage_run_id).one::<Stage>(conn).await?.map(|r| r.stage_id))
+        }
+    }
+}
+
+/// The stages of run `run_id` that the completion of stage `completed` unblocks: successors
+/// of it, not archived, not started yet, whose every prerequisite has a `completed` stage run.
+pub(crate) async fn ready_successors(conn: &impl ConnectionTrait, run_id: i64, completed: i64) -> Result<Vec<i64>, DbErr> {
+    Sql::new(
+        Backend::of(conn)?,
+        "SELECT s.id FROM cog_stage s WHERE NOT s.archived \
+         AND s.id IN (SELECT p.stage_id FROM cog_stage_prerequisite p WHERE p.prerequisite_id = ",
+    )
+    .bind(completed)
+    .push(
+        ") AND NOT EXISTS (SELECT 1 FROM cog_stage_prerequisite p WHERE p.stage_id = s.id AND NOT EXISTS \
+         (SELECT 1 FROM cog_stage_run r WHERE r.pipeline_run_id = ",
+    )
+    .bind(run_id)
+    .push(" AND r.stage_id = p.prerequisite_id AND r.status = ")
+    .bind(RunStatus::Completed)
+    .push(")) AND NOT EXISTS (SELECT 1 FROM cog_stage_run r WHERE r.pipeline_run_id = ")
+    .bind(run_id)
+    .push(" AND r.stage_id = s.id) ORDER BY s.position")
+    .ids(conn)
+    .await
+}
+
+/// Whether run `run_id` has a stage run still queued or running.
+pub(crate) async fn has_open_stage_runs(conn: &impl ConnectionTrait, run_id: i64) -> Result<bool, DbErr> {
+    let open = Sql::new(Backend::of(conn)?, "SELECT id FROM cog_stage_run WHERE pipeline_run_id = ")
+        .bind(run_id)
+        .push(" AND status IN (")
+        .bind_list(OPEN)
+        .push(") LIMIT 1")
+        .ids(conn)
+        .await?;
+    Ok(!open.is_empty())
+}
+
+/// Completes running run `run_id` (`completed_at` written); returns whether it did.
+pub(crate) async fn complete_run(conn: &impl ConnectionTrait, run_id: i64, now: DateTime<Utc>) -> Result<bool, DbErr> {
+    let n = Sql::new(Backend::of(conn)?, "UPDATE cog_pipeline_run SET status = ")
+        .bind(RunStatus::Completed)
+        .push(", completed_at = ")
+        .bind(now)
+        .push(" WHERE id = ")
+        .bind(run_id)
+        .push(" AND status = ")
+        .bind(RunStatus::Running)
+        .execute(conn)
+        .await?;
+    Ok(n > 0)
+}
+
+/// Ends run `run_id` with `status` (failed or canceled) if it is still open; with
+/// `failed_stage_run`, that stage run becomes `failed`; queued task runs and open stage runs
+/// of the run become `canceled`. `completed_at` is left to [`settle`].
+pub(crate) async fn end_run(
+    conn: &impl ConnectionTrait,
+    run_id: i64,
+    status: RunStatus,
+    failed_stage_run: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let b = Backend::of(conn)?;
+    Sql::new(b, "UPDATE cog_pipeline_run SET status = ")
+        .bind(status)
+        .push(" WHERE id = ")
+        .bind(run_id)
+        .push(" AND status IN (")
+        .bind_list(OPEN)
+        .push(")")
+        .execute(conn)
+        .await?;
+    if let Some(stage_run_id) = failed_stage_run {
+        Sql::new(b, "UPDATE cog_stage_run SET status = ")
+            .bind(RunStatus::Failed)
+            .push(" WHERE id = ")
+            .bind(stage_run_id)
+            .push(" AND status IN (")
+            .bind_list(OPEN)
+            .push(")")
+            .execute(conn)
+            .await?;
+    }
+    Sql::new(b, "UPDATE cog_task_run SET status = ")
+        .bind(RunStatus::Canceled)
+        .push(", completed_at = ")
+        .bind(now)
+        .push(" WHERE status = ")
+        .bind(RunStatus::Queued)
+        .push(" AND stage_run_id IN (SELECT id FROM cog_stage_run WHERE pipeline_run_id = ")
+        .bind(run_id)
+        .push(")")
+        .execute(conn)
+        .await?;
+    Sql::new(b, "UPDATE cog_stage_run SET status = ")
+        .bind(RunStatus::Canceled)
+        .push(" WHERE pipeline_run_id = ")
+        .bind(run_id)
+        .push(" AND status IN (")
+        .bind_list(OPEN)
+        .push(")")
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Writes `completed_at` (once) on the ended stage runs of run `run_id` and on the run itself
+/// when they no longer have a running task run; returns whether the run's was written.
+pub(crate) async fn settle(conn: &impl ConnectionTrait, run_id: i64, now: DateTime<Utc>) -> Result<bool, DbErr> {
+    let b = Backend::of(conn)?;
+    Sql::new(b, "UPDATE cog_stage_run SET completed_at = ")
+        .bind(now)
+        .push(" WHERE pipeline_run_id = ")
+        .bind(run_id)
+        .push(" AND completed_at IS NULL AND status IN (")
+        .bind_list(ENDED)
+        .push(") AND NOT EXISTS (SELECT 1 FROM cog_task_run t WHERE t.stage_run_id = cog_stage_run.id AND t.status = ")
+        .bind(RunStatus::Running)
+        .push(")")
+        .execute(conn)
+        .await?;
+    let ended = Sql::new(b, "UPDATE cog_pipeline_run SET completed_at = ")
+        .bind(now)
+        .push(" WHERE id = ")
+        .bind(run_id)
+        .push(" AND completed_at IS NULL AND status IN (")
+        .bind_list(ENDED)
+        .push(") AND NOT EXISTS (SELECT 1 FROM cog_task_run t JOIN cog_stage_run s ON s.id = t.stage_run_id WHERE s.pipeline_run_id = ")
+        .bind(run_id)
+        .push(" AND t.status = ")
+        .bind(RunStatus::Running)
+        .push(")")
+        .execute(conn)
+        .await?;
+    Ok(ended > 0)
+}

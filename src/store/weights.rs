@@ -1,0 +1,35 @@
+//! Learning task weights from history (DESIGN invariant 9).
+
+use sea_orm::{ConnectionTrait, DbErr};
+
+use super::{Backend, Sql};
+use crate::entity::status::RunStatus;
+
+/// Sets the weight of every task that completed in run `run_id` to the mean duration, in
+/// seconds, of its last `sample_size` completed runs; returns how many tasks it set.
+pub(crate) async fn learn(conn: &impl ConnectionTrait, run_id: i64, sample_size: u32) -> Result<u64, DbErr> {
+    let b = Backend::of(conn)?;
+    let means = |sql: Sql| {
+        sql.push(
+            "SELECT task_id, AVG(duration_ms) / 1000.0 AS seconds FROM ( \
+                SELECT tr.task_id, tr.duration_ms, ROW_NUMBER() OVER (PARTITION BY tr.task_id ORDER BY tr.id DESC) AS n \
+                FROM cog_task_run tr WHERE tr.status = ",
+        )
+        .bind(RunStatus::Completed)
+        .push(
+            " AND tr.duration_ms IS NOT NULL AND tr.task_id IN ( \
+                SELECT t.task_id FROM cog_task_run t JOIN cog_stage_run s ON s.id = t.stage_run_id WHERE s.pipeline_run_id = ",
+        )
+        .bind(run_id)
+        .push(" AND t.status = ")
+        .bind(RunStatus::Completed)
+        .push(")) ranked WHERE n <= ")
+        .bind(i64::from(sample_size.max(1)))
+        .push(" GROUP BY task_id")
+    };
+    let sql = match b {
+        Backend::Sqlite | Backend::Postgres => means(Sql::new(b, "UPDATE cog_task SET weight = w.seconds FROM (")).push(") w WHERE cog_task.id = w.task_id"),
+        Backend::MySql => means(Sql::new(b, "UPDATE cog_task JOIN (")).push(") w ON cog_task.id = w.task_id SET cog_task.weight = w.seconds"),
+    };
+    sql.execute(conn).await
+}
