@@ -54,6 +54,12 @@ async fn every_page_renders_and_escapes_user_values(db: TestDb) {
     let errors_page = get(&app, "/errors").await.body;
     assert!(errors_page.contains("disk full &lt;script&gt;"), "error message escaped");
 
+    // The live part of a run page, alone (what the page's script swaps in).
+    let fragment = get(&app, &format!("/runs/{}?fragment=live", bad.id())).await;
+    assert_eq!(fragment.status, StatusCode::OK);
+    assert!(fragment.body.contains("status-failed") && fragment.body.contains(&format!("?run={}", bad.id())));
+    assert!(!fragment.body.contains("<html") && !fragment.body.contains("<script>alert"));
+
     assert_eq!(get(&app, "/pipelines/nope").await.status, StatusCode::NOT_FOUND);
     assert_eq!(get(&app, "/runs/987654").await.status, StatusCode::NOT_FOUND);
     assert_eq!(get(&app, "/nowhere").await.status, StatusCode::NOT_FOUND);
