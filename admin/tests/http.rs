@@ -42,6 +42,7 @@ async fn every_page_renders_and_escapes_user_values(db: TestDb) {
         let reply = get(&app, path).await;
         assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.body);
         assert!(reply.header(header::CONTENT_TYPE).starts_with("text/html"), "{path}");
+        assert_eq!(reply.header(header::X_FRAME_OPTIONS), "SAMEORIGIN", "{path} cannot be framed by another site");
         for text in expected {
             assert!(reply.body.contains(text), "{path} shows {text:?}");
         }

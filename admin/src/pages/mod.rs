@@ -62,7 +62,11 @@ pub(crate) fn page_with_status(ctx: &Ctx, status: StatusCode, active: &str, titl
     if let Some(cookie) = ctx.cookie() {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
-    response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    // The action buttons must not be framed by another site (clickjacking).
+    headers.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("SAMEORIGIN"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, header::HeaderValue::from_static("frame-ancestors 'self'"));
     response
 }
 
