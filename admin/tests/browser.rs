@@ -166,6 +166,16 @@ async fn the_admin_works_in_a_real_browser() {
     assert_eq!(injected, json!(true));
     shot(&client, "errors").await;
 
+    // The overview follows new runs without a reload.
+    client.goto(&base).await.unwrap();
+    wait_for(&client, "footer").await;
+    client.execute("window.__noReload = true;", vec![]).await.unwrap();
+    let live = rt.launch("slow").await.unwrap();
+    wait_for(&client, &format!("main a[href='/cog/runs/{}']", live.id())).await;
+    assert_eq!(client.execute("return window.__noReload === true;", vec![]).await.unwrap(), json!(true), "the overview refreshed in place");
+    shot(&client, "overview-live").await;
+    rt.cancel(live.id()).await.unwrap();
+
     // The other pages, desktop and phone width.
     for (page, name) in [("", "overview"), ("/runs", "runs"), ("/cogs", "cogs"), ("/queues", "queues")] {
         client.set_window_size(1280, 1000).await.unwrap();

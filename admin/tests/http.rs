@@ -55,6 +55,13 @@ async fn every_page_renders_and_escapes_user_values(db: TestDb) {
     let errors_page = get(&app, "/errors").await.body;
     assert!(errors_page.contains("disk full &lt;script&gt;"), "error message escaped");
 
+    // Overview, first runs page, queues and cogs refresh themselves; the script asks for the content only.
+    assert!(get(&app, "/").await.body.contains("data-auto-refresh=\"5\""));
+    assert!(!get(&app, &format!("/runs?before={}", ok.id())).await.body.contains("data-auto-refresh"), "older pages stay put");
+    let content = common::send(&app, axum::http::Request::get("/").header("x-cog-fragment", "main").body(axum::body::Body::empty()).unwrap()).await;
+    assert_eq!(content.status, StatusCode::OK);
+    assert!(content.body.contains("Active runs") && !content.body.contains("<html") && !content.body.contains("<nav"));
+
     // The live part of a run page, alone (what the page's script swaps in).
     let fragment = get(&app, &format!("/runs/{}?fragment=live", bad.id())).await;
     assert_eq!(fragment.status, StatusCode::OK);

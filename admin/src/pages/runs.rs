@@ -8,7 +8,7 @@ use cog::{RunStatus, Trigger};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{PageResult, empty, enc, error_page, fail, layout, section};
+use super::{PageResult, empty, enc, error_page, fail, layout, live_layout, section};
 use crate::ctx::Ctx;
 use crate::failure::Failure;
 use crate::views::fmt;
@@ -166,7 +166,8 @@ pub(crate) async fn page(ctx: Ctx, Query(q): Query<RunsQuery>) -> PageResult {
             }
         }
     };
-    Ok(layout(&ctx, "runs", "Runs", body))
+    // The first page follows new runs; older pages stay put.
+    Ok(if first_page { live_layout(&ctx, "runs", "Runs", body, 5) } else { layout(&ctx, "runs", "Runs", body) })
 }
 
 /// A table of runs.
