@@ -87,7 +87,7 @@ impl RunsQuery {
 fn instant(name: &str, text: &str, end: bool) -> Result<DateTime<Utc>, Failure> {
     if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         let day = if end { day.succ_opt().unwrap_or(day) } else { day };
-        return Ok(day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
+        return Ok(day.and_time(chrono::NaiveTime::MIN).and_utc());
     }
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
