@@ -131,6 +131,19 @@ async fn the_admin_works_in_a_real_browser() {
     // Launch Now on the pipelines page, follow to the run page, watch it complete live.
     client.goto(&format!("{base}/pipelines")).await.unwrap();
     shot(&client, "pipelines").await;
+    // Launch arguments that are not a JSON object are refused in the page, before any request.
+    let form = "form.launch:has(button[data-launch='diamond'])";
+    client.find(Locator::Css(&format!("{form} summary"))).await.unwrap().click().await.unwrap();
+    let area = client.find(Locator::Css(&format!("{form} textarea"))).await.unwrap();
+    area.clear().await.unwrap();
+    area.send_keys("{oops").await.unwrap();
+    client.find(Locator::Css("button[data-launch='diamond']")).await.unwrap().click().await.unwrap();
+    let message = client.find(Locator::Css(&format!("{form} .field-error"))).await.unwrap().text().await.unwrap();
+    assert!(message.contains("not valid JSON"), "{message}");
+    assert_eq!(client.current_url().await.unwrap().path(), "/cog/pipelines");
+    shot(&client, "pipelines-invalid-arguments").await;
+    assert_eq!(rt.runs(&Default::default()).await.unwrap().len(), 1, "nothing was launched");
+
     client.find(Locator::Css("button[data-launch='quick']")).await.unwrap().click().await.unwrap();
     wait_for(&client, "[data-live-run]").await;
     assert!(client.current_url().await.unwrap().path().starts_with("/cog/runs/"));
