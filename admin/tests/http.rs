@@ -325,7 +325,46 @@ async fn a_host_layer_guards_everything(db: TestDb) {
     assert!(rt.runs(&Default::default()).await.unwrap().is_empty());
 }
 
+/// Looking writes nothing: an admin over a runtime that never starts leaves every table as it was.
+async fn looking_writes_nothing(db: TestDb) {
+    let worker = db.runtime().await;
+    define_all(&worker).await;
+    worker.start();
+    let run = worker.launch("failing").await.unwrap();
+    assert_eq!(wait(&run).await, RunStatus::Failed);
+    worker.shutdown().await;
+
+    let snapshot = |rt: cog::CogRuntime| async move {
+        use ::cog::entity::{cog, error, error_handler, lock, pipeline, pipeline_run, stage_run, task_run, worker, worker_cog};
+        use sea_orm::EntityTrait;
+        let db = rt.connection();
+        vec![
+            format!("{:?}", cog::Entity::find().all(db).await.unwrap()),
+            format!("{:?}", error_handler::Entity::find().all(db).await.unwrap()),
+            format!("{:?}", worker::Entity::find().all(db).await.unwrap()),
+            format!("{:?}", worker_cog::Entity::find().all(db).await.unwrap()),
+            format!("{:?}", pipeline::Entity::find().all(db).await.unwrap()),
+            format!("{:?}", pipeline_run::Entity::find().all(db).await.unwrap()),
+            format!("{:?}", stage_run::Entity::find().all(db).await.unwrap()),
+            format!("{:?}", task_run::Entity::find().all(db).await.unwrap()),
+            format!("{:?}", error::Entity::find().all(db).await.unwrap()),
+            format!("{:?}", lock::Entity::find().all(db).await.unwrap()),
+        ]
+    };
+    let dashboard = db.runtime().await;
+    let before = snapshot(dashboard.clone()).await;
+    assert!(before[0].contains("t_fail") && before[5].contains("Failed") && before[8].contains("disk full"), "the snapshot holds the rows: {before:?}");
+    let app = Admin::new(dashboard.clone()).router();
+    for path in
+        ["/", "/pipelines", "/pipelines/failing", "/runs", &format!("/runs/{}", run.id()), "/errors", "/cogs", "/queues", "/api/pipelines", "/api/queues"]
+    {
+        assert_eq!(get(&app, path).await.status, StatusCode::OK, "{path}");
+    }
+    assert_eq!(snapshot(dashboard).await, before, "no page wrote anything");
+}
+
 on_both_backends!(
+    looking_writes_nothing,
     every_page_renders_and_escapes_user_values,
     form_actions_need_the_csrf_token,
     read_only_refuses_every_action,
