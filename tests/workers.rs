@@ -6,6 +6,7 @@
 mod support;
 
 use cog::{PipelineSpec, StageSpec, TaskSpec, cog, cog_error_handler};
+use sea_orm::{ActiveValue::Set, EntityTrait};
 use support::{TestDb, eventually, rows, scalar};
 
 #[cog]
@@ -75,12 +76,16 @@ async fn a_live_worker_of_another_binary_keeps_its_cogs_present(db: TestDb) {
     let rt = db.runtime_with(|b| b.worker_name("w-a")).await;
     // Another binary's live worker carrying `elsewhere` (alive for an hour).
     rows(&rt, "INSERT INTO cog_cog (name, module, present, updated_at) VALUES ('elsewhere', 'other::bin', (1 = 1), '2026-01-01 00:00:00')").await;
-    let alive = (chrono::Utc::now() + chrono::TimeDelta::hours(1)).format("%Y-%m-%dT%H:%M:%S%.6f+00:00");
-    rows(
-        &rt,
-        &format!("INSERT INTO cog_worker (name, queues, started_at, heartbeat_at, alive_until) VALUES ('w-b', 'default', '{alive}', '{alive}', '{alive}')"),
-    )
-    .await;
+    let now = chrono::Utc::now();
+    let other = cog::entity::worker::ActiveModel {
+        name: Set("w-b".to_owned()),
+        queues: Set("default".to_owned()),
+        started_at: Set(now),
+        heartbeat_at: Set(now),
+        alive_until: Set(now + chrono::TimeDelta::hours(1)),
+        ..Default::default()
+    };
+    cog::entity::worker::Entity::insert(other).exec(rt.connection()).await.unwrap();
     rows(&rt, "INSERT INTO cog_worker_cog (worker_id, cog_id) SELECT w.id, c.id FROM cog_worker w, cog_cog c WHERE w.name = 'w-b' AND c.name = 'elsewhere'")
         .await;
 

@@ -22,6 +22,8 @@ pub(crate) struct Ctx {
     pub(crate) csrf: String,
     /// Whether the token is new (the response sets the cookie).
     pub(crate) new_token: bool,
+    /// The script asked for the page's content only (header `X-Cog-Fragment: main`).
+    pub(crate) fragment: bool,
 }
 
 impl Ctx {
@@ -54,7 +56,8 @@ impl FromRequestParts<Shared> for Ctx {
             Some(token) if valid_token(&token) => (token, false),
             _ => (new_token(), true),
         };
-        Ok(Self { state: state.clone(), base, csrf, new_token })
+        let fragment = parts.headers.get("x-cog-fragment").is_some_and(|v| v.as_bytes() == b"main");
+        Ok(Self { state: state.clone(), base, csrf, new_token, fragment })
     }
 }
 

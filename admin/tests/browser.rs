@@ -131,6 +131,19 @@ async fn the_admin_works_in_a_real_browser() {
     // Launch Now on the pipelines page, follow to the run page, watch it complete live.
     client.goto(&format!("{base}/pipelines")).await.unwrap();
     shot(&client, "pipelines").await;
+    // Launch arguments that are not a JSON object are refused in the page, before any request.
+    let form = "form.launch:has(button[data-launch='diamond'])";
+    client.find(Locator::Css(&format!("{form} summary"))).await.unwrap().click().await.unwrap();
+    let area = client.find(Locator::Css(&format!("{form} textarea"))).await.unwrap();
+    area.clear().await.unwrap();
+    area.send_keys("{oops").await.unwrap();
+    client.find(Locator::Css("button[data-launch='diamond']")).await.unwrap().click().await.unwrap();
+    let message = client.find(Locator::Css(&format!("{form} .field-error"))).await.unwrap().text().await.unwrap();
+    assert!(message.contains("not valid JSON"), "{message}");
+    assert_eq!(client.current_url().await.unwrap().path(), "/cog/pipelines");
+    shot(&client, "pipelines-invalid-arguments").await;
+    assert_eq!(rt.runs(&Default::default()).await.unwrap().len(), 1, "nothing was launched");
+
     client.find(Locator::Css("button[data-launch='quick']")).await.unwrap().click().await.unwrap();
     wait_for(&client, "[data-live-run]").await;
     assert!(client.current_url().await.unwrap().path().starts_with("/cog/runs/"));
@@ -165,6 +178,16 @@ async fn the_admin_works_in_a_real_browser() {
     let injected = client.execute("return window.pwned === undefined && document.querySelectorAll('main script').length === 0;", vec![]).await.unwrap();
     assert_eq!(injected, json!(true));
     shot(&client, "errors").await;
+
+    // The overview follows new runs without a reload.
+    client.goto(&base).await.unwrap();
+    wait_for(&client, "footer").await;
+    client.execute("window.__noReload = true;", vec![]).await.unwrap();
+    let live = rt.launch("slow").await.unwrap();
+    wait_for(&client, &format!("main a[href='/cog/runs/{}']", live.id())).await;
+    assert_eq!(client.execute("return window.__noReload === true;", vec![]).await.unwrap(), json!(true), "the overview refreshed in place");
+    shot(&client, "overview-live").await;
+    rt.cancel(live.id()).await.unwrap();
 
     // The other pages, desktop and phone width.
     for (page, name) in [("", "overview"), ("/runs", "runs"), ("/cogs", "cogs"), ("/queues", "queues")] {

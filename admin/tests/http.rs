@@ -42,6 +42,7 @@ async fn every_page_renders_and_escapes_user_values(db: TestDb) {
         let reply = get(&app, path).await;
         assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.body);
         assert!(reply.header(header::CONTENT_TYPE).starts_with("text/html"), "{path}");
+        assert_eq!(reply.header(header::X_FRAME_OPTIONS), "SAMEORIGIN", "{path} cannot be framed by another site");
         for text in expected {
             assert!(reply.body.contains(text), "{path} shows {text:?}");
         }
@@ -53,6 +54,19 @@ async fn every_page_renders_and_escapes_user_values(db: TestDb) {
     assert!(run_page.contains("&lt;script&gt;alert('pwned')&lt;/script&gt;") || run_page.contains("&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;"));
     let errors_page = get(&app, "/errors").await.body;
     assert!(errors_page.contains("disk full &lt;script&gt;"), "error message escaped");
+
+    // Overview, first runs page, queues and cogs refresh themselves; the script asks for the content only.
+    assert!(get(&app, "/").await.body.contains("data-auto-refresh=\"5\""));
+    assert!(!get(&app, &format!("/runs?before={}", ok.id())).await.body.contains("data-auto-refresh"), "older pages stay put");
+    let content = common::send(&app, axum::http::Request::get("/").header("x-cog-fragment", "main").body(axum::body::Body::empty()).unwrap()).await;
+    assert_eq!(content.status, StatusCode::OK);
+    assert!(content.body.contains("Active runs") && !content.body.contains("<html") && !content.body.contains("<nav"));
+
+    // The live part of a run page, alone (what the page's script swaps in).
+    let fragment = get(&app, &format!("/runs/{}?fragment=live", bad.id())).await;
+    assert_eq!(fragment.status, StatusCode::OK);
+    assert!(fragment.body.contains("status-failed") && fragment.body.contains(&format!("?run={}", bad.id())));
+    assert!(!fragment.body.contains("<html") && !fragment.body.contains("<script>alert"));
 
     assert_eq!(get(&app, "/pipelines/nope").await.status, StatusCode::NOT_FOUND);
     assert_eq!(get(&app, "/runs/987654").await.status, StatusCode::NOT_FOUND);
@@ -311,7 +325,46 @@ async fn a_host_layer_guards_everything(db: TestDb) {
     assert!(rt.runs(&Default::default()).await.unwrap().is_empty());
 }
 
+/// Looking writes nothing: an admin over a runtime that never starts leaves every table as it was.
+async fn looking_writes_nothing(db: TestDb) {
+    let worker = db.runtime().await;
+    define_all(&worker).await;
+    worker.start();
+    let run = worker.launch("failing").await.unwrap();
+    assert_eq!(wait(&run).await, RunStatus::Failed);
+    worker.shutdown().await;
+
+    let snapshot = |rt: cog::CogRuntime| async move {
+        use ::cog::entity::{cog, error, error_handler, lock, pipeline, pipeline_run, stage_run, task_run, worker, worker_cog};
+        use sea_orm::EntityTrait;
+        let db = rt.connection();
+        vec![
+            format!("{:?}", cog::Entity::find().all(db).await.unwrap()),
+            format!("{:?}", error_handler::Entity::find().all(db).await.unwrap()),
+            format!("{:?}", worker::Entity::find().all(db).await.unwrap()),
+            format!("{:?}", worker_cog::Entity::find().all(db).await.unwrap()),
+            format!("{:?}", pipeline::Entity::find().all(db).await.unwrap()),
+            format!("{:?}", pipeline_run::Entity::find().all(db).await.unwrap()),
+            format!("{:?}", stage_run::Entity::find().all(db).await.unwrap()),
+            format!("{:?}", task_run::Entity::find().all(db).await.unwrap()),
+            format!("{:?}", error::Entity::find().all(db).await.unwrap()),
+            format!("{:?}", lock::Entity::find().all(db).await.unwrap()),
+        ]
+    };
+    let dashboard = db.runtime().await;
+    let before = snapshot(dashboard.clone()).await;
+    assert!(before[0].contains("t_fail") && before[5].contains("Failed") && before[8].contains("disk full"), "the snapshot holds the rows: {before:?}");
+    let app = Admin::new(dashboard.clone()).router();
+    for path in
+        ["/", "/pipelines", "/pipelines/failing", "/runs", &format!("/runs/{}", run.id()), "/errors", "/cogs", "/queues", "/api/pipelines", "/api/queues"]
+    {
+        assert_eq!(get(&app, path).await.status, StatusCode::OK, "{path}");
+    }
+    assert_eq!(snapshot(dashboard).await, before, "no page wrote anything");
+}
+
 on_both_backends!(
+    looking_writes_nothing,
     every_page_renders_and_escapes_user_values,
     form_actions_need_the_csrf_token,
     read_only_refuses_every_action,

@@ -33,8 +33,15 @@ pub(super) async fn list(db: &impl ConnectionTrait, filter: &ErrorFilter) -> Res
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let runs = Query::select().column(task_run::Column::Id).from(task_run::Entity).and_where(Expr::col(task_run::Column::TaskId).is_in(ids)).to_owned();
-        query = query.filter(error::Column::TaskRunId.in_subquery(runs));
+        // Correlated EXISTS: errors are read newest first and each checked by primary key, so
+        // a page stops after `limit` matches instead of collecting every task run of the tasks.
+        let matching = Query::select()
+            .expr(Expr::val(1))
+            .from(task_run::Entity)
+            .and_where(Expr::col((task_run::Entity, task_run::Column::Id)).equals((error::Entity, error::Column::TaskRunId)))
+            .and_where(Expr::col((task_run::Entity, task_run::Column::TaskId)).is_in(ids))
+            .to_owned();
+        query = query.filter(Expr::exists(matching));
     }
     if let Some(run) = filter.run {
         let stage_runs =

@@ -66,8 +66,20 @@ pub(super) async fn find(db: &impl ConnectionTrait, name: &str) -> Result<pipeli
 
 /// The next `n` ticks of `p`'s schedule after `after` (none if unscheduled or unreadable).
 pub(super) fn ticks(p: &pipeline::Model, after: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
-    let (Some(expr), Some(tz)) = (p.schedule.as_deref(), crate::scheduler::expression::parse_timezone(&p.timezone)) else { return Vec::new() };
-    let Ok(schedule) = crate::scheduler::expression::parse(expr) else { return Vec::new() };
+    let Some(expr) = p.schedule.as_deref() else { return Vec::new() };
+    // `define` validates both; a value written by hand that does not parse has no ticks (and
+    // the scheduler reports it too).
+    let Some(tz) = crate::scheduler::expression::parse_timezone(&p.timezone) else {
+        tracing::warn!(pipeline = %p.name, timezone = %p.timezone, "unknown time zone in cog_pipeline; no next ticks shown");
+        return Vec::new();
+    };
+    let schedule = match crate::scheduler::expression::parse(expr) {
+        Ok(schedule) => schedule,
+        Err(reason) => {
+            tracing::warn!(pipeline = %p.name, schedule = %expr, %reason, "unreadable schedule in cog_pipeline; no next ticks shown");
+            return Vec::new();
+        }
+    };
     let mut out = Vec::with_capacity(n);
     let mut cursor = after;
     while out.len() < n {

@@ -12,7 +12,7 @@ fn record(inner: &Inner) -> WorkerRecord<'_> {
     WorkerRecord {
         name: &inner.worker_id,
         queues: &inner.queues,
-        alive_for: chrono::TimeDelta::from_std(inner.config.lease_duration).unwrap_or(chrono::TimeDelta::MAX),
+        alive_for: chrono::TimeDelta::from_std(inner.config.lease_duration).unwrap_or(chrono::TimeDelta::days(365)),
     }
 }
 
@@ -33,10 +33,15 @@ pub(crate) async fn presence_loop(inner: Arc<Inner>) {
             }),
         };
         *inner.worker_row.lock().unwrap_or_else(|e| e.into_inner()) = id;
-        if let Err(e) = result {
-            tracing::warn!(worker = %inner.worker_id, error = %e, "could not record the worker's presence; retrying");
-        }
-        let pause = if id.is_none() { inner.config.poll_interval.min(inner.config.heartbeat_interval) } else { inner.config.heartbeat_interval };
+        // Registered (or failed): next beat in a heartbeat; a registration found gone is redone at once.
+        let pause = match result {
+            Err(e) => {
+                tracing::warn!(worker = %inner.worker_id, error = %e, "could not record the worker's presence; retrying at the next heartbeat");
+                inner.config.heartbeat_interval
+            }
+            Ok(()) if id.is_none() => std::time::Duration::ZERO,
+            Ok(()) => inner.config.heartbeat_interval,
+        };
         tokio::select! {
             _ = inner.stopped.cancelled() => break,
             _ = tokio::time::sleep(pause) => {}

@@ -87,8 +87,27 @@
     tick();
   }
 
+  // Pages marked data-auto-refresh="N" fetch their content again every N seconds, unless
+  // the tab is hidden or the viewer is typing or has something open in it.
+  function autoRefresh(main) {
+    var seconds = parseInt(main.dataset.autoRefresh, 10);
+    if (!(seconds > 0)) return;
+    setInterval(function () {
+      if (document.hidden) return;
+      var active = document.activeElement;
+      if (active && active !== document.body && main.contains(active)) return;
+      if (main.querySelector("details[open]")) return;
+      fetch(window.location.href, { headers: { "X-Cog-Fragment": "main" }, credentials: "same-origin" })
+        .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.text(); })
+        .then(function (html) { main.innerHTML = html; localizeTimes(main); })
+        .catch(function () {});
+    }, seconds * 1000);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     localizeTimes(document);
+    var main = document.querySelector("main[data-auto-refresh]");
+    if (main) autoRefresh(main);
     var live = document.querySelector("[data-live-run]");
     if (live && live.dataset.active === "true") watchRun(live);
   });

@@ -5,7 +5,7 @@ use chrono::Utc;
 use cog::history::CogHealth;
 use maud::{Markup, html};
 
-use super::{PageResult, empty, enc, fail, layout, section};
+use super::{PageResult, empty, enc, fail, live_layout, section};
 use crate::ctx::Ctx;
 use crate::views::fmt;
 
@@ -42,7 +42,7 @@ pub(crate) async fn page(ctx: Ctx) -> PageResult {
             }
         }
     };
-    Ok(layout(&ctx, "cogs", "Cogs", body))
+    Ok(live_layout(&ctx, "cogs", "Cogs", body, 10))
 }
 
 /// A table of cogs or handlers.

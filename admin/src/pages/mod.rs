@@ -22,11 +22,27 @@ const NAV: [(&str, &str); 6] = [("Overview", ""), ("Pipelines", "pipelines"), ("
 
 /// A whole page: header, navigation (with `active` highlighted), `body`.
 pub(crate) fn layout(ctx: &Ctx, active: &str, title: &str, body: Markup) -> Response {
-    page_with_status(ctx, StatusCode::OK, active, title, body)
+    page(ctx, StatusCode::OK, active, title, body, None)
+}
+
+/// A whole page whose content the script refreshes every `seconds` (while the tab is
+/// visible and nobody is typing in it); the refresh asks for the content alone.
+pub(crate) fn live_layout(ctx: &Ctx, active: &str, title: &str, body: Markup, seconds: u32) -> Response {
+    page(ctx, StatusCode::OK, active, title, body, Some(seconds))
 }
 
 /// A whole page with a status code.
 pub(crate) fn page_with_status(ctx: &Ctx, status: StatusCode, active: &str, title: &str, body: Markup) -> Response {
+    page(ctx, status, active, title, body, None)
+}
+
+/// The page, or only its content when the script asked for it (`X-Cog-Fragment: main`).
+fn page(ctx: &Ctx, status: StatusCode, active: &str, title: &str, body: Markup, refresh: Option<u32>) -> Response {
+    if ctx.fragment {
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+        return response;
+    }
     let state = &ctx.state;
     let markup = html! {
         (DOCTYPE)
@@ -53,7 +69,7 @@ pub(crate) fn page_with_status(ctx: &Ctx, status: StatusCode, active: &str, titl
                         span.badge.readonly title="Actions are disabled" { "read-only" }
                     }
                 }
-                main.content { (body) }
+                main.content data-auto-refresh=[refresh] { (body) }
                 footer.footer { "cog admin · times in your local time zone (hover for UTC)" }
             }
         }
@@ -62,7 +78,11 @@ pub(crate) fn page_with_status(ctx: &Ctx, status: StatusCode, active: &str, titl
     if let Some(cookie) = ctx.cookie() {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
-    response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    // The action buttons must not be framed by another site (clickjacking).
+    headers.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("SAMEORIGIN"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, header::HeaderValue::from_static("frame-ancestors 'self'"));
     response
 }
 

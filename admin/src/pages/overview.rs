@@ -6,7 +6,7 @@ use cog::RunStatus;
 use cog::history::RunFilter;
 use maud::html;
 
-use super::{PageResult, empty, enc, fail, layout, section};
+use super::{PageResult, empty, enc, fail, live_layout, section};
 use crate::ctx::Ctx;
 use crate::views::{chart, fmt};
 
@@ -91,5 +91,5 @@ pub(crate) async fn page(ctx: Ctx) -> PageResult {
             }
         }
     };
-    Ok(layout(&ctx, "", "Overview", body))
+    Ok(live_layout(&ctx, "", "Overview", body, 5))
 }

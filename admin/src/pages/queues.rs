@@ -3,7 +3,7 @@
 use chrono::Utc;
 use maud::html;
 
-use super::{PageResult, empty, fail, layout};
+use super::{PageResult, empty, fail, live_layout};
 use crate::ctx::Ctx;
 use crate::views::fmt;
 
@@ -38,5 +38,5 @@ pub(crate) async fn page(ctx: Ctx) -> PageResult {
             }
         }
     };
-    Ok(layout(&ctx, "queues", "Queues", body))
+    Ok(live_layout(&ctx, "queues", "Queues", body, 5))
 }

@@ -126,6 +126,7 @@ fn live(ctx: &Ctx, d: &RunDetail) -> Markup {
             (section("Errors", Some(d.errors.len())))
             @if d.errors.is_empty() { (empty("No error was recorded for this run.")) } @else {
                 @for e in &d.errors { (super::errors::entry(ctx, e, false)) }
+                div.pager { a.btn.btn-ghost href={ (ctx.url("errors")) "?run=" (r.id) } { "On the errors page »" } }
             }
         }
     }

@@ -8,7 +8,7 @@ use cog::{RunStatus, Trigger};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{PageResult, empty, enc, error_page, fail, layout, section};
+use super::{PageResult, empty, enc, error_page, fail, layout, live_layout, section};
 use crate::ctx::Ctx;
 use crate::failure::Failure;
 use crate::views::fmt;
@@ -87,7 +87,7 @@ impl RunsQuery {
 fn instant(name: &str, text: &str, end: bool) -> Result<DateTime<Utc>, Failure> {
     if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         let day = if end { day.succ_opt().unwrap_or(day) } else { day };
-        return Ok(day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
+        return Ok(day.and_time(chrono::NaiveTime::MIN).and_utc());
     }
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
@@ -166,7 +166,8 @@ pub(crate) async fn page(ctx: Ctx, Query(q): Query<RunsQuery>) -> PageResult {
             }
         }
     };
-    Ok(layout(&ctx, "runs", "Runs", body))
+    // The first page follows new runs; older pages stay put.
+    Ok(if first_page { live_layout(&ctx, "runs", "Runs", body, 5) } else { layout(&ctx, "runs", "Runs", body) })
 }
 
 /// A table of runs.
