@@ -37,16 +37,16 @@ fn row(ctx: &Ctx, p: &PipelineSummary, now: DateTime<Utc>) -> Markup {
                 a.strong href=(ctx.url(&format!("pipelines/{}", enc(&p.name)))) { (p.name) }
                 div.muted.small { (plural(p.stages, "stage")) " · " (plural(p.tasks, "task")) @if !p.prevent_overlap { " · overlap allowed" } }
             }
-            td { (schedule(p)) }
-            td { (ticks(p)) }
-            td {
+            td data-label="Schedule" { (schedule(p)) }
+            td data-label="Next ticks" { (ticks(p)) }
+            td data-label="Last run" {
                 @if let Some(r) = &p.last_run {
                     a href=(ctx.url(&format!("runs/{}", r.id))) { (fmt::status(r.status)) }
                     div.muted.small { (fmt::elapsed(r.started_at, r.completed_at, now)) " · " (fmt::time(r.created_at)) }
                 } @else { span.muted { "never run" } }
             }
-            td { (enable_toggle(ctx, p, "pipelines")) }
-            @if !ctx.state.read_only { td { (launch_form(ctx, &p.name)) } }
+            td data-label="Enabled" { (enable_toggle(ctx, p, "pipelines")) }
+            @if !ctx.state.read_only { td data-label="Launch" { (launch_form(ctx, &p.name)) } }
         }
     }
 }
