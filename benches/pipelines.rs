@@ -1,13 +1,16 @@
-//! Run with: cargo bench --bench pipelines            (every workload, SQLite and PostgreSQL)
+//! Run with: cargo bench --bench pipelines            (every workload, SQLite, PostgreSQL, MySQL)
 //!           cargo bench --bench pipelines -- A C      (only workloads A and C)
 //!
 //! Workloads of DESIGN.md "Performance targets": A = 1 stage x 1,000 no-op tasks;
 //! B = a chain of 100 stages x 1 task; C = 10 stages x 100 tasks; D = diamond
-//! A -> (B, C) -> D with 10 tasks of 50 ms sleep each; E = 1 stage x 100,000 no-op tasks.
+//! A -> (B, C) -> D with 10 tasks of 50 ms sleep each; E = 1 stage x 100,000 no-op tasks;
+//! W = cross-process wake-up: 50 one-task runs launched one after the other by a process that
+//! does not work, each run by an idle worker process (reported: launch -> task start, ms).
 //! Each measurement runs in a fresh child process (so peak memory is its own); the 4-process
-//! PostgreSQL measurements add 3 worker processes. PostgreSQL is taken from
-//! `COG_BENCH_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`) and skipped
-//! when unreachable. One machine-readable `bench ...` line per measurement, then a summary.
+//! measurements add 3 worker processes. PostgreSQL is taken from `COG_BENCH_POSTGRES_URL`
+//! (default `postgres://postgres@127.0.0.1:5432/test`), MySQL/MariaDB from
+//! `COG_BENCH_MYSQL_URL` (default `mysql://root@127.0.0.1:3306/test`), each skipped when
+//! unreachable. One machine-readable `bench ...` line per measurement, then a summary.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,6 +29,9 @@ async fn bench_sleep(ms: u64) {
 }
 
 const CONCURRENCY: usize = 32;
+
+/// Runs of workload W.
+const WAKEUP_RUNS: usize = 50;
 
 fn stage(name: String, after: &[String], tasks: usize, task: impl Fn(usize) -> TaskSpec) -> StageSpec {
     (0..tasks).fold(StageSpec::new(name).after(after.to_vec()), |s, i| s.task(task(i).name(format!("t{i}"))))
@@ -52,6 +58,7 @@ fn workload(name: &str) -> (PipelineSpec, usize) {
             (p, 40)
         }
         "E" => (p.stage(stage("s0".into(), &[], 100_000, noop)), 100_000),
+        "W" => (p.stage(stage("s0".into(), &[], 1, noop)), WAKEUP_RUNS),
         other => panic!("unknown workload {other}"),
     }
 }
@@ -141,20 +148,46 @@ async fn worker(url: &str) {
     }
 }
 
+/// Workload W: `WAKEUP_RUNS` one-task runs launched by this process, which does not work, and
+/// run by one idle worker process; returns launch -> task start of each, in ms, sorted.
+async fn wakeups(rt: &CogRuntime, pipeline: &str) -> Vec<f64> {
+    let mut out = Vec::with_capacity(WAKEUP_RUNS);
+    for _ in 0..WAKEUP_RUNS {
+        // Let the worker go idle first, as it would be between rare launches.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let run = rt.launch(pipeline).await.unwrap();
+        assert_eq!(run.wait().await.unwrap(), RunStatus::Completed);
+        let sql = format!(
+            "SELECT r.created_at, t.started_at FROM cog_pipeline_run r JOIN cog_stage_run sr ON sr.pipeline_run_id = r.id \
+             JOIN cog_task_run t ON t.stage_run_id = sr.id WHERE r.id = {}",
+            run.id()
+        );
+        let db = rt.connection();
+        let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
+        let (launched, started): (DateTime<Utc>, DateTime<Utc>) = (row.try_get_by_index(0).unwrap(), row.try_get_by_index(1).unwrap());
+        out.push((started - launched).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+    }
+    out.sort_by(|a, b| a.total_cmp(b));
+    out
+}
+
 /// Child: one measurement; prints its `bench` line.
-async fn measure(name: &str, db_kind: &str, procs: usize, pg_admin: &str) {
+async fn measure(name: &str, db_kind: &str, procs: usize, admin_url: &str) {
     let url = match db_kind {
         "sqlite" => {
             let path = std::env::temp_dir().join(format!("cog_bench_{}_{name}.db", std::process::id()));
             format!("sqlite://{}?mode=rwc", path.display())
         }
         _ => {
-            let admin = Database::connect(pg_admin).await.unwrap();
+            let admin = Database::connect(admin_url).await.unwrap();
             let db = format!("cog_bench_{}_{}", name.to_lowercase(), std::process::id());
             admin.execute_unprepared(&format!("CREATE DATABASE {db}")).await.unwrap();
-            format!("{}/{db}", &pg_admin[..pg_admin.rfind('/').unwrap()])
+            format!("{}/{db}", &admin_url[..admin_url.rfind('/').unwrap()])
         }
     };
+    if name == "W" {
+        return measure_wakeups(&url, db_kind, admin_url).await;
+    }
     let rt = CogRuntime::builder().database_url(&url).concurrency(CONCURRENCY).config(config()).scheduler(false).build().await.unwrap();
     let (spec, tasks) = workload(name);
     let defined = Instant::now();
@@ -194,33 +227,69 @@ async fn measure(name: &str, db_kind: &str, procs: usize, pg_admin: &str) {
     } else {
         rt.connection().clone().close().await.ok();
         drop(rt);
-        let admin = Database::connect(pg_admin).await.unwrap();
-        let name = url.rsplit('/').next().unwrap_or_default();
-        if let Err(e) = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await {
-            eprintln!("notice: could not drop bench database {name}: {e}");
-        }
+        drop_database(&url, db_kind, admin_url).await;
     }
+}
+
+/// Drops a bench database on a server.
+async fn drop_database(url: &str, db_kind: &str, admin_url: &str) {
+    let admin = Database::connect(admin_url).await.unwrap();
+    let name = url.rsplit('/').next().unwrap_or_default();
+    let sql = if db_kind == "mysql" { format!("DROP DATABASE IF EXISTS {name}") } else { format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)") };
+    if let Err(e) = admin.execute_unprepared(&sql).await {
+        eprintln!("notice: could not drop bench database {name}: {e}");
+    }
+}
+
+/// Child: workload W on a server database; prints its `bench` line.
+async fn measure_wakeups(url: &str, db_kind: &str, admin_url: &str) {
+    let rt = CogRuntime::builder().database_url(url).concurrency(CONCURRENCY).config(config()).scheduler(false).build().await.unwrap();
+    let (spec, runs) = workload("W");
+    rt.define(spec).await.unwrap();
+    let mut worker = spawn_self(&["--worker", url]);
+    tokio::time::sleep(Duration::from_millis(500)).await; // let the worker connect
+    let latencies = wakeups(&rt, "bench_W").await;
+    let _ = worker.kill();
+    let _ = worker.wait();
+    println!(
+        "bench workload=W db={db_kind} procs=2 tasks={runs} wakeup_p50_ms={:.2} wakeup_p99_ms={:.2} wakeup_max_ms={:.2}",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or(0.0)
+    );
+    rt.connection().clone().close().await.ok();
+    drop(rt);
+    drop_database(url, db_kind, admin_url).await;
 }
 
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let pg_admin = std::env::var("COG_BENCH_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let my_admin = std::env::var("COG_BENCH_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_owned());
+    let admin_of = |db: &str| if db == "mysql" { my_admin.clone() } else { pg_admin.clone() };
     match args.first().map(String::as_str) {
         Some("--worker") => return worker(&args[1]).await,
-        Some("--measure") => return measure(&args[1], &args[2], args[3].parse().unwrap(), &pg_admin).await,
+        Some("--measure") => return measure(&args[1], &args[2], args[3].parse().unwrap(), &admin_of(&args[2])).await,
         _ => {}
     }
-    let chosen: Vec<&str> = ["A", "B", "C", "D", "E"].into_iter().filter(|w| args.is_empty() || args.iter().any(|a| a == w)).collect();
+    let chosen: Vec<&str> = ["A", "B", "C", "D", "E", "W"].into_iter().filter(|w| args.is_empty() || args.iter().any(|a| a == w)).collect();
     let pg = Database::connect(pg_admin.as_str()).await.is_ok();
     if !pg {
-        eprintln!("notice: PostgreSQL at {pg_admin} is unreachable; measuring SQLite only");
+        eprintln!("notice: PostgreSQL at {pg_admin} is unreachable; skipping it");
+    }
+    let my = Database::connect(my_admin.as_str()).await.is_ok();
+    if !my {
+        eprintln!("notice: MySQL at {my_admin} is unreachable; skipping it");
     }
     let mut lines = Vec::new();
     for w in &chosen {
-        let mut combos = vec![("sqlite", 1)];
-        if pg {
-            combos.extend([("postgres", 1), ("postgres", 4)]);
+        // W needs another process: servers only.
+        let mut combos = if *w == "W" { vec![] } else { vec![("sqlite", 1)] };
+        for (up, db) in [(pg, "postgres"), (my, "mysql")] {
+            if up {
+                combos.extend(if *w == "W" { vec![(db, 2)] } else { vec![(db, 1), (db, 4)] });
+            }
         }
         for (db, procs) in combos {
             let child = spawn_self(&["--measure", w, db, &procs.to_string()]);
@@ -240,6 +309,7 @@ async fn main() {
         "{:<9} {:<9} {:>5} {:>8} {:>9} {:>11} {:>11} {:>9} {:>11}",
         "workload", "db", "procs", "tasks", "tasks/s", "handoff p50", "handoff p99", "peak MiB", "worker MiB"
     );
+    let (wakeup_lines, lines): (Vec<String>, Vec<String>) = lines.into_iter().partition(|l| l.contains("workload=W "));
     for line in lines {
         let field = |k: &str| line.split_whitespace().find_map(|kv| kv.strip_prefix(&format!("{k}="))).unwrap_or("-").to_owned();
         println!(
@@ -254,5 +324,13 @@ async fn main() {
             field("peak_rss_mb"),
             field("worker_peak_rss_mb")
         );
+    }
+    if !wakeup_lines.is_empty() {
+        println!("\ncross-process wake-up (launch in one process -> task start in an idle worker process):");
+        println!("{:<9} {:>10} {:>10} {:>10}", "db", "p50 ms", "p99 ms", "max ms");
+        for line in wakeup_lines {
+            let field = |k: &str| line.split_whitespace().find_map(|kv| kv.strip_prefix(&format!("{k}="))).unwrap_or("-").to_owned();
+            println!("{:<9} {:>10} {:>10} {:>10}", field("db"), field("wakeup_p50_ms"), field("wakeup_p99_ms"), field("wakeup_max_ms"));
+        }
     }
 }

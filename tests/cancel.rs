@@ -8,8 +8,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
+use cog::entity::task_run;
 use cog::{CogRuntime, PipelineSpec, RunStatus, StageSpec, TaskSpec, cog};
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 use support::{TestDb, eventually, probe, rows, scalar, stage_statuses, task_statuses, test_config, wait};
 
@@ -225,12 +227,14 @@ async fn completed_at_is_written_once_when_a_stale_worker_gives_its_task_back(db
     assert_eq!(run_row(&rt, id).await, ("canceled".to_owned(), None));
 
     // The worker looks dead to the others: its lease is long expired and no longer its own to renew.
-    let conn = rt.connection();
-    let backend = conn.get_database_backend();
-    let sql = "UPDATE cog_task_run SET worker = 'zombie', lease_until = $1 WHERE status = 'running'";
-    let sql = if backend == DbBackend::Sqlite { sql.replace('$', "?") } else { sql.to_owned() };
     let past = (Utc::now() - chrono::Duration::hours(1)).trunc_subsecs(6);
-    conn.execute_raw(Statement::from_sql_and_values(backend, &sql, [past.into()])).await.unwrap();
+    task_run::Entity::update_many()
+        .col_expr(task_run::Column::Worker, Expr::value("zombie"))
+        .col_expr(task_run::Column::LeaseUntil, Expr::value(past))
+        .filter(task_run::Column::Status.eq(RunStatus::Running))
+        .exec(rt.connection())
+        .await
+        .unwrap();
     let reaper = db.runtime_with(|b| b.config(test_config().lease_duration(Duration::from_millis(300)))).await;
     reaper.start();
     assert_eq!(wait(&reaper.run(id)).await, RunStatus::Canceled);
@@ -246,7 +250,7 @@ async fn completed_at_is_written_once_when_a_stale_worker_gives_its_task_back(db
     assert_eq!(run_row(&reaper, id).await, first_read);
 }
 
-on_both_backends!(
+on_all_backends!(
     cancel_stops_the_run_at_once_and_tells_the_running_cog,
     cancel_of_an_ended_run_changes_nothing,
     cancel_of_an_unknown_run_is_an_error,

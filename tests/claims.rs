@@ -66,4 +66,4 @@ async fn claims_respect_their_limit(db: TestDb) {
     }
 }
 
-on_both_backends!(claims_respect_their_limit);
+on_all_backends!(claims_respect_their_limit);

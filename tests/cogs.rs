@@ -407,7 +407,7 @@ async fn a_hanging_handler_is_abandoned_and_recorded(db: TestDb) {
     rt.shutdown().await;
 }
 
-on_both_backends!(
+on_all_backends!(
     a_hanging_handler_is_abandoned_and_recorded,
     results_are_stored_as_json,
     argument_errors_fail_the_task_run_naming_cog_and_parameter,

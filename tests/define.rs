@@ -73,7 +73,7 @@ async fn snapshot(rt: &CogRuntime) -> Vec<(String, Vec<Vec<Option<String>>>)> {
     ];
     let mut out = Vec::new();
     for (table, columns, order) in TABLES {
-        let select: Vec<String> = columns.iter().map(|c| format!("CAST({c} AS TEXT)")).collect();
+        let select: Vec<String> = columns.iter().map(|c| support::as_text(rt, c)).collect();
         let sql = format!("SELECT {} FROM {table} ORDER BY {order}", select.join(", "));
         let values = rows(rt, &sql).await.iter().map(|r| (0..columns.len()).map(|i| r.try_get_by_index::<Option<String>>(i).unwrap()).collect()).collect();
         out.push((table.to_string(), values));
@@ -582,7 +582,7 @@ async fn migrations_table_is_cog_migrations(db: TestDb) {
     assert_eq!(scalar(&again, "SELECT COUNT(*) FROM cog_migrations").await, versions.len() as i64);
 }
 
-on_both_backends!(
+on_all_backends!(
     unknown_cog_is_refused,
     unknown_error_handler_is_refused,
     unknown_prerequisite_is_refused,

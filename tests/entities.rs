@@ -74,4 +74,4 @@ async fn every_table_reads_through_its_entity(db: TestDb) {
     rt.shutdown().await;
 }
 
-on_both_backends!(every_table_reads_through_its_entity);
+on_all_backends!(every_table_reads_through_its_entity);

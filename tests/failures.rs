@@ -144,7 +144,7 @@ async fn critical_failure_fails_the_run_at_once_and_lets_the_running_sibling_fin
     assert_eq!(task_text(&rt, id, "slow", "tr.result").await.as_deref(), Some("\"held\""));
     assert_eq!(probe(&key).calls.load(Ordering::SeqCst), 0, "neither the canceled task runs nor the successor stage ran");
     assert_eq!(stage_statuses(&rt, id).await, pairs(&[("work", "failed")]), "no successor stage run, ever");
-    let never_claimed = task_run_sql(id, "queued_1", "CAST(tr.attempt AS BIGINT)");
+    let never_claimed = task_run_sql(id, "queued_1", &support::as_int(&rt, "tr.attempt"));
     assert_eq!(scalar(&rt, &never_claimed).await, 0);
 
     let sibling_done = task_time(&rt, id, "slow", "tr.completed_at").await.expect("the sibling's completed_at");
@@ -249,7 +249,7 @@ async fn retries_until_the_cog_succeeds(db: TestDb) {
     let id = run.id();
     assert_eq!(wait(&run).await, RunStatus::Completed);
     assert_eq!(task_status(&rt, id, "flaky").await, "completed");
-    assert_eq!(scalar(&rt, &task_run_sql(id, "flaky", "CAST(tr.attempt AS BIGINT)")).await, 3);
+    assert_eq!(scalar(&rt, &task_run_sql(id, "flaky", &support::as_int(&rt, "tr.attempt"))).await, 3);
     assert_eq!(task_text(&rt, id, "flaky", "tr.result").await.as_deref(), Some("3"));
     assert_eq!(*probe(&key).attempts.lock().unwrap(), [1, 2, 3], "the cog sees the attempt number");
     let errors = errors_of(&rt, id, "flaky").await;
@@ -273,7 +273,7 @@ async fn retries_exhausted_fail_the_task(db: TestDb) {
     let id = run.id();
     assert_eq!(wait(&run).await, RunStatus::Failed);
     assert_eq!(task_status(&rt, id, "hopeless").await, "failed");
-    assert_eq!(scalar(&rt, &task_run_sql(id, "hopeless", "CAST(tr.attempt AS BIGINT)")).await, 2);
+    assert_eq!(scalar(&rt, &task_run_sql(id, "hopeless", &support::as_int(&rt, "tr.attempt"))).await, 2);
     assert_eq!(probe(&key).calls.load(Ordering::SeqCst), 2, "one first attempt and one retry");
     let errors = errors_of(&rt, id, "hopeless").await;
     assert_eq!(errors.iter().map(|e| e.0).collect::<Vec<_>>(), [1, 2], "{errors:?}");
@@ -327,7 +327,7 @@ async fn panicking_cog_fails_the_task(db: TestDb) {
     rt.shutdown().await;
 }
 
-on_both_backends!(
+on_all_backends!(
     critical_failure_fails_the_run_at_once_and_lets_the_running_sibling_finish,
     critical_failure_is_not_bypassed_by_a_later_prerequisite,
     non_critical_failure_lets_the_stage_complete_and_successors_run,

@@ -106,7 +106,7 @@ async fn concurrent_launches_let_exactly_one_through(db: TestDb) {
     assert_eq!(scalar(&rt, "SELECT COUNT(*) FROM cog_pipeline_run").await, 1);
 }
 
-on_both_backends!(
+on_all_backends!(
     hundreds_of_tasks_finishing_at_once_start_the_join_once,
     fan_in_across_two_runtimes_starts_the_join_once,
     concurrent_launches_let_exactly_one_through,

@@ -167,7 +167,7 @@ async fn pipelines_show_last_run_next_ticks_and_can_be_disabled(db: TestDb) {
     assert!(default.workers.is_empty(), "no live worker");
 }
 
-on_both_backends!(
+on_all_backends!(
     runs_are_listed_newest_first_with_filters_and_keyset_pages,
     a_run_in_detail_has_its_stage_graph_task_runs_and_errors,
     pipelines_show_last_run_next_ticks_and_can_be_disabled,

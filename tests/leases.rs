@@ -8,8 +8,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
+use cog::entity::task_run;
 use cog::{CogRuntime, PipelineSpec, RunStatus, StageSpec, TaskSpec, cog};
-use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 use support::{TestDb, eventually, probe, rows, scalar, task_statuses, test_config, wait};
 
@@ -39,11 +41,10 @@ async fn ls_hold(key: String, fail: bool) -> Result<&'static str, std::io::Error
 }
 
 /// Runs `sql` (with `$1`, `$2`.. placeholders) with bound `values`; returns the rows changed.
-async fn exec(rt: &CogRuntime, sql: &str, values: Vec<Value>) -> u64 {
-    let db = rt.connection();
-    let backend = db.get_database_backend();
-    let sql = if backend == DbBackend::Sqlite { sql.replace('$', "?") } else { sql.to_owned() };
-    db.execute_raw(Statement::from_sql_and_values(backend, &sql, values)).await.unwrap_or_else(|e| panic!("{sql}: {e}")).rows_affected()
+/// Runs an update of `cog_task_run` built through its entity (portable to every backend);
+/// returns the rows it changed.
+async fn exec(rt: &CogRuntime, update: sea_orm::UpdateMany<task_run::Entity>) -> u64 {
+    update.exec(rt.connection()).await.expect("update cog_task_run").rows_affected
 }
 
 /// An hour ago, as cog writes timestamps (UTC, microseconds).
@@ -65,15 +66,19 @@ async fn task_run_id(rt: &CogRuntime, run_id: i64, task: &str) -> i64 {
 
 /// `(status, attempt, worker, result)` of task run `id`.
 async fn task_run(rt: &CogRuntime, id: i64) -> (String, i64, Option<String>, Option<String>) {
-    let rows = rows(rt, &format!("SELECT status, CAST(attempt AS BIGINT), worker, result FROM cog_task_run WHERE id = {id}")).await;
+    let rows = rows(rt, &format!("SELECT status, attempt, worker, result FROM cog_task_run WHERE id = {id}")).await;
     let r = &rows[0];
-    (r.try_get_by_index(0).unwrap(), r.try_get_by_index(1).unwrap(), r.try_get_by_index(2).unwrap(), r.try_get_by_index(3).unwrap())
+    (r.try_get_by_index(0).unwrap(), i64::from(r.try_get_by_index::<i32>(1).unwrap()), r.try_get_by_index(2).unwrap(), r.try_get_by_index(3).unwrap())
 }
 
 /// `(attempt, error_type, message)` of the `cog_error` rows of task run `id`.
 async fn errors_of(rt: &CogRuntime, id: i64) -> Vec<(i64, String, String)> {
-    let sql = format!("SELECT CAST(attempt AS BIGINT), error_type, message FROM cog_error WHERE task_run_id = {id} ORDER BY attempt, id");
-    rows(rt, &sql).await.iter().map(|r| (r.try_get_by_index(0).unwrap(), r.try_get_by_index(1).unwrap(), r.try_get_by_index(2).unwrap())).collect()
+    let sql = format!("SELECT attempt, error_type, message FROM cog_error WHERE task_run_id = {id} ORDER BY attempt, id");
+    rows(rt, &sql)
+        .await
+        .iter()
+        .map(|r| (i64::from(r.try_get_by_index::<i32>(0).unwrap()), r.try_get_by_index(1).unwrap(), r.try_get_by_index(2).unwrap()))
+        .collect()
 }
 
 /// Launches pipeline `crashy` (one `ls_count` task with `max_retries`) without any worker, and
@@ -93,8 +98,14 @@ async fn run_claimed_by_a_dead_worker(db: &TestDb, key: &str, max_retries: u32) 
     let past = an_hour_ago();
     let changed = exec(
         &rt,
-        "UPDATE cog_task_run SET status = 'running', attempt = 1, worker = 'dead', lease_until = $1, started_at = $2 WHERE id = $3 AND status = 'queued'",
-        vec![past.into(), past.into(), id.into()],
+        task_run::Entity::update_many()
+            .col_expr(task_run::Column::Status, Expr::value(RunStatus::Running))
+            .col_expr(task_run::Column::Attempt, Expr::value(1))
+            .col_expr(task_run::Column::Worker, Expr::value("dead"))
+            .col_expr(task_run::Column::LeaseUntil, Expr::value(past))
+            .col_expr(task_run::Column::StartedAt, Expr::value(past))
+            .filter(task_run::Column::Id.eq(id))
+            .filter(task_run::Column::Status.eq(RunStatus::Queued)),
     )
     .await;
     assert_eq!(changed, 1);
@@ -186,7 +197,15 @@ async fn stale_results_are_refused(db: TestDb) {
     for id in ids {
         assert_eq!(task_run(&rt, id).await, ("running".to_owned(), 1, Some(rt.worker_id().to_owned()), None));
         // Another process reclaimed it and runs attempt 2.
-        let changed = exec(&rt, "UPDATE cog_task_run SET attempt = attempt + 1, worker = 'other' WHERE id = $1 AND status = 'running'", vec![id.into()]).await;
+        let changed = exec(
+            &rt,
+            task_run::Entity::update_many()
+                .col_expr(task_run::Column::Attempt, Expr::col(task_run::Column::Attempt).add(1))
+                .col_expr(task_run::Column::Worker, Expr::value("other"))
+                .filter(task_run::Column::Id.eq(id))
+                .filter(task_run::Column::Status.eq(RunStatus::Running)),
+        )
+        .await;
         assert_eq!(changed, 1);
     }
 
@@ -204,7 +223,7 @@ async fn stale_results_are_refused(db: TestDb) {
     rt.cancel(run_id).await.unwrap();
     assert_eq!(run.status().await.unwrap(), RunStatus::Canceled);
     let past = an_hour_ago();
-    exec(&rt, "UPDATE cog_task_run SET lease_until = $1 WHERE worker = 'other'", vec![past.into()]).await;
+    exec(&rt, task_run::Entity::update_many().col_expr(task_run::Column::LeaseUntil, Expr::value(past)).filter(task_run::Column::Worker.eq("other"))).await;
     let rescuer = db.runtime_with(|b| b.config(test_config().lease_duration(Duration::from_millis(300)))).await;
     rescuer.start();
     assert_eq!(wait(&rescuer.run(run_id)).await, RunStatus::Canceled);
@@ -244,8 +263,13 @@ async fn heartbeat_renews_only_task_runs_it_runs(db: TestDb) {
     let soon = (Utc::now() + chrono::Duration::seconds(1)).trunc_subsecs(6);
     exec(
         &rt,
-        "UPDATE cog_task_run SET status = 'running', attempt = 1, worker = 'w-orphan', lease_until = $1, started_at = $2 WHERE id = $3",
-        vec![soon.into(), an_hour_ago().into(), orphan.into()],
+        task_run::Entity::update_many()
+            .col_expr(task_run::Column::Status, Expr::value(RunStatus::Running))
+            .col_expr(task_run::Column::Attempt, Expr::value(1))
+            .col_expr(task_run::Column::Worker, Expr::value("w-orphan"))
+            .col_expr(task_run::Column::LeaseUntil, Expr::value(soon))
+            .col_expr(task_run::Column::StartedAt, Expr::value(an_hour_ago()))
+            .filter(task_run::Column::Id.eq(orphan)),
     )
     .await;
     rt.start();
@@ -265,7 +289,7 @@ async fn heartbeat_renews_only_task_runs_it_runs(db: TestDb) {
     rt.shutdown().await;
 }
 
-on_both_backends!(
+on_all_backends!(
     dead_workers_task_is_reclaimed_and_retried,
     dead_workers_task_without_retries_fails,
     live_worker_keeps_its_lease,

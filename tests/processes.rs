@@ -1,6 +1,6 @@
-//! Real worker processes on one PostgreSQL database (DESIGN "Distribution", invariant 7):
-//! a worker killed with SIGKILL mid-run, and the database connections cut mid-run. The
-//! worker processes are this test binary run again with `COG_TEST_WORKER_URL` set.
+//! Real worker processes on one PostgreSQL or MySQL/MariaDB database (DESIGN "Distribution",
+//! invariant 7): a worker killed with SIGKILL mid-run, and the database connections cut
+//! mid-run. The worker processes are this test binary run again with `COG_TEST_WORKER_URL` set.
 
 mod support;
 
@@ -122,9 +122,7 @@ async fn check_nothing_lost_or_doubled(rt: &CogRuntime, run: &cog::RunHandle) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_worker_killed_mid_run_loses_and_doubles_nothing() {
-    let Some(db) = TestDb::postgres().await else { return };
+async fn a_worker_killed_mid_run_loses_and_doubles_nothing(db: TestDb) {
     let rt = db.runtime_with(|b| b.scheduler(false)).await;
     let run = define_and_launch(&rt).await;
     let mut workers = Workers::spawn(&db.url, 3);
@@ -147,27 +145,44 @@ async fn a_worker_killed_mid_run_loses_and_doubles_nothing() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn cut_database_connections_mid_run_lose_nothing() {
-    let Some(db) = TestDb::postgres().await else { return };
+async fn cut_database_connections_mid_run_lose_nothing(db: TestDb) {
     let rt = db.runtime_with(|b| b.scheduler(false)).await;
     let run = define_and_launch(&rt).await;
     let _workers = Workers::spawn(&db.url, 2);
     support::eventually("a quarter of the tasks to complete", || async { completed(&rt, run.id()).await >= (STAGES * TASKS_PER_STAGE / 4) as i64 }).await;
     // Every connection to this test's database is cut, as a server restart would.
     let name = db.url.rsplit('/').next().unwrap().to_owned();
-    let admin = std::env::var("COG_TEST_POSTGRES_URL").unwrap();
-    let admin = sea_orm::Database::connect(admin.as_str()).await.unwrap();
+    let admin_var = if db.backend == "mysql" { "COG_TEST_MYSQL_URL" } else { "COG_TEST_POSTGRES_URL" };
+    let admin = sea_orm::Database::connect(std::env::var(admin_var).unwrap().as_str()).await.unwrap();
     use sea_orm::ConnectionTrait;
     for _ in 0..3 {
-        admin
-            .execute_unprepared(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"))
-            .await
-            .unwrap();
+        if db.backend == "mysql" {
+            let sessions = admin
+                .query_all_raw(sea_orm::Statement::from_string(
+                    admin.get_database_backend(),
+                    format!("SELECT id FROM information_schema.processlist WHERE db = '{name}' AND id <> CONNECTION_ID()"),
+                ))
+                .await
+                .unwrap();
+            for session in sessions {
+                let id: i64 = session.try_get_by_index(0).unwrap();
+                // A session may have ended meanwhile: `KILL` of a gone id is an error to ignore.
+                if let Err(e) = admin.execute_unprepared(&format!("KILL {id}")).await {
+                    eprintln!("session {id} already gone: {e}");
+                }
+            }
+        } else {
+            admin
+                .execute_unprepared(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"))
+                .await
+                .unwrap();
+        }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     check_nothing_lost_or_doubled(&rt, &run).await;
 }
+
+on_server_backends!(a_worker_killed_mid_run_loses_and_doubles_nothing, cut_database_connections_mid_run_lose_nothing);
 
 /// Restarts the PostgreSQL server mid-run. It disturbs every other test using the server,
 /// so it is ignored by default; CI runs it alone: `cargo test --test processes -- --ignored`.

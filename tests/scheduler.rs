@@ -37,7 +37,8 @@ fn daily(name: &str) -> PipelineSpec {
 
 async fn scheduled_runs(rt: &CogRuntime, pipeline: &str) -> Vec<(String, DateTime<Utc>)> {
     let sql = format!(
-        "SELECT r.\"trigger\", r.scheduled_for FROM cog_pipeline_run r JOIN cog_pipeline p ON p.id = r.pipeline_id WHERE p.name = '{pipeline}' ORDER BY r.id"
+        "SELECT r.{}, r.scheduled_for FROM cog_pipeline_run r JOIN cog_pipeline p ON p.id = r.pipeline_id WHERE p.name = '{pipeline}' ORDER BY r.id",
+        support::trigger_column(rt)
     );
     rows(rt, &sql).await.iter().map(|r| (r.try_get_by_index(0).unwrap(), r.try_get_by_index::<Option<DateTime<Utc>>>(1).unwrap().unwrap_or_default())).collect()
 }
@@ -213,7 +214,7 @@ async fn the_background_scheduler_launches_on_the_system_clock(db: TestDb) {
     rt.define(PipelineSpec::new("often").schedule("* * * * * *").stage(StageSpec::new("s").task(TaskSpec::new("tick_noop")))).await.unwrap();
     rt.start();
     eventually("two scheduled runs to complete", || async {
-        scalar(&rt, "SELECT COUNT(*) FROM cog_pipeline_run WHERE status = 'completed' AND \"trigger\" = 'schedule'").await >= 2
+        scalar(&rt, &format!("SELECT COUNT(*) FROM cog_pipeline_run WHERE status = 'completed' AND {} = 'schedule'", support::trigger_column(&rt))).await >= 2
     })
     .await;
     rt.shutdown().await;
@@ -222,7 +223,7 @@ async fn the_background_scheduler_launches_on_the_system_clock(db: TestDb) {
     assert_eq!(ticks.len(), runs.len(), "each tick fired once");
 }
 
-on_both_backends!(
+on_all_backends!(
     fires_once_at_the_tick,
     two_runtimes_fire_each_tick_once,
     a_tick_refused_by_overlap_is_counted_and_scheduling_goes_on,

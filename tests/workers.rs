@@ -110,7 +110,7 @@ fn module_of(name: &str) -> String {
     cog::registry::cog(name).unwrap().module.to_owned()
 }
 
-on_both_backends!(
+on_all_backends!(
     build_alone_writes_nothing_about_cogs,
     start_records_the_worker_and_its_cogs_and_shutdown_removes_them,
     a_live_worker_of_another_binary_keeps_its_cogs_present,

@@ -167,3 +167,14 @@ pub(crate) async fn next_due(conn: &impl ConnectionTrait, queues: &[String]) -> 
         .await?;
     Ok(row.and_then(|r| r.due))
 }
+
+/// The newest task run id (a change counter: it grows whenever any process starts a stage),
+/// read from the end of the primary key.
+pub(crate) async fn newest_task_run(conn: &impl ConnectionTrait) -> Result<Option<i64>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Newest {
+        newest: Option<i64>,
+    }
+    let row = Sql::new(Backend::of(conn)?, "SELECT MAX(id) AS newest FROM cog_task_run").one::<Newest>(conn).await?;
+    Ok(row.and_then(|r| r.newest))
+}

@@ -25,11 +25,12 @@ pub(crate) async fn complete_many(conn: &impl ConnectionTrait, successes: &[Succ
         return Ok(Vec::new());
     }
     let b = Backend::of(conn)?;
-    let set = |sql: Sql, alias: &str| {
+    // `target` qualifies the updated table's columns where the derived table has the same names.
+    let set = |sql: Sql, target: &str| {
         sql.bind(RunStatus::Completed)
-            .push(", completed_at = ")
+            .push(&format!(", {target}completed_at = "))
             .bind(now)
-            .push(&format!(", duration_ms = {alias}.duration_ms, result = {alias}.result, error = NULL, lease_until = NULL"))
+            .push(&format!(", {target}duration_ms = v.duration_ms, {target}result = v.result, {target}error = NULL, {target}lease_until = NULL"))
     };
     match b {
         Backend::Sqlite | Backend::Postgres => {
@@ -40,7 +41,7 @@ pub(crate) async fn complete_many(conn: &impl ConnectionTrait, successes: &[Succ
                     .bind_list([Value::from(s.task_run_id), s.attempt.into(), s.duration_ms.into(), s.result.as_str().into()])
                     .push(")");
             }
-            set(sql.push(") UPDATE cog_task_run SET status = "), "v")
+            set(sql.push(") UPDATE cog_task_run SET status = "), "")
                 .push(" FROM v WHERE cog_task_run.id = v.id AND cog_task_run.attempt = v.attempt AND cog_task_run.status = ")
                 .bind(RunStatus::Running)
                 .push(" RETURNING cog_task_run.id")
@@ -77,7 +78,7 @@ pub(crate) async fn complete_many(conn: &impl ConnectionTrait, successes: &[Succ
                     .bind(s.result.as_str())
                     .push(" AS result");
             }
-            set(sql.push(") v ON t.id = v.id SET t.status = "), "v").push(" WHERE t.status = ").bind(RunStatus::Running).execute(conn).await?;
+            set(sql.push(") v ON t.id = v.id SET t.status = "), "t.").push(" WHERE t.status = ").bind(RunStatus::Running).execute(conn).await?;
             Ok(mine.iter().map(|s| s.task_run_id).collect())
         }
     }

@@ -1,22 +1,29 @@
-//! Hearing other processes (PostgreSQL `LISTEN cog_events`): new work wakes idle workers at
-//! once, a cancel reaches running cogs at once, an ended run wakes `RunHandle::wait`.
-//! Polling stays as the fallback when a notification is lost.
+//! Hearing other processes. PostgreSQL: `LISTEN cog_events`, so new work wakes idle workers at
+//! once, a cancel reaches running cogs at once, an ended run wakes `RunHandle::wait`; polling
+//! stays as the fallback when a notification is lost. MySQL has no such channel: see
+//! [`super::watcher`]. SQLite serves one process, whose own signals are all it needs.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::DbBackend;
 use sea_orm::sqlx::postgres::PgListener;
 
 use crate::engine::finish::backoff;
 use crate::runtime::Inner;
-use crate::store::EVENTS_CHANNEL;
+use crate::store::{Backend, EVENTS_CHANNEL};
 
-/// Listens until the runtime stops; reconnects with back-off when the connection is lost.
+/// Hears other processes until the runtime stops, as the backend allows.
 pub(crate) async fn listen_loop(inner: Arc<Inner>) {
-    if inner.db.get_database_backend() != DbBackend::Postgres {
-        return;
+    match Backend::of(&inner.db) {
+        Ok(Backend::Postgres) => listen(inner).await,
+        Ok(Backend::MySql) => super::watcher::watch_loop(inner).await,
+        Ok(Backend::Sqlite) => {}
+        Err(e) => tracing::error!(error = %e, "cannot hear other processes on this database; polling only"),
     }
+}
+
+/// `LISTEN cog_events` until the runtime stops; reconnects with back-off when the connection is lost.
+async fn listen(inner: Arc<Inner>) {
     let mut failures = 0;
     loop {
         let listener = async {

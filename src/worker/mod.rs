@@ -6,6 +6,7 @@ mod execute;
 pub(crate) mod leases;
 pub(crate) mod listener;
 pub(crate) mod presence;
+mod watcher;
 
 use std::sync::Arc;
 use std::time::Duration;

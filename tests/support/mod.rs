@@ -1,5 +1,6 @@
 //! Shared fixtures for integration tests: one fresh database per test, on SQLite and (when
-//! `COG_TEST_POSTGRES_URL` is set) on PostgreSQL, and small query helpers.
+//! `COG_TEST_POSTGRES_URL` / `COG_TEST_MYSQL_URL` is set) on PostgreSQL and MySQL/MariaDB, and
+//! small query helpers.
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::HashMap;
@@ -11,8 +12,26 @@ use cog::{CogRuntime, CogRuntimeBuilder, Config};
 use sea_orm::{ConnectionTrait, Database, QueryResult, Statement};
 use tokio::sync::Notify;
 
-/// Generates, for each listed `async fn name(db: TestDb)`, a test `sqlite::name` and a test
-/// `postgres::name` (skipped with a notice when PostgreSQL is not configured).
+/// Generates, for each listed `async fn name(db: TestDb)`, a test `sqlite::name`, a test
+/// `postgres::name` and a test `mysql::name` (the server ones skipped with a notice when
+/// `COG_TEST_POSTGRES_URL` / `COG_TEST_MYSQL_URL` is not set).
+#[macro_export]
+macro_rules! on_all_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::support::TestDb::sqlite()).await
+                }
+            )+
+        }
+        $crate::on_server_backends!($($name),+);
+    };
+}
+
+/// SQLite and PostgreSQL only: `sqlite::name` and `postgres::name` (kept for suites not yet
+/// run on MySQL; engine tests use [`on_all_backends!`]).
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),+ $(,)?) => {
@@ -37,12 +56,20 @@ macro_rules! on_both_backends {
     };
 }
 
-/// Like [`on_both_backends!`], plus a test `mysql::name` on MySQL/MariaDB (skipped with a
-/// notice when `COG_TEST_MYSQL_URL` is not set).
+/// Like [`on_all_backends!`] without SQLite: for tests of several processes on one server.
 #[macro_export]
-macro_rules! on_all_backends {
+macro_rules! on_server_backends {
     ($($name:ident),+ $(,)?) => {
-        $crate::on_both_backends!($($name),+);
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    if let Some(db) = $crate::support::TestDb::postgres().await {
+                        super::$name(db).await
+                    }
+                }
+            )+
+        }
         mod mysql {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -142,6 +169,30 @@ pub fn test_config() -> Config {
 pub async fn rows(rt: &CogRuntime, sql: &str) -> Vec<QueryResult> {
     let db = rt.connection();
     db.query_all_raw(Statement::from_string(db.get_database_backend(), sql.to_owned())).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// The column `cog_pipeline_run.trigger` quoted for `rt`'s backend (a reserved word).
+pub fn trigger_column(rt: &CogRuntime) -> &'static str {
+    match rt.connection().get_database_backend() {
+        sea_orm::DbBackend::MySql => "`trigger`",
+        _ => "\"trigger\"",
+    }
+}
+
+/// `expr` cast to a 64-bit integer, in `rt`'s dialect.
+pub fn as_int(rt: &CogRuntime, expr: &str) -> String {
+    match rt.connection().get_database_backend() {
+        sea_orm::DbBackend::MySql => format!("CAST({expr} AS SIGNED)"),
+        _ => format!("CAST({expr} AS BIGINT)"),
+    }
+}
+
+/// `expr` cast to text, in `rt`'s dialect.
+pub fn as_text(rt: &CogRuntime, expr: &str) -> String {
+    match rt.connection().get_database_backend() {
+        sea_orm::DbBackend::MySql => format!("CAST({expr} AS CHAR)"),
+        _ => format!("CAST({expr} AS TEXT)"),
+    }
 }
 
 /// Runs `sql` returning one integer (a count, an id).

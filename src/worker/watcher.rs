@@ -1,0 +1,64 @@
+//! Hearing other processes on MySQL, which has no `LISTEN/NOTIFY`: a cheap change counter,
+//! polled every [`WATCH_INTERVAL`].
+//!
+//! The counter is the newest task run id (`MAX(id)` of `cog_task_run`, read from the end of the
+//! primary key without touching a row). It grows whenever any process starts a stage, and
+//! then idle workers are woken: a task queued by another process starts within about one
+//! interval. Retries and given-back task runs (no new id) are found by the idle worker's own
+//! look at `run_after`; cancels made elsewhere reach running cogs at the next
+//! [`CANCEL_CHECK`]; `RunHandle::wait` polls on its own. In-process events never wait for any
+//! of this: they go through the runtime's own signals.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::engine::finish::backoff;
+use crate::runtime::Inner;
+use crate::store::{claims, leases};
+
+/// How often the counter is read.
+pub(crate) const WATCH_INTERVAL: Duration = Duration::from_millis(10);
+
+/// How often this process looks for canceled runs among the task runs it runs.
+const CANCEL_CHECK: Duration = Duration::from_millis(250);
+
+/// Watches until the runtime stops.
+pub(crate) async fn watch_loop(inner: Arc<Inner>) {
+    let mut newest: Option<i64> = None;
+    let mut failures = 0;
+    let mut next_cancel_check = tokio::time::Instant::now();
+    loop {
+        let pause = if failures == 0 { WATCH_INTERVAL } else { backoff(Duration::from_millis(100), Duration::from_secs(10), failures) };
+        tokio::select! {
+            _ = inner.stopped.cancelled() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        match claims::newest_task_run(&inner.db).await {
+            Ok(now_newest) => {
+                if failures > 0 {
+                    tracing::info!("watching for cog events again");
+                }
+                failures = 0;
+                if now_newest != newest {
+                    newest = now_newest;
+                    inner.wake.notify_waiters();
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = %e, "could not watch for cog events; polling meanwhile");
+                continue;
+            }
+        }
+        if tokio::time::Instant::now() >= next_cancel_check {
+            next_cancel_check = tokio::time::Instant::now() + CANCEL_CHECK;
+            let busy = !inner.running.lock().unwrap_or_else(|e| e.into_inner()).is_empty();
+            if busy {
+                match leases::canceled_runs_of(&inner.db, &inner.worker_id).await {
+                    Ok(runs) => runs.into_iter().for_each(|run_id| inner.cancel_running(run_id)),
+                    Err(e) => tracing::warn!(error = %e, "could not look for canceled runs; looking again shortly"),
+                }
+            }
+        }
+    }
+}
