@@ -23,7 +23,7 @@ mod filter;
 mod health;
 mod pipelines;
 mod runs;
-mod sql;
+mod throughput;
 mod types;
 
 pub use filter::{ErrorFilter, RunFilter};
@@ -92,7 +92,7 @@ impl CogRuntime {
     /// Task runs that ended per minute since `since` (completed and failed), oldest first,
     /// one entry per minute including empty ones.
     pub async fn throughput(&self, since: DateTime<Utc>) -> Result<Vec<MinuteCount>, Error> {
-        sql::throughput(self.connection(), since, Utc::now()).await
+        throughput::throughput(self.connection(), since, Utc::now()).await
     }
 
     /// The next `n` schedule ticks of pipeline `name` after `after` (none if unscheduled).
