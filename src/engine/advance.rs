@@ -13,7 +13,7 @@ use crate::store::{notify, transitions};
 /// each enabled task. Returns whether it started, and whether it completed at once (no task).
 async fn start_stage(conn: &impl ConnectionTrait, run_id: i64, stage_id: i64, now: DateTime<Utc>) -> Result<(bool, bool), DbErr> {
     let Some(stage_run_id) = transitions::insert_stage_run(conn, run_id, stage_id, now).await? else { return Ok((false, false)) };
-    if transitions::queue_task_runs(conn, stage_run_id, stage_id, now).await? > 0 {
+    if transitions::queue_task_runs(conn, stage_run_id, stage_id).await? > 0 {
         notify(conn, "work").await?;
         return Ok((true, false));
     }

@@ -16,13 +16,13 @@ pub(crate) async fn claim(
     queues: &[String],
     limit: usize,
     now: DateTime<Utc>,
-    lease_until: DateTime<Utc>,
+    lease: std::time::Duration,
 ) -> Result<Vec<Claimed>, DbErr> {
     if queues.is_empty() || limit == 0 {
         return Ok(Vec::new());
     }
     let txn = store::begin(db).await?;
-    let mut ids = claims::claim(&txn, worker, queues, limit, now, lease_until).await?;
+    let mut ids = claims::claim(&txn, worker, queues, limit, now, lease).await?;
     if ids.len() > limit {
         // Never leave a claimed row with nobody to run it: hand the extras back untouched.
         let extras = ids.split_off(limit);
@@ -35,8 +35,8 @@ pub(crate) async fn claim(
     Ok(claimed)
 }
 
-/// Running task runs whose lease expired before `now` (their worker died or hung), at most `limit`.
-pub(crate) async fn expired(conn: &impl ConnectionTrait, now: DateTime<Utc>, limit: usize) -> Result<Vec<Claimed>, DbErr> {
-    let ids = claims::expired(conn, now, limit).await?;
+/// Running task runs whose lease has expired (their worker died or hung), at most `limit`.
+pub(crate) async fn expired(conn: &impl ConnectionTrait, limit: usize) -> Result<Vec<Claimed>, DbErr> {
+    let ids = claims::expired(conn, limit).await?;
     claims::load(conn, &ids).await
 }

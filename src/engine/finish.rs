@@ -146,9 +146,9 @@ async fn record_failure(
     let retry_left = error.kind.retryable() && task.attempt <= task.max_retries && run_going;
     // A takeover is written only if the lease is still expired now: a worker that renewed it
     // in the meantime keeps its task run.
-    let expired_before = (error.kind == TaskErrorKind::LeaseExpired).then_some(now);
-    let how = if retry_left { FailedAttempt::Retry { run_after: now + backoff(retry.base, retry.cap, task.attempt) } } else { FailedAttempt::Fail { now } };
-    if !outcomes::fail_attempt(txn, task.task_run_id, task.attempt, how, &error.to_string(), expired_before).await? {
+    let takeover = error.kind == TaskErrorKind::LeaseExpired;
+    let how = if retry_left { FailedAttempt::Retry { after: backoff(retry.base, retry.cap, task.attempt) } } else { FailedAttempt::Fail { now } };
+    if !outcomes::fail_attempt(txn, task.task_run_id, task.attempt, how, &error.to_string(), takeover).await? {
         return Ok(Finished::Stale);
     }
     record_error(txn, task.task_run_id, task.attempt, error, now).await?;

@@ -1,5 +1,7 @@
 //! Claiming queued task runs, giving claims back, and reading what a worker needs to run them.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 
@@ -28,7 +30,9 @@ pub(crate) struct Claimed {
 }
 
 /// Marks up to `limit` queued task runs of `queues` whose `run_after` has passed as running
-/// for `worker`, heaviest first; returns their ids, in claim order. Run it in a transaction.
+/// for `worker` with a lease of `lease`, heaviest first; returns their ids, in claim order.
+/// Run it in a transaction. `run_after` and the lease follow the database's clock (see
+/// [`Sql::now_plus`]); `started_at` is `now`, this process's.
 ///
 /// The ids are picked exactly once. PostgreSQL may plan `id IN (SELECT ... LIMIT n FOR UPDATE
 /// SKIP LOCKED)` as a nested-loop semi-join that rescans the subquery per outer row, each
@@ -43,7 +47,7 @@ pub(crate) async fn claim(
     queues: &[String],
     limit: usize,
     now: DateTime<Utc>,
-    lease_until: DateTime<Utc>,
+    lease: Duration,
 ) -> Result<Vec<i64>, DbErr> {
     let b = Backend::of(conn)?;
     let set = |sql: Sql| {
@@ -51,7 +55,7 @@ pub(crate) async fn claim(
             .push(", attempt = attempt + 1, worker = ")
             .bind(worker)
             .push(", lease_until = ")
-            .bind(lease_until)
+            .now_plus(lease)
             .push(", started_at = ")
             .bind(now)
     };
@@ -59,7 +63,7 @@ pub(crate) async fn claim(
         sql.push("SELECT id FROM cog_task_run WHERE status = ")
             .bind(RunStatus::Queued)
             .push(" AND run_after <= ")
-            .bind(now)
+            .now()
             .push(" AND queue IN (")
             .bind_list(queues.iter().map(String::as_str))
             .push(") ORDER BY weight DESC, id LIMIT ")
@@ -138,13 +142,13 @@ pub(crate) async fn load(conn: &impl ConnectionTrait, ids: &[i64]) -> Result<Vec
     .await
 }
 
-/// Ids of running task runs whose lease expired before `now` (their worker died or hung),
-/// oldest lease first, at most `limit`.
-pub(crate) async fn expired(conn: &impl ConnectionTrait, now: DateTime<Utc>, limit: usize) -> Result<Vec<i64>, DbErr> {
+/// Ids of running task runs whose lease has expired (their worker died or hung), by the
+/// database's clock, oldest lease first, at most `limit`.
+pub(crate) async fn expired(conn: &impl ConnectionTrait, limit: usize) -> Result<Vec<i64>, DbErr> {
     Sql::new(Backend::of(conn)?, "SELECT id FROM cog_task_run WHERE status = ")
         .bind(RunStatus::Running)
         .push(" AND lease_until < ")
-        .bind(now)
+        .now()
         .push(" ORDER BY lease_until LIMIT ")
         .bind(limit as i64)
         .ids(conn)

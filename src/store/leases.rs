@@ -1,16 +1,18 @@
 //! Leases of running task runs: renewed by their worker, read when a cancel must reach it.
 
-use chrono::{DateTime, Utc};
+use std::time::Duration;
+
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult};
 
 use super::{Backend, Sql};
 use crate::entity::status::RunStatus;
 
-/// Moves the lease of `worker`'s running task runs among `held` to `lease_until` — only those:
+/// Renews the lease of `worker`'s running task runs among `held` for `lease` (by the
+/// database's clock, see [`Sql::now_plus`]) — only those:
 /// a row this worker claimed but no longer runs must be able to expire. On PostgreSQL and
 /// MySQL rows being finished right now are skipped (they need no renewal, and waiting for
 /// them could deadlock). Returns how many it renewed.
-pub(crate) async fn renew(db: &DatabaseConnection, worker: &str, held: &[i64], lease_until: DateTime<Utc>) -> Result<u64, DbErr> {
+pub(crate) async fn renew(db: &DatabaseConnection, worker: &str, held: &[i64], lease: Duration) -> Result<u64, DbErr> {
     if held.is_empty() {
         return Ok(0);
     }
@@ -24,7 +26,7 @@ pub(crate) async fn renew(db: &DatabaseConnection, worker: &str, held: &[i64], l
             .bind_list(held.iter().copied())
             .push(")")
     };
-    let update = |sql: Sql| sql.push("UPDATE cog_task_run SET lease_until = ").bind(lease_until).push(" WHERE id IN (");
+    let update = |sql: Sql| sql.push("UPDATE cog_task_run SET lease_until = ").now_plus(lease).push(" WHERE id IN (");
     match b {
         Backend::Postgres => mine(update(Sql::new(b, ""))).push(" FOR UPDATE SKIP LOCKED)").execute(db).await,
         Backend::Sqlite => mine(update(Sql::new(b, ""))).push(")").execute(db).await,

@@ -109,7 +109,7 @@ pub(crate) async fn lock_definitions(conn: &impl ConnectionTrait) -> Result<(), 
                 .push(", ")
                 .bind("")
                 .push(", ")
-                .bind(DateTime::<Utc>::UNIX_EPOCH)
+                .now()
                 .push(") ON DUPLICATE KEY UPDATE holder = holder")
                 .execute(conn)
                 .await?;

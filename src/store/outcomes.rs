@@ -87,27 +87,27 @@ pub(crate) async fn complete_many(conn: &impl ConnectionTrait, successes: &[Succ
 /// How a failed attempt is written.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum FailedAttempt {
-    /// Queued again, claimable from `run_after`.
-    Retry { run_after: DateTime<Utc> },
+    /// Queued again, claimable `after` from now (by the database's clock).
+    Retry { after: std::time::Duration },
     /// `failed` for good, ended `now`.
     Fail { now: DateTime<Utc> },
 }
 
 /// Writes a failed attempt on task run `task_run_id`, fenced by attempt number and status;
-/// with `expired_before` (a lease takeover), only while its lease is still expired, so a
-/// worker that renewed it meanwhile keeps it. Returns whether it was written.
+/// for a lease `takeover`, only while its lease is still expired (by the database's clock),
+/// so a worker that renewed it meanwhile keeps it. Returns whether it was written.
 pub(crate) async fn fail_attempt(
     conn: &impl ConnectionTrait,
     task_run_id: i64,
     attempt: i32,
     how: FailedAttempt,
     error: &str,
-    expired_before: Option<DateTime<Utc>>,
+    takeover: bool,
 ) -> Result<bool, DbErr> {
     let b = Backend::of(conn)?;
     let sql = match how {
-        FailedAttempt::Retry { run_after } => {
-            Sql::new(b, "UPDATE cog_task_run SET status = ").bind(RunStatus::Queued).push(", worker = NULL, lease_until = NULL, run_after = ").bind(run_after)
+        FailedAttempt::Retry { after } => {
+            Sql::new(b, "UPDATE cog_task_run SET status = ").bind(RunStatus::Queued).push(", worker = NULL, lease_until = NULL, run_after = ").now_plus(after)
         }
         FailedAttempt::Fail { now } => {
             Sql::new(b, "UPDATE cog_task_run SET status = ").bind(RunStatus::Failed).push(", completed_at = ").bind(now).push(", lease_until = NULL")
@@ -122,8 +122,8 @@ pub(crate) async fn fail_attempt(
         .bind(attempt)
         .push(" AND status = ")
         .bind(RunStatus::Running);
-    if let Some(now) = expired_before {
-        sql = sql.push(" AND lease_until < ").bind(now);
+    if takeover {
+        sql = sql.push(" AND lease_until < ").now();
     }
     Ok(sql.execute(conn).await? > 0)
 }
@@ -133,7 +133,7 @@ pub(crate) async fn fail_attempt(
 pub(crate) async fn give_back(conn: &impl ConnectionTrait, task_run_id: i64, attempt: i32, requeue: bool, now: DateTime<Utc>) -> Result<bool, DbErr> {
     let b = Backend::of(conn)?;
     let sql = if requeue {
-        Sql::new(b, "UPDATE cog_task_run SET status = ").bind(RunStatus::Queued).push(", worker = NULL, lease_until = NULL, run_after = ").bind(now)
+        Sql::new(b, "UPDATE cog_task_run SET status = ").bind(RunStatus::Queued).push(", worker = NULL, lease_until = NULL, run_after = ").now()
     } else {
         Sql::new(b, "UPDATE cog_task_run SET status = ").bind(RunStatus::Canceled).push(", completed_at = ").bind(now).push(", lease_until = NULL")
     };

@@ -86,21 +86,21 @@ pub(crate) async fn set_schedule(
 /// The lock's name in `cog_lock`.
 const SCHEDULER: &str = "scheduler";
 
-/// Takes or renews the scheduler lease for `holder` until `lease_until` (another holder's
-/// lease only once it expired before `now`); true when `holder` is the leader.
-pub(crate) async fn acquire_leadership(db: &DatabaseConnection, holder: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<bool, DbErr> {
+/// Takes or renews the scheduler lease for `holder` for `lease` (another holder's lease only
+/// once it has expired), by the database's clock; true when `holder` is the leader.
+pub(crate) async fn acquire_leadership(db: &DatabaseConnection, holder: &str, lease: std::time::Duration) -> Result<bool, DbErr> {
     #[derive(FromQueryResult)]
     struct Holder {
         holder: String,
     }
     let b = Backend::of(db)?;
     let insert =
-        Sql::new(b, "INSERT INTO cog_lock (name, holder, lease_until) VALUES (").bind(SCHEDULER).push(", ").bind(holder).push(", ").bind(lease_until).push(")");
+        Sql::new(b, "INSERT INTO cog_lock (name, holder, lease_until) VALUES (").bind(SCHEDULER).push(", ").bind(holder).push(", ").now_plus(lease).push(")");
     match b {
         Backend::Sqlite | Backend::Postgres => {
             let row = insert
                 .push(" ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until WHERE cog_lock.holder = excluded.holder OR cog_lock.lease_until < ")
-                .bind(now)
+                .now()
                 .push(" RETURNING holder")
                 .one::<Holder>(db)
                 .await?;
@@ -111,7 +111,7 @@ pub(crate) async fn acquire_leadership(db: &DatabaseConnection, holder: &str, no
             let txn = super::begin(db).await?;
             insert
                 .push(" ON DUPLICATE KEY UPDATE holder = IF(holder = VALUES(holder) OR lease_until < ")
-                .bind(now)
+                .now()
                 .push(", VALUES(holder), holder), lease_until = IF(holder = VALUES(holder), VALUES(lease_until), lease_until)")
                 .execute(&txn)
                 .await?;

@@ -1,6 +1,8 @@
 //! [`Backend`] and [`Sql`]: which database a connection talks to, and statements written with
 //! that database's placeholders.
 
+use std::time::Duration;
+
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement, Value};
 
 /// The databases cog runs on. SeaORM's `DatabaseBackend` is `#[non_exhaustive]`; it is mapped
@@ -90,6 +92,29 @@ impl Sql {
             Backend::Sqlite | Backend::MySql => self.text.push('?'),
         }
         self
+    }
+
+    /// Appends the time `after` from now, for a lease or `run_after` column or a comparison
+    /// with one. On PostgreSQL and MySQL it is the database's clock (`statement_timestamp()`,
+    /// `UTC_TIMESTAMP(6)`, which no session time zone shifts), so the machines of a cluster
+    /// need not agree on the time; on SQLite (one machine) it is this process's clock.
+    pub(crate) fn now_plus(self, after: Duration) -> Self {
+        match self.backend {
+            Backend::Sqlite => {
+                let at = super::now() + chrono::TimeDelta::from_std(after).unwrap_or(chrono::TimeDelta::MAX);
+                self.bind(at)
+            }
+            Backend::Postgres => self.push("(statement_timestamp() + make_interval(secs => ").bind(after.as_secs_f64()).push("))"),
+            Backend::MySql => {
+                let micros = i64::try_from(after.as_micros()).unwrap_or(i64::MAX);
+                self.push("(UTC_TIMESTAMP(6) + INTERVAL ").bind(micros).push(" MICROSECOND)")
+            }
+        }
+    }
+
+    /// Appends the current time by the rule of [`now_plus`](Self::now_plus).
+    pub(crate) fn now(self) -> Self {
+        self.now_plus(Duration::ZERO)
     }
 
     /// Appends `a, b, c`: one placeholder per value.

@@ -46,14 +46,14 @@ pub(crate) async fn insert_stage_run(conn: &impl ConnectionTrait, run_id: i64, s
 }
 
 /// Queues a task run for each enabled, current task of stage `stage_id` in stage run
-/// `stage_run_id`; returns how many.
-pub(crate) async fn queue_task_runs(conn: &impl ConnectionTrait, stage_run_id: i64, stage_id: i64, now: DateTime<Utc>) -> Result<u64, DbErr> {
+/// `stage_run_id`, claimable at once (`run_after` by the database's clock); returns how many.
+pub(crate) async fn queue_task_runs(conn: &impl ConnectionTrait, stage_run_id: i64, stage_id: i64) -> Result<u64, DbErr> {
     Sql::new(Backend::of(conn)?, "INSERT INTO cog_task_run (stage_run_id, task_id, status, queue, weight, attempt, run_after) SELECT ")
         .bind(stage_run_id)
         .push(", t.id, ")
         .bind(RunStatus::Queued)
         .push(", q.name, t.weight, 0, ")
-        .bind(now)
+        .now()
         .push(
             " FROM cog_task t JOIN cog_queue q ON q.id = t.queue_id JOIN cog_stage s ON s.id = t.stage_id \
              WHERE t.enabled AND NOT t.archived AND s.enabled AND t.stage_id = ",

@@ -7,7 +7,7 @@ use crate::engine::claim;
 use crate::engine::finish::{self, Outcome, RetryPolicy};
 use crate::error::{TaskError, TaskErrorKind};
 use crate::runtime::Inner;
-use crate::store::{leases, now};
+use crate::store::leases;
 
 /// Renews the leases of this worker's running task runs every heartbeat interval, and tells
 /// cogs whose run was canceled elsewhere.
@@ -40,7 +40,7 @@ pub(crate) async fn heartbeat_loop(inner: Arc<Inner>) {
 /// worker claimed but no longer runs must be able to expire. On PostgreSQL rows being
 /// finished right now are skipped (they need no renewal, and waiting for them could deadlock).
 async fn renew(inner: &Inner, held: &[i64]) -> Result<u64, sea_orm::DbErr> {
-    leases::renew(&inner.db, &inner.worker_id, held, now() + inner.config.lease_duration).await
+    leases::renew(&inner.db, &inner.worker_id, held, inner.config.lease_duration).await
 }
 
 /// Every half lease, fails (or queues for retry) the task runs whose lease expired.
@@ -60,7 +60,7 @@ pub(crate) async fn reclaim_loop(inner: Arc<Inner>) {
 /// One pass of [`reclaim_loop`]; returns how many task runs it took over.
 pub(crate) async fn reclaim_expired(inner: &Arc<Inner>) -> Result<usize, sea_orm::DbErr> {
     let policy = RetryPolicy { base: inner.config.retry_backoff_base, cap: inner.config.retry_backoff_cap };
-    let expired = claim::expired(&inner.db, now(), 100).await?;
+    let expired = claim::expired(&inner.db, 100).await?;
     let mut taken = 0;
     for task in expired {
         let error = TaskError {

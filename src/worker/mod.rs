@@ -40,9 +40,7 @@ pub(crate) async fn claim_loop(inner: Arc<Inner>) {
         let notified = inner.wake.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let now = now();
-        let lease_until = now + inner.config.lease_duration;
-        match claim::claim(&inner.db, &inner.worker_id, &inner.queues, batch.len(), now, lease_until).await {
+        match claim::claim(&inner.db, &inner.worker_id, &inner.queues, batch.len(), now(), inner.config.lease_duration).await {
             Ok(claimed) if !claimed.is_empty() => {
                 failures = 0;
                 for (task, permit) in claimed.into_iter().zip(batch.drain(..)) {
