@@ -72,7 +72,8 @@ pub(crate) async fn claim(
     let listed = |sql: Sql| sql.push("name IN (").bind_list(queues.iter().map(String::as_str)).push(") AND NOT paused");
     match b {
         Backend::Postgres => {
-            let sql = listed(Sql::new(b, "WITH running_queues AS MATERIALIZED (SELECT name FROM cog_queue WHERE ")).push(" FOR SHARE), picked AS MATERIALIZED (");
+            let sql =
+                listed(Sql::new(b, "WITH running_queues AS MATERIALIZED (SELECT name FROM cog_queue WHERE ")).push(" FOR SHARE), picked AS MATERIALIZED (");
             let sql = pick(sql, &|s| s.push("queue = ANY(ARRAY(SELECT name FROM running_queues))"))
                 .push(" FOR UPDATE SKIP LOCKED) UPDATE cog_task_run SET status = ");
             set(sql)
@@ -92,8 +93,13 @@ pub(crate) async fn claim(
             struct Name {
                 name: String,
             }
-            let running: Vec<String> =
-                listed(Sql::new(b, "SELECT name FROM cog_queue WHERE ")).push(" LOCK IN SHARE MODE").all::<Name>(conn).await?.into_iter().map(|r| r.name).collect();
+            let running: Vec<String> = listed(Sql::new(b, "SELECT name FROM cog_queue WHERE "))
+                .push(" LOCK IN SHARE MODE")
+                .all::<Name>(conn)
+                .await?
+                .into_iter()
+                .map(|r| r.name)
+                .collect();
             if running.is_empty() {
                 return Ok(Vec::new());
             }

@@ -34,19 +34,20 @@ async fn id_by_name(conn: &impl ConnectionTrait, b: Backend, table: &str, name: 
 /// keep `last_tick`; a new or changed one starts from `row.schedule_base`.
 pub(crate) async fn upsert_pipeline(conn: &impl ConnectionTrait, row: PipelineRow<'_>) -> Result<i64, DbErr> {
     let b = Backend::of(conn)?;
-    let insert = Sql::new(b, "INSERT INTO cog_pipeline (name, enabled, schedule, timezone, prevent_overlap, overlap, last_tick, created_at, updated_at) VALUES (")
-        .bind_list([
-            Value::from(row.name),
-            row.enabled.into(),
-            row.schedule.map(str::to_owned).into(),
-            row.timezone.into(),
-            row.overlap.prevents_overlap().into(),
-            row.overlap.as_str().into(),
-            row.schedule_base.into(),
-            row.now.into(),
-            row.now.into(),
-        ])
-        .push(")");
+    let insert =
+        Sql::new(b, "INSERT INTO cog_pipeline (name, enabled, schedule, timezone, prevent_overlap, overlap, last_tick, created_at, updated_at) VALUES (")
+            .bind_list([
+                Value::from(row.name),
+                row.enabled.into(),
+                row.schedule.map(str::to_owned).into(),
+                row.timezone.into(),
+                row.overlap.prevents_overlap().into(),
+                row.overlap.as_str().into(),
+                row.schedule_base.into(),
+                row.now.into(),
+                row.now.into(),
+            ])
+            .push(")");
     match b {
         Backend::Sqlite | Backend::Postgres => insert
             .push(
