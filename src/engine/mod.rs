@@ -8,6 +8,7 @@ pub(crate) mod cancel;
 pub(crate) mod claim;
 pub(crate) mod finish;
 pub(crate) mod launch;
+pub(crate) mod start;
 
 /// What a transition did to its pipeline run, for the caller to act on after commit.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

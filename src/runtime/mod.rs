@@ -198,9 +198,9 @@ impl CogRuntime {
             trigger: Trigger::Manual,
             scheduled_for: None,
             overlap_failed: self.inner.config.overlap_failed,
+            retry_of: None,
         };
-        let (run_id, effects) = engine::launch::launch(&self.inner.db, request).await?;
-        self.inner.apply(run_id, effects);
+        let run_id = crate::control::launch::launch_and_apply(&self.inner, request).await?;
         Ok(self.run(run_id))
     }
 

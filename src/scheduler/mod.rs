@@ -33,7 +33,8 @@ use sea_orm::DbErr;
 pub use crate::config::MissedTicks;
 pub use clock::{Clock, ManualClock, SystemClock};
 
-use crate::engine::launch::{LaunchRequest, launch};
+use crate::control::launch::launch_and_apply;
+use crate::engine::launch::LaunchRequest;
 use crate::entity::status::Trigger;
 use crate::error::{Error, LaunchRefusal};
 use crate::runtime::Inner;
@@ -116,10 +117,10 @@ async fn handle_tick(
         trigger: Trigger::Schedule,
         scheduled_for: Some(tick),
         overlap_failed: inner.config.overlap_failed,
+        retry_of: None,
     };
-    match launch(&inner.db, request).await {
-        Ok((run_id, effects)) => {
-            inner.apply(run_id, effects);
+    match launch_and_apply(inner, request).await {
+        Ok(run_id) => {
             if older > 0 {
                 advance(inner, id, tick, 0, older).await?;
             }

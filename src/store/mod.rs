@@ -9,7 +9,7 @@
 //!
 //! Submodules are by area: [`claims`], [`transitions`], [`outcomes`], [`launches`],
 //! [`definitions`], [`weights`], [`leases`], [`presence`], [`schedules`],
-//! [`reports`], [`queues`]. Where SeaORM's query builder renders every dialect cleanly ([`presence`]), it
+//! [`reports`], [`queues`], [`retries`]. Where SeaORM's query builder renders every dialect cleanly ([`presence`]), it
 //! writes the SQL.
 
 pub(crate) mod claims;
@@ -19,6 +19,7 @@ pub(crate) mod leases;
 pub(crate) mod outcomes;
 pub(crate) mod presence;
 pub(crate) mod queues;
+pub(crate) mod retries;
 pub(crate) mod reports;
 pub(crate) mod schedules;
 pub(crate) mod transitions;
