@@ -48,6 +48,13 @@ pub enum Error {
         /// The name asked for.
         name: String,
     },
+    /// No queue has this name (`pause_queue` / `resume_queue`); queues are created by the
+    /// tasks that name them (`TaskSpec::queue`), and `default` always exists.
+    #[error("no queue named `{name}`; a queue exists once a defined task names it with TaskSpec::queue(\"{name}\")")]
+    UnknownQueue {
+        /// The name asked for.
+        name: String,
+    },
     /// No pipeline run has this id.
     #[error("no pipeline run with id {id}")]
     UnknownRun {
