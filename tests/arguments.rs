@@ -194,10 +194,7 @@ async fn launch_refuses_a_task_missing_a_required_argument(db: TestDb) {
     rt.define(spec).await.unwrap();
 
     let err = refused_launch(&rt, "p", json!({})).await;
-    assert!(
-        matches!(&err, Error::MissingArgument { task, cog, parameter } if task == "load_1" && cog == "add" && parameter == "b"),
-        "{err:?}"
-    );
+    assert!(matches!(&err, Error::MissingArgument { task, cog, parameter } if task == "load_1" && cog == "add" && parameter == "b"), "{err:?}");
     assert_eq!(
         err.to_string(),
         "task `load_1`: cog `add` requires argument `b`, which is in neither the task's arguments nor the launch arguments; \
@@ -297,9 +294,11 @@ async fn a_scheduled_launch_missing_an_argument_is_refused_and_counted(db: TestD
     assert_eq!(run_rows(&rt).await, [0, 0, 0, 0], "nothing was created");
     // The refused tick is not retried; the next tick is refused too until the definition is fixed.
     assert!(rt.run_scheduler_once().await.unwrap().refused.is_empty());
-    rt.define(PipelineSpec::new("nightly").schedule("* * * * *").stage(StageSpec::new("s").task(TaskSpec::new("add").name("load_1").args(json!({"a": 1, "b": 2})))))
-        .await
-        .unwrap();
+    rt.define(
+        PipelineSpec::new("nightly").schedule("* * * * *").stage(StageSpec::new("s").task(TaskSpec::new("add").name("load_1").args(json!({"a": 1, "b": 2})))),
+    )
+    .await
+    .unwrap();
     clock.set(at("2030-01-01T00:02:00Z"));
     let pass = rt.run_scheduler_once().await.unwrap();
     assert_eq!(pass.fired.len(), 1, "{pass:?}");
