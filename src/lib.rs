@@ -8,6 +8,7 @@ pub mod runtime;
 pub mod scheduler;
 pub mod spec;
 
+mod arguments;
 mod config;
 mod context;
 mod control;

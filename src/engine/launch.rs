@@ -69,6 +69,7 @@ pub(crate) async fn launch_in(txn: &DatabaseTransaction, request: &LaunchRequest
     {
         return Err(refuse(LaunchRefusal::TickAlreadyFired));
     }
+    crate::arguments::check_launch(txn, pipeline.id, request.arguments).await?;
     let now = now();
     let (buffered, canceled) = apply_policy(txn, request, pipeline, now).await?;
     let arguments = request.arguments.to_string();
