@@ -82,7 +82,17 @@ async fn canceling_the_active_run_starts_the_buffered_one_at_once(db: TestDb) {
     let buffered = rt.launch("p").await.unwrap();
     rt.cancel(active.id()).await.unwrap();
     assert_eq!(buffered.status().await.unwrap(), RunStatus::Running, "started by the cancel's transaction");
-    assert_eq!(scalar(&rt, &format!("SELECT COUNT(*) FROM cog_task_run t JOIN cog_stage_run s ON s.id = t.stage_run_id WHERE s.pipeline_run_id = {} AND t.status = 'queued'", buffered.id())).await, 1);
+    assert_eq!(
+        scalar(
+            &rt,
+            &format!(
+                "SELECT COUNT(*) FROM cog_task_run t JOIN cog_stage_run s ON s.id = t.stage_run_id WHERE s.pipeline_run_id = {} AND t.status = 'queued'",
+                buffered.id()
+            )
+        )
+        .await,
+        1
+    );
     rt.start();
     probe(&key).open();
     assert_eq!(wait(&buffered).await, RunStatus::Completed);
@@ -146,7 +156,8 @@ async fn concurrent_launches_are_decided_one_at_a_time(db: TestDb) {
                 Err(e) => panic!("{name}: launch failed: {e}"),
             }
         }
-        let (running, queued, canceled) = (status_count(&a, name, "running").await, status_count(&a, name, "queued").await, status_count(&a, name, "canceled").await);
+        let (running, queued, canceled) =
+            (status_count(&a, name, "running").await, status_count(&a, name, "queued").await, status_count(&a, name, "canceled").await);
         match policy {
             Overlap::Skip => {
                 assert_eq!((ok, running, queued), (1, 1, 0), "{name}");
@@ -228,7 +239,9 @@ async fn prevent_overlap_maps_onto_skip_and_allow(db: TestDb) {
     rt.define(held("allow", &key, Overlap::Skip).prevent_overlap(false)).await.unwrap();
     rt.define(held("buffer", &key, Overlap::BufferOne)).await.unwrap();
     rt.define(PipelineSpec::new("default")).await.unwrap();
-    for (name, policy, prevent) in [("skip", Overlap::Skip, true), ("allow", Overlap::Allow, false), ("buffer", Overlap::BufferOne, true), ("default", Overlap::Skip, true)] {
+    for (name, policy, prevent) in
+        [("skip", Overlap::Skip, true), ("allow", Overlap::Allow, false), ("buffer", Overlap::BufferOne, true), ("default", Overlap::Skip, true)]
+    {
         let row = pipeline::Entity::find().filter(pipeline::Column::Name.eq(name)).one(rt.connection()).await.unwrap().unwrap();
         assert_eq!((row.overlap, row.prevent_overlap), (policy, prevent), "{name}");
     }

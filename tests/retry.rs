@@ -100,7 +100,7 @@ async fn retrying_the_last_failed_run_needs_no_overlap_failed(db: TestDb) {
     let rt = db.runtime().await;
     rt.start();
     let old = failed_run(&rt, &key).await;
-    assert!(matches!(rt.launch("chain").await, Err(Error::LaunchRefused { reason: LaunchRefusal::LastRunFailed { .. }, .. })));
+    assert!(matches!(rt.launch_with("chain", json!({"n": 4})).await, Err(Error::LaunchRefused { reason: LaunchRefusal::LastRunFailed { .. }, .. })));
     // Many retries at once: the overlap rule lets exactly one through while it runs.
     let mut retries = tokio::task::JoinSet::new();
     for _ in 0..12 {
@@ -121,4 +121,8 @@ async fn retrying_the_last_failed_run_needs_no_overlap_failed(db: TestDb) {
     rt.shutdown().await;
 }
 
-on_all_backends!(a_retry_runs_only_what_did_not_complete, only_ended_failed_or_canceled_runs_can_be_retried, retrying_the_last_failed_run_needs_no_overlap_failed);
+on_all_backends!(
+    a_retry_runs_only_what_did_not_complete,
+    only_ended_failed_or_canceled_runs_can_be_retried,
+    retrying_the_last_failed_run_needs_no_overlap_failed
+);

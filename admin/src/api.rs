@@ -122,6 +122,27 @@ pub(crate) async fn cancel(State(s): State<Shared>, Path(id): Path<String>, head
     Ok(Json(serde_json::json!({ "id": id, "status": status })))
 }
 
+/// `POST api/runs/{id}/retry`: retries a failed or canceled run; answers 201 with the new run's id.
+pub(crate) async fn retry(State(s): State<Shared>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, ApiFailure> {
+    json_post(&s, &headers)?;
+    let run = s.rt.retry(run_id(&id)?).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "id": run.id() }))).into_response())
+}
+
+/// `POST api/queues/{name}/pause`: answers with the queue's name and paused flag.
+pub(crate) async fn pause_queue(State(s): State<Shared>, Path(name): Path<String>, headers: HeaderMap) -> Result<Json<serde_json::Value>, ApiFailure> {
+    json_post(&s, &headers)?;
+    s.rt.pause_queue(&name).await?;
+    Ok(Json(serde_json::json!({ "name": name, "paused": true })))
+}
+
+/// `POST api/queues/{name}/resume`: answers with the queue's name and paused flag.
+pub(crate) async fn resume_queue(State(s): State<Shared>, Path(name): Path<String>, headers: HeaderMap) -> Result<Json<serde_json::Value>, ApiFailure> {
+    json_post(&s, &headers)?;
+    s.rt.resume_queue(&name).await?;
+    Ok(Json(serde_json::json!({ "name": name, "paused": false })))
+}
+
 /// Any other `api/` path.
 pub(crate) async fn not_found() -> ApiFailure {
     ApiFailure(Failure::not_found("no such API endpoint: see the cog-admin docs for api/pipelines, api/runs, api/queues, ..."))

@@ -87,8 +87,11 @@ impl CogRuntime {
             }
             RunStatus::Failed | RunStatus::Canceled => {}
         }
-        let arguments: Value = serde_json::from_str(&old.arguments)
-            .map_err(|_| Error::Corrupt { table: "cog_pipeline_run", column: "arguments", value: old.arguments.clone() })?;
+        let arguments: Value = serde_json::from_str(&old.arguments).map_err(|_| Error::Corrupt {
+            table: "cog_pipeline_run",
+            column: "arguments",
+            value: old.arguments.clone(),
+        })?;
         let request = LaunchRequest {
             pipeline: &old.pipeline,
             arguments: &arguments,

@@ -3,4 +3,5 @@
 //! its calls to [`CogRuntime`](crate::CogRuntime) from its own file.
 
 pub(crate) mod launch;
+pub(crate) mod prune;
 pub(crate) mod queues;

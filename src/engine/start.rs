@@ -30,7 +30,11 @@ pub(crate) async fn begin_run(conn: &impl ConnectionTrait, run_id: i64, pipeline
 ///
 /// Locks are taken in id order (the ended run, then the newer buffered one), as a
 /// `CancelRunning` launch takes them, so the two never deadlock.
-pub(crate) fn start_buffered<'a, C: ConnectionTrait>(conn: &'a C, ended_run: i64, now: DateTime<Utc>) -> Pin<Box<dyn Future<Output = Result<Effects, DbErr>> + Send + 'a>> {
+pub(crate) fn start_buffered<'a, C: ConnectionTrait>(
+    conn: &'a C,
+    ended_run: i64,
+    now: DateTime<Utc>,
+) -> Pin<Box<dyn Future<Output = Result<Effects, DbErr>> + Send + 'a>> {
     Box::pin(async move {
         // Bounded: each round either starts a run or sees one leave `queued` (canceled).
         for _ in 0..64 {

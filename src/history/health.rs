@@ -141,10 +141,13 @@ fn used_by(catalog: &Catalog, pick: impl Fn(&crate::entity::task::Model) -> bool
 pub(super) async fn queues(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Vec<QueueHealth>, Error> {
     let mut out: BTreeMap<String, QueueHealth> = BTreeMap::new();
     let entry = |out: &mut BTreeMap<String, QueueHealth>, name: &str| {
-        out.entry(name.to_owned()).or_insert_with(|| QueueHealth { name: name.to_owned(), queued: 0, running: 0, oldest_queued_at: None, workers: Vec::new() });
+        out.entry(name.to_owned()).or_insert_with(|| QueueHealth { name: name.to_owned(), queued: 0, running: 0, oldest_queued_at: None, workers: Vec::new(), paused: false });
     };
     for q in queue::Entity::find().all(db).await? {
         entry(&mut out, &q.name);
+        if let Some(known) = out.get_mut(&q.name) {
+            known.paused = q.paused;
+        }
     }
     let counts: Vec<(String, RunStatus, i64, Option<DateTime<Utc>>)> = task_run::Entity::find()
         .select_only()

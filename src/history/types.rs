@@ -260,6 +260,8 @@ pub struct QueueHealth {
     pub oldest_queued_at: Option<DateTime<Utc>>,
     /// The live workers that work on it.
     pub workers: Vec<String>,
+    /// Whether it is paused (`rt.pause_queue`): no process claims from it.
+    pub paused: bool,
 }
 
 /// A live worker.

@@ -54,6 +54,9 @@ pub struct SchedulerPass {
     pub skipped: Vec<(String, DateTime<Utc>)>,
     /// The next tick of any pipeline, if one is scheduled.
     pub next_tick: Option<DateTime<Utc>>,
+    /// What the leader's retention prune deleted in this pass (`Config::retention`); `None`
+    /// when none was due.
+    pub pruned: Option<crate::PruneReport>,
 }
 
 /// Most ticks counted when looking back over downtime.
@@ -66,6 +69,7 @@ pub(crate) async fn pass(inner: &Arc<Inner>) -> Result<SchedulerPass, Error> {
         return Ok(report);
     }
     let now = inner.clock.now();
+    report.pruned = crate::control::prune::prune_if_due(&inner.db, inner.config.retention, &inner.worker_id, now).await?;
     for row in schedules::scheduled(&inner.db).await? {
         let schedules::Scheduled { id, name, schedule: expr, timezone: tz, last_tick } = row;
         let (Ok(schedule), Some(tz)) = (crate::scheduler::expression::parse(&expr), crate::scheduler::expression::parse_timezone(&tz)) else {

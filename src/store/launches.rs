@@ -23,9 +23,7 @@ pub(crate) async fn lock_pipeline(conn: &impl ConnectionTrait, name: &str) -> Re
     let b = Backend::of(conn)?;
     let sql = match b {
         Backend::Postgres | Backend::MySql => Sql::new(b, "SELECT id, enabled, overlap FROM cog_pipeline WHERE name = ").bind(name).push(" FOR UPDATE"),
-        Backend::Sqlite => {
-            Sql::new(b, "UPDATE cog_pipeline SET updated_at = updated_at WHERE name = ").bind(name).push(" RETURNING id, enabled, overlap")
-        }
+        Backend::Sqlite => Sql::new(b, "UPDATE cog_pipeline SET updated_at = updated_at WHERE name = ").bind(name).push(" RETURNING id, enabled, overlap"),
     };
     sql.one(conn).await
 }
