@@ -64,11 +64,16 @@ async fn o_gated(key: String) -> i64 {
     1
 }
 
-/// Waits until some statement of the database waits for a row lock.
+/// Waits until a statement of this test's database waits to lock a pipeline run.
 async fn until_a_statement_waits_for_a_lock(rt: &cog::CogRuntime, backend: &str) {
+    // MariaDB does not always list a statement waiting for a row lock as `LOCK WAIT` in
+    // `innodb_trx`; the process list shows it still running.
     let sql = match backend {
-        "mysql" => "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'",
-        _ => "SELECT COUNT(*) FROM pg_locks WHERE NOT granted",
+        "mysql" => {
+            "SELECT COUNT(*) FROM information_schema.processlist WHERE db = DATABASE() \
+             AND info LIKE 'SELECT status FROM cog_pipeline_run WHERE id = % FOR UPDATE'"
+        }
+        _ => "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
     };
     support::eventually("the outcome's write to wait for the run's lock", || async { scalar(rt, sql).await > 0 }).await;
 }
