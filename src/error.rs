@@ -48,6 +48,13 @@ pub enum Error {
         /// The name asked for.
         name: String,
     },
+    /// No queue has this name (`pause_queue` / `resume_queue`); queues are created by the
+    /// tasks that name them (`TaskSpec::queue`), and `default` always exists.
+    #[error("no queue named `{name}`; a queue exists once a defined task names it with TaskSpec::queue(\"{name}\")")]
+    UnknownQueue {
+        /// The name asked for.
+        name: String,
+    },
     /// No pipeline run has this id.
     #[error("no pipeline run with id {id}")]
     UnknownRun {
@@ -67,6 +74,36 @@ pub enum Error {
         pipeline: String,
         /// Why.
         reason: LaunchRefusal,
+    },
+    /// A task of the pipeline would run without a parameter its cog requires: it is in neither the
+    /// task's arguments nor the launch arguments. Nothing was created.
+    #[error(
+        "task `{task}`: cog `{cog}` requires argument `{parameter}`, which is in neither the task's arguments nor the launch arguments; \
+         pass it with launch_with(.., json!({{\"{parameter}\": ..}})) or in the task's .args(..)"
+    )]
+    MissingArgument {
+        /// The task.
+        task: String,
+        /// The cog it calls.
+        cog: String,
+        /// The required parameter left out.
+        parameter: String,
+    },
+    /// A launch argument does not deserialize into the type of a task's cog parameter that takes
+    /// it. Nothing was created.
+    #[error("task `{task}`: launch argument `{argument}` of cog `{cog}` must be {expected}: {message}; pass a value of that type")]
+    BadLaunchArgument {
+        /// The task whose cog takes the argument.
+        task: String,
+        /// The cog.
+        cog: String,
+        /// The launch argument.
+        argument: String,
+        /// The parameter's Rust type, as written in the cog's signature (a `&'static str`, which
+        /// keeps `Error` small).
+        expected: &'static str,
+        /// What deserializing it said.
+        message: String,
     },
     /// The database holds a value cog did not write (a status it does not know, say).
     #[error("unexpected value in {table}.{column}: {value:?}")]
@@ -98,6 +135,16 @@ pub enum LaunchRefusal {
     Disabled,
     /// A run for this schedule tick exists already.
     TickAlreadyFired,
+    /// A scheduled launch in which task `task` would miss parameter `parameter` of cog `cog`
+    /// (scheduled launches have no launch arguments): give it in the task's arguments.
+    MissingArgument {
+        /// The task.
+        task: String,
+        /// The cog it calls.
+        cog: String,
+        /// The required parameter left out.
+        parameter: String,
+    },
 }
 
 impl fmt::Display for LaunchRefusal {
@@ -109,6 +156,9 @@ impl fmt::Display for LaunchRefusal {
             }
             Self::Disabled => write!(f, "the pipeline is disabled"),
             Self::TickAlreadyFired => write!(f, "this schedule tick was fired already"),
+            Self::MissingArgument { task, cog, parameter } => {
+                write!(f, "task `{task}` would run without argument `{parameter}`, which cog `{cog}` requires; give it in the task's .args(..)")
+            }
         }
     }
 }
@@ -211,6 +261,32 @@ pub enum DefinitionError {
         /// The JSON kind given.
         got: &'static str,
     },
+    /// A task's arguments have a key that is not a parameter of its cog.
+    #[error("task `{task}`: cog `{cog}` has no parameter `{argument}`; {}", parameter_fix(argument, parameters))]
+    UnknownArgument {
+        /// Task.
+        task: String,
+        /// The cog it calls.
+        cog: String,
+        /// The key given.
+        argument: String,
+        /// The cog's parameters, in order (the context parameter left out).
+        parameters: Vec<String>,
+    },
+    /// A task's argument does not deserialize into the type of its cog's parameter.
+    #[error("task `{task}`: argument `{argument}` of cog `{cog}` must be {expected}: {message}")]
+    BadArgument {
+        /// Task.
+        task: String,
+        /// The cog it calls.
+        cog: String,
+        /// The argument.
+        argument: String,
+        /// The parameter's Rust type, as written in the cog's signature.
+        expected: String,
+        /// What deserializing it said.
+        message: String,
+    },
     /// A task's weight is negative, NaN or infinite.
     #[error("task `{task}`: weight must be a finite number >= 0, got {weight}")]
     InvalidWeight {
@@ -225,6 +301,15 @@ pub enum DefinitionError {
         /// Task.
         task: String,
     },
+}
+
+/// The fix for an argument no parameter takes: the parameters to choose from.
+fn parameter_fix(argument: &str, parameters: &[String]) -> String {
+    if parameters.is_empty() {
+        return format!("it takes no arguments: remove `{argument}` from the task's .args(..)");
+    }
+    let names: Vec<String> = parameters.iter().map(|p| format!("`{p}`")).collect();
+    format!("its parameters are {}: remove `{argument}` from the task's .args(..) or rename it to one of them", names.join(", "))
 }
 
 /// What went wrong in a task run: handed to error handlers and written to `cog_error`.

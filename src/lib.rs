@@ -9,8 +9,10 @@ pub mod runtime;
 pub mod scheduler;
 pub mod spec;
 
+mod arguments;
 mod config;
 mod context;
+mod control;
 mod definitions;
 mod engine;
 mod error;
@@ -26,13 +28,14 @@ pub mod __private;
 pub use cog_macros::{cog, cog_error_handler};
 pub use config::{Config, MissedTicks};
 pub use context::TaskContext;
+pub use control::queues::QueueState;
 pub use entity::status::{RunStatus, Trigger};
 pub use error::{DefinitionError, Error, LaunchRefusal, Result, TaskError, TaskErrorKind, TaskRunInfo};
 pub use health::{Health, LoopHealth, LoopState};
 pub use report::RunReport;
 pub use runtime::{CogRuntime, CogRuntimeBuilder, RunHandle};
 pub use scheduler::ManualClock;
-pub use spec::{PipelineSpec, StageSpec, TaskSpec};
+pub use spec::{Overlap, PipelineSpec, StageSpec, TaskSpec};
 
 /// The migrator of cog's tables (`up` and `down`), for hosts that manage migrations themselves.
 pub use cog_migration as migration;

@@ -6,7 +6,12 @@ pub use futures::future::BoxFuture;
 pub use linkme;
 pub use serde_json;
 
-pub use crate::registry::{COGS, CogArgs, CogDef, CogFailure, CogOutcome, ERROR_HANDLERS, ErrorHandlerDef};
+pub use crate::registry::{COGS, CogArgs, CogDef, CogFailure, CogOutcome, ERROR_HANDLERS, ErrorHandlerDef, Parameter};
+
+/// The checker of a parameter of type `T`: whether a JSON value deserializes into it.
+pub fn check_argument<T: serde::de::DeserializeOwned>(value: &serde_json::Value) -> Result<(), String> {
+    T::deserialize(value).map(drop).map_err(|e| e.to_string())
+}
 
 /// Turns a cog's plain return value into its stored result.
 pub fn from_value<T: serde::Serialize>(value: T) -> CogOutcome {

@@ -6,6 +6,9 @@
 //! ```
 //! for c in cog::registry::cogs() {
 //!     println!("{} in {}", c.name, c.module);
+//!     for p in c.parameters {
+//!         println!("  {}: {}{}", p.name, p.type_name, if p.optional { " (optional)" } else { "" });
+//!     }
 //! }
 //! ```
 
@@ -27,8 +30,43 @@ pub struct CogDef {
     pub module: &'static str,
     /// The names of its parameters, in order, without the context parameter.
     pub params: &'static [&'static str],
+    /// Its parameters, in order, without the context parameter: name, type and whether it may be left out.
+    pub parameters: &'static [Parameter],
     #[doc(hidden)]
     pub invoke: fn(CogArgs, TaskContext) -> BoxFuture<'static, CogOutcome>,
+}
+
+/// One parameter of a cog: a key of the task's JSON arguments.
+pub struct Parameter {
+    /// The parameter's name: the JSON key its value is taken from.
+    pub name: &'static str,
+    /// Its Rust type as written in the signature, such as `i64` or `Option<Vec<String>>`.
+    pub type_name: &'static str,
+    /// Whether it is declared `Option<T>`, so it may be left out of the arguments.
+    pub optional: bool,
+    #[doc(hidden)]
+    pub checker: fn(&Value) -> Result<(), String>,
+}
+
+impl Parameter {
+    /// Whether `value` deserializes into the parameter's type; `Err` is serde's message.
+    /// A parameter of type `serde_json::Value` accepts anything.
+    pub fn check(&self, value: &Value) -> Result<(), String> {
+        (self.checker)(value)
+    }
+
+    /// Whether a task fails without this argument: not `Option<T>`, and `null` (what a left-out
+    /// argument is read as) does not deserialize into its type, as it does for `serde_json::Value`
+    /// or `()`.
+    pub fn required(&self) -> bool {
+        !self.optional && self.check(&Value::Null).is_err()
+    }
+}
+
+impl std::fmt::Debug for Parameter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parameter").field("name", &self.name).field("type_name", &self.type_name).field("optional", &self.optional).finish_non_exhaustive()
+    }
 }
 
 /// A function registered with `#[cog_error_handler]`.

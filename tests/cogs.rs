@@ -171,22 +171,26 @@ async fn results_are_stored_as_json(db: TestDb) {
 async fn argument_errors_fail_the_task_run_naming_cog_and_parameter(db: TestDb) {
     let rt = db.runtime().await;
     rt.start();
-    let typed = |name: &str, args: Value| TaskSpec::new("c_typed").name(name).args(args).critical(false).max_retries(3);
+    let typed = |name: &str| TaskSpec::new("c_typed").name(name).args(json!({"count": 1, "label": "x"})).critical(false).max_retries(3);
     rt.define(
         PipelineSpec::new("p").stage(
             StageSpec::new("s")
-                .task(typed("missing", json!({"count": 1})))
-                .task(typed("wrong_type", json!({"count": "many", "label": "x"})))
-                .task(typed("unknown_key", json!({"count": 1, "label": "x", "colour": "red"})))
+                .task(typed("wrong_type"))
+                .task(typed("unknown_key"))
                 .task(TaskSpec::new("c_opt").name("option_absent").args(json!({"name": "ada"})))
                 .task(TaskSpec::new("c_opt").name("option_given").args(json!({"name": "ada", "greeting": "hi"}))),
         ),
     )
     .await
     .unwrap();
+    // `define` refuses arguments that do not fit (tests/arguments.rs); stored arguments that no
+    // longer fit the cog (written by an older binary, say) still fail the task run when it runs.
+    for (task, arguments) in [("wrong_type", r#"{"count": "many", "label": "x"}"#), ("unknown_key", r#"{"count": 1, "label": "x", "colour": "red"}"#)] {
+        rows(&rt, &format!("UPDATE cog_task SET arguments = '{arguments}' WHERE name = '{task}'")).await;
+    }
     let run = rt.launch("p").await.unwrap();
     assert_eq!(wait(&run).await, RunStatus::Completed, "the failing tasks are not critical");
-    for (task, offender) in [("missing", "label"), ("wrong_type", "count"), ("unknown_key", "colour")] {
+    for (task, offender) in [("wrong_type", "count"), ("unknown_key", "colour")] {
         let (status, result, error) = task_run(&rt, run.id(), task).await;
         assert_eq!(status, "failed", "{task}");
         assert_eq!(result, None, "{task}");

@@ -8,7 +8,7 @@ use cog::entity::{
     cog as cog_row, error, error_handler, lock, pipeline, pipeline_run, queue, stage, stage_prerequisite, stage_run, task, task_run, worker, worker_cog,
     worker_error_handler,
 };
-use cog::{PipelineSpec, RunStatus, StageSpec, TaskError, TaskSpec, Trigger, cog, cog_error_handler};
+use cog::{Overlap, PipelineSpec, RunStatus, StageSpec, TaskError, TaskSpec, Trigger, cog, cog_error_handler};
 use sea_orm::{EntityTrait, PaginatorTrait};
 use support::{TestDb, eventually, wait};
 
@@ -51,15 +51,20 @@ async fn every_table_reads_through_its_entity(db: TestDb) {
 
     let p = first::<pipeline::Entity>(conn, "cog_pipeline").await;
     assert_eq!(p.name, "entities");
+    assert_eq!((p.overlap, p.prevent_overlap), (Overlap::Skip, true));
     assert!(first::<stage::Entity>(conn, "cog_stage").await.pipeline_id == p.id);
     first::<stage_prerequisite::Entity>(conn, "cog_stage_prerequisite").await;
     first::<task::Entity>(conn, "cog_task").await;
     first::<cog_row::Entity>(conn, "cog_cog").await;
     first::<error_handler::Entity>(conn, "cog_error_handler").await;
-    assert!(queue::Entity::find().all(conn).await.unwrap().iter().any(|q| q.name == "default"));
+    rt.pause_queue("default").await.unwrap();
+    let queues = queue::Entity::find().all(conn).await.unwrap();
+    let default = queues.iter().find(|q| q.name == "default").expect("queue default");
+    assert!(default.paused && default.version > 0, "{default:?}");
     let r = first::<pipeline_run::Entity>(conn, "cog_pipeline_run").await;
     assert_eq!((r.id, r.status, r.trigger), (run.id(), RunStatus::Completed, Trigger::Manual));
     assert!(r.completed_at.is_some());
+    assert_eq!(r.retry_of, None);
     assert_eq!(stage_run::Entity::find().all(conn).await.unwrap().len(), 2);
     let runs = task_run::Entity::find().all(conn).await.unwrap();
     assert_eq!(runs.len(), 2);

@@ -34,7 +34,18 @@ async fn every_page_renders_and_escapes_user_values(db: TestDb) {
         (&format!("/runs/{}", ok.id()), &["Run #", "status-completed", "Timeline", "gantt-bar", "Task runs", "Launch arguments"]),
         (&format!("/runs/{}", bad.id()), &["status-failed", "disk full", "Errors"]),
         ("/errors", &["disk full", "boom", &format!("Run #{}", bad.id())]),
-        ("/cogs", &["t_echo", "t_fail", "present", "Live workers", rt.worker_id()]),
+        (
+            "/cogs",
+            &[
+                "t_echo",
+                "t_fail",
+                "present",
+                "Live workers",
+                rt.worker_id(),
+                "<code>text: String</code>",
+                "<code>greeting: Option&lt;String&gt;</code> <span class=\"tag\" title=\"May be left out of the arguments\">optional</span>",
+            ],
+        ),
         ("/queues", &["default", "Queued", rt.worker_id()]),
         ("/errors?pipeline=failing&cog=t_fail", &["disk full"]),
     ];

@@ -1,5 +1,6 @@
 //! `#[cog]`: checks a function's signature and registers it in `COGS`, with an `invoke` that takes each
-//! parameter from the task's JSON arguments by name and turns the return value into the task's result.
+//! parameter from the task's JSON arguments by name and turns the return value into the task's result,
+//! and a description of each parameter (name, type, optional, a checker) for checking arguments early.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
@@ -61,6 +62,10 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         Param::Arg { name, .. } => Some(name),
         Param::Context => None,
     });
+    let parameters = params.iter().filter_map(|p| match p {
+        Param::Arg { name, ty } => Some(parameter(name, ty)),
+        Param::Context => None,
+    });
     let args_pat = if params.iter().any(|p| matches!(p, Param::Arg { .. })) { quote!(mut #args) } else { quote!(#args) };
     let ctx_pat = if params.iter().any(|p| matches!(p, Param::Context)) { ctx.to_token_stream() } else { quote!(_) };
 
@@ -96,6 +101,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
                 name: #cog_name,
                 module: ::core::module_path!(),
                 params: &[#(#param_names),*],
+                parameters: &[#(#parameters),*],
                 invoke: #invoke,
             };
 
@@ -113,6 +119,21 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             }
         };
     })
+}
+
+/// The `Parameter` entry of an argument: its name, its type as written, whether it is an
+/// `Option`, and a checker that tries to deserialize a JSON value as that type.
+fn parameter(name: &str, ty: &Type) -> TokenStream {
+    let type_name = pretty(ty);
+    let optional = signature::last_segment_is(ty, "Option");
+    quote_spanned! {ty.span()=>
+        ::cog::__private::Parameter {
+            name: #name,
+            type_name: #type_name,
+            optional: #optional,
+            checker: ::cog::__private::check_argument::<#ty>,
+        }
+    }
 }
 
 /// Reads one parameter, or records why it cannot be taken from JSON.

@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_create_tables;
 mod m20261124_000002_admin;
+mod m20261124_000003_run_control;
 
 /// The migrator of cog's tables.
 pub struct Migrator;
@@ -19,6 +20,10 @@ impl MigratorTrait for Migrator {
     }
 
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261124_000001_create_tables::Migration), Box::new(m20261124_000002_admin::Migration)]
+        vec![
+            Box::new(m20261124_000001_create_tables::Migration),
+            Box::new(m20261124_000002_admin::Migration),
+            Box::new(m20261124_000003_run_control::Migration),
+        ]
     }
 }

@@ -29,7 +29,7 @@ pub(crate) async fn define(db: &DatabaseConnection, spec: &PipelineSpec, schedul
             enabled: spec.enabled,
             schedule: spec.schedule.as_deref(),
             timezone: &spec.timezone,
-            prevent_overlap: spec.prevent_overlap,
+            overlap: spec.overlap,
             now,
             schedule_base: spec.schedule.as_ref().map(|_| schedule_base),
         },

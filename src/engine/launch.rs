@@ -43,6 +43,7 @@ pub(crate) async fn launch(db: &DatabaseConnection, request: LaunchRequest<'_>) 
     {
         return Err(refuse(LaunchRefusal::TickAlreadyFired));
     }
+    crate::arguments::check_launch(&txn, pipeline.id, request.arguments).await?;
     if pipeline.prevent_overlap {
         if let Some(last) = launches::last_run(&txn, pipeline.id).await?
             && last.status == RunStatus::Failed

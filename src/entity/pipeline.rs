@@ -18,8 +18,10 @@ pub struct Model {
     pub schedule: Option<String>,
     /// IANA time zone of the schedule.
     pub timezone: String,
-    /// Refuse a launch while a run is going.
+    /// Refuse a launch while a run is going (`overlap` is not `allow`).
     pub prevent_overlap: bool,
+    /// What a launch does while a run is going.
+    pub overlap: crate::spec::Overlap,
     /// The last schedule tick handled (fired, refused or skipped); ticks up to it are never fired again.
     pub last_tick: Option<DateTimeUtc>,
     /// Schedule ticks refused by the overlap rules.

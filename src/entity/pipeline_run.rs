@@ -28,6 +28,8 @@ pub struct Model {
     pub started_at: Option<DateTimeUtc>,
     /// When it ended (written once).
     pub completed_at: Option<DateTimeUtc>,
+    /// The run this one retries (`rt.retry`), if any.
+    pub retry_of: Option<i64>,
 }
 
 /// No relations are declared; join on the `_id` columns.

@@ -12,6 +12,10 @@ pub struct Model {
     /// Unique name.
     #[sea_orm(unique)]
     pub name: String,
+    /// No process claims task runs of a paused queue.
+    pub paused: bool,
+    /// Bumped by every pause and resume (a change counter for processes without notifications).
+    pub version: i64,
 }
 
 /// No relations are declared; join on the `_id` columns.

@@ -71,6 +71,9 @@ pub enum Trigger {
     /// The scheduler, at a cron tick.
     #[sea_orm(string_value = "schedule")]
     Schedule,
+    /// `retry`: a failed or canceled run tried again from where it stopped.
+    #[sea_orm(string_value = "retry")]
+    Retry,
 }
 
 impl Trigger {
@@ -79,6 +82,7 @@ impl Trigger {
         match self {
             Self::Manual => "manual",
             Self::Schedule => "schedule",
+            Self::Retry => "retry",
         }
     }
 }

@@ -109,6 +109,7 @@ async fn summarize(db: &impl ConnectionTrait, catalog: &Catalog, p: &pipeline::M
         schedule: p.schedule.clone(),
         timezone: p.timezone.clone(),
         prevent_overlap: p.prevent_overlap,
+        overlap: p.overlap,
         last_run,
         next_ticks: ticks(p, now, NEXT_TICKS),
         tasks: stages.iter().map(|(s, _)| catalog.tasks_of(s.id, false).len()).sum(),

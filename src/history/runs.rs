@@ -61,5 +61,6 @@ pub(super) fn summary(run: pipeline_run::Model, names: &HashMap<i64, String>) ->
             (Some(start), Some(end)) => Some((end - start).num_milliseconds()),
             _ => None,
         },
+        retry_of: run.retry_of,
     }
 }

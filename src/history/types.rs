@@ -30,6 +30,8 @@ pub struct RunSummary {
     pub completed_at: Option<DateTime<Utc>>,
     /// `completed_at - started_at` in milliseconds, once ended.
     pub duration_ms: Option<i64>,
+    /// The run this one retries (`rt.retry`), if any.
+    pub retry_of: Option<i64>,
 }
 
 /// One pipeline with its last run and next ticks.
@@ -48,6 +50,8 @@ pub struct PipelineSummary {
     pub timezone: String,
     /// Whether a launch is refused while a run is going.
     pub prevent_overlap: bool,
+    /// What a launch does while a run is going.
+    pub overlap: crate::spec::Overlap,
     /// Its newest run.
     pub last_run: Option<RunSummary>,
     /// The next three schedule ticks (UTC instants; empty if unscheduled).

@@ -48,7 +48,7 @@ pub struct SchedulerPass {
     pub leader: bool,
     /// Runs launched: pipeline, tick, run id.
     pub fired: Vec<(String, DateTime<Utc>, i64)>,
-    /// Ticks refused by the overlap rules (counted in `cog_pipeline.refused_ticks`).
+    /// Ticks refused by the overlap rules or a missing argument (counted in `cog_pipeline.refused_ticks`).
     pub refused: Vec<(String, DateTime<Utc>, LaunchRefusal)>,
     /// Ticks not fired because they were missed (counted in `cog_pipeline.skipped_ticks`).
     pub skipped: Vec<(String, DateTime<Utc>)>,
@@ -118,7 +118,7 @@ async fn handle_tick(
         scheduled_for: Some(tick),
         overlap_failed: scheduler.config.overlap_failed,
     };
-    match launch(&scheduler.db, request).await {
+    match launch(&scheduler.db, request).await.map_err(|e| crate::arguments::scheduled_refusal(name, e)) {
         Ok((run_id, effects)) => {
             scheduler.signals.apply(effects);
             if older > 0 {

@@ -11,12 +11,14 @@
 //!     .stage(StageSpec::new("load").after(["extract"]).task(TaskSpec::new("add").critical(false)));
 //! ```
 
+mod overlap;
 mod validate;
 
 use std::time::Duration;
 
 use serde_json::Value;
 
+pub use overlap::Overlap;
 pub(crate) use validate::validate;
 
 /// A pipeline: named, optionally scheduled, made of stages.
@@ -26,14 +28,15 @@ pub struct PipelineSpec {
     pub(crate) enabled: bool,
     pub(crate) schedule: Option<String>,
     pub(crate) timezone: String,
-    pub(crate) prevent_overlap: bool,
+    pub(crate) overlap: Overlap,
     pub(crate) stages: Vec<StageSpec>,
 }
 
 impl PipelineSpec {
-    /// A new enabled pipeline without schedule, in time zone UTC, with `prevent_overlap` on.
+    /// A new enabled pipeline without schedule, in time zone UTC, with overlap policy
+    /// [`Overlap::Skip`] (`prevent_overlap` on).
     pub fn new(name: impl Into<String>) -> Self {
-        Self { name: name.into(), enabled: true, schedule: None, timezone: "UTC".to_owned(), prevent_overlap: true, stages: Vec::new() }
+        Self { name: name.into(), enabled: true, schedule: None, timezone: "UTC".to_owned(), overlap: Overlap::Skip, stages: Vec::new() }
     }
 
     /// Launches the pipeline on this cron schedule: 5-field crontab
@@ -50,9 +53,17 @@ impl PipelineSpec {
         self
     }
 
-    /// Whether a launch is refused while a run of this pipeline has not ended (default true).
+    /// Whether a launch is refused while a run of this pipeline has not ended (default true):
+    /// `true` is [`Overlap::Skip`], `false` is [`Overlap::Allow`].
     pub fn prevent_overlap(mut self, prevent: bool) -> Self {
-        self.prevent_overlap = prevent;
+        self.overlap = if prevent { Overlap::Skip } else { Overlap::Allow };
+        self
+    }
+
+    /// What a launch does while a run of this pipeline is active (default [`Overlap::Skip`]);
+    /// see [`Overlap`]. Scheduled launches and retries follow it too.
+    pub fn overlap(mut self, policy: Overlap) -> Self {
+        self.overlap = policy;
         self
     }
 

@@ -10,7 +10,7 @@ use crate::registry;
 use crate::scheduler::expression as schedule;
 
 /// Every check that needs no database: names, cogs, handlers, prerequisites, cycles,
-/// schedule, time zone, arguments, weights, timeouts.
+/// schedule, time zone, arguments (against the cog's parameters), weights, timeouts.
 pub(crate) fn validate(spec: &PipelineSpec) -> Result<(), DefinitionError> {
     let pipeline = &spec.name;
     let empty = |what| DefinitionError::EmptyName { pipeline: pipeline.clone(), what };
@@ -43,17 +43,18 @@ pub(crate) fn validate(spec: &PipelineSpec) -> Result<(), DefinitionError> {
             if !task_names.insert(name) {
                 return Err(DefinitionError::DuplicateTask { stage: stage.name.clone(), task: name.to_owned() });
             }
-            if registry::cog(&task.cog).is_none() {
+            let Some(cog) = registry::cog(&task.cog) else {
                 return Err(DefinitionError::UnknownCog { task: name.to_owned(), cog: task.cog.clone() });
-            }
+            };
             if let Some(handler) = &task.error_handler
                 && registry::error_handler(handler).is_none()
             {
                 return Err(DefinitionError::UnknownErrorHandler { task: name.to_owned(), handler: handler.clone() });
             }
-            if !task.args.is_object() {
+            let Some(arguments) = task.args.as_object() else {
                 return Err(DefinitionError::ArgumentsNotObject { task: name.to_owned(), got: json_kind(&task.args) });
-            }
+            };
+            crate::arguments::check_task(name, cog, arguments)?;
             if let Some(weight) = task.weight
                 && !(weight.is_finite() && weight >= 0.0)
             {

@@ -41,6 +41,12 @@ pub(crate) struct Claimed {
 /// writer at a time and evaluates an uncorrelated IN-subquery once. MySQL has no
 /// `UPDATE ... RETURNING`: the ids are selected (and locked, skipping rows locked by other
 /// claims), then updated, in the caller's transaction.
+///
+/// A paused queue is never claimed from, and a claim never overlaps a pause: PostgreSQL and
+/// MySQL hold the claimed queues' `cog_queue` rows in share mode until the claim commits
+/// (re-reading `paused` once a pause in progress commits), so `pause_queue` waits for the
+/// claims that read the queue as running and no claim after it sees the queue running;
+/// SQLite reads `paused` inside its one write transaction.
 pub(crate) async fn claim(
     conn: &impl ConnectionTrait,
     worker: &str,
@@ -59,19 +65,17 @@ pub(crate) async fn claim(
             .push(", started_at = ")
             .bind(now)
     };
-    let pick = |sql: Sql| {
-        sql.push("SELECT id FROM cog_task_run WHERE status = ")
-            .bind(RunStatus::Queued)
-            .push(" AND run_after <= ")
-            .now()
-            .push(" AND queue IN (")
-            .bind_list(queues.iter().map(String::as_str))
-            .push(") ORDER BY weight DESC, id LIMIT ")
-            .bind(limit as i64)
+    let pick = |sql: Sql, queue_filter: &dyn Fn(Sql) -> Sql| {
+        let sql = sql.push("SELECT id FROM cog_task_run WHERE status = ").bind(RunStatus::Queued).push(" AND run_after <= ").now().push(" AND ");
+        queue_filter(sql).push(" ORDER BY weight DESC, id LIMIT ").bind(limit as i64)
     };
+    let listed = |sql: Sql| sql.push("name IN (").bind_list(queues.iter().map(String::as_str)).push(") AND NOT paused");
     match b {
         Backend::Postgres => {
-            let sql = pick(Sql::new(b, "WITH picked AS MATERIALIZED (")).push(" FOR UPDATE SKIP LOCKED) UPDATE cog_task_run SET status = ");
+            let sql =
+                listed(Sql::new(b, "WITH running_queues AS MATERIALIZED (SELECT name FROM cog_queue WHERE ")).push(" FOR SHARE), picked AS MATERIALIZED (");
+            let sql = pick(sql, &|s| s.push("queue = ANY(ARRAY(SELECT name FROM running_queues))"))
+                .push(" FOR UPDATE SKIP LOCKED) UPDATE cog_task_run SET status = ");
             set(sql)
                 .push(" FROM picked WHERE cog_task_run.id = picked.id AND cog_task_run.status = ")
                 .bind(RunStatus::Queued)
@@ -80,11 +84,29 @@ pub(crate) async fn claim(
                 .await
         }
         Backend::Sqlite => {
-            let sql = pick(set(Sql::new(b, "UPDATE cog_task_run SET status = ")).push(" WHERE status = ").bind(RunStatus::Queued).push(" AND id IN ("));
+            let sql = set(Sql::new(b, "UPDATE cog_task_run SET status = ")).push(" WHERE status = ").bind(RunStatus::Queued).push(" AND id IN (");
+            let sql = pick(sql, &|s| listed(s.push("queue IN (SELECT name FROM cog_queue WHERE ")).push(")"));
             sql.push(") RETURNING id").ids(conn).await
         }
         Backend::MySql => {
-            let ids = pick(Sql::new(b, "")).push(" FOR UPDATE SKIP LOCKED").ids(conn).await?;
+            #[derive(FromQueryResult)]
+            struct Name {
+                name: String,
+            }
+            let running: Vec<String> = listed(Sql::new(b, "SELECT name FROM cog_queue WHERE "))
+                .push(" LOCK IN SHARE MODE")
+                .all::<Name>(conn)
+                .await?
+                .into_iter()
+                .map(|r| r.name)
+                .collect();
+            if running.is_empty() {
+                return Ok(Vec::new());
+            }
+            let ids = pick(Sql::new(b, ""), &|s| s.push("queue IN (").bind_list(running.iter().map(String::as_str)).push(")"))
+                .push(" FOR UPDATE SKIP LOCKED")
+                .ids(conn)
+                .await?;
             if !ids.is_empty() {
                 set(Sql::new(b, "UPDATE cog_task_run SET status = "))
                     .push(" WHERE status = ")
@@ -155,8 +177,8 @@ pub(crate) async fn expired(conn: &impl ConnectionTrait, limit: usize) -> Result
         .await
 }
 
-/// The earliest `run_after` of the task runs queued on `queues` (when an idle worker should
-/// look again), if any is queued.
+/// The earliest `run_after` of the task runs queued on `queues` that are not paused (when
+/// an idle worker should look again), if any is queued.
 pub(crate) async fn next_due(conn: &impl ConnectionTrait, queues: &[String]) -> Result<Option<DateTime<Utc>>, DbErr> {
     #[derive(FromQueryResult)]
     struct Due {
@@ -164,21 +186,10 @@ pub(crate) async fn next_due(conn: &impl ConnectionTrait, queues: &[String]) -> 
     }
     let row = Sql::new(Backend::of(conn)?, "SELECT MIN(run_after) AS due FROM cog_task_run WHERE status = ")
         .bind(RunStatus::Queued)
-        .push(" AND queue IN (")
+        .push(" AND queue IN (SELECT name FROM cog_queue WHERE name IN (")
         .bind_list(queues.iter().map(String::as_str))
-        .push(")")
+        .push(") AND NOT paused)")
         .one::<Due>(conn)
         .await?;
     Ok(row.and_then(|r| r.due))
-}
-
-/// The newest task run id (a change counter: it grows whenever any process starts a stage),
-/// read from the end of the primary key.
-pub(crate) async fn newest_task_run(conn: &impl ConnectionTrait) -> Result<Option<i64>, DbErr> {
-    #[derive(FromQueryResult)]
-    struct Newest {
-        newest: Option<i64>,
-    }
-    let row = Sql::new(Backend::of(conn)?, "SELECT MAX(id) AS newest FROM cog_task_run").one::<Newest>(conn).await?;
-    Ok(row.and_then(|r| r.newest))
 }

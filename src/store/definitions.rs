@@ -14,7 +14,7 @@ pub(crate) struct PipelineRow<'a> {
     pub(crate) enabled: bool,
     pub(crate) schedule: Option<&'a str>,
     pub(crate) timezone: &'a str,
-    pub(crate) prevent_overlap: bool,
+    pub(crate) overlap: crate::spec::Overlap,
     pub(crate) now: DateTime<Utc>,
     /// Where a new or changed schedule starts counting ticks.
     pub(crate) schedule_base: Option<DateTime<Utc>>,
@@ -34,23 +34,25 @@ async fn id_by_name(conn: &impl ConnectionTrait, b: Backend, table: &str, name: 
 /// keep `last_tick`; a new or changed one starts from `row.schedule_base`.
 pub(crate) async fn upsert_pipeline(conn: &impl ConnectionTrait, row: PipelineRow<'_>) -> Result<i64, DbErr> {
     let b = Backend::of(conn)?;
-    let insert = Sql::new(b, "INSERT INTO cog_pipeline (name, enabled, schedule, timezone, prevent_overlap, last_tick, created_at, updated_at) VALUES (")
-        .bind_list([
-            Value::from(row.name),
-            row.enabled.into(),
-            row.schedule.map(str::to_owned).into(),
-            row.timezone.into(),
-            row.prevent_overlap.into(),
-            row.schedule_base.into(),
-            row.now.into(),
-            row.now.into(),
-        ])
-        .push(")");
+    let insert =
+        Sql::new(b, "INSERT INTO cog_pipeline (name, enabled, schedule, timezone, prevent_overlap, overlap, last_tick, created_at, updated_at) VALUES (")
+            .bind_list([
+                Value::from(row.name),
+                row.enabled.into(),
+                row.schedule.map(str::to_owned).into(),
+                row.timezone.into(),
+                row.overlap.prevents_overlap().into(),
+                row.overlap.as_str().into(),
+                row.schedule_base.into(),
+                row.now.into(),
+                row.now.into(),
+            ])
+            .push(")");
     match b {
         Backend::Sqlite | Backend::Postgres => insert
             .push(
                 " ON CONFLICT (name) DO UPDATE SET enabled = excluded.enabled, schedule = excluded.schedule, timezone = excluded.timezone, \
-                 prevent_overlap = excluded.prevent_overlap, updated_at = excluded.updated_at, \
+                 prevent_overlap = excluded.prevent_overlap, overlap = excluded.overlap, updated_at = excluded.updated_at, \
                  last_tick = CASE WHEN cog_pipeline.schedule IS NOT DISTINCT FROM excluded.schedule AND cog_pipeline.timezone = excluded.timezone \
                  THEN cog_pipeline.last_tick ELSE excluded.last_tick END RETURNING id",
             )
@@ -66,7 +68,7 @@ pub(crate) async fn upsert_pipeline(conn: &impl ConnectionTrait, row: PipelineRo
                     " ON DUPLICATE KEY UPDATE \
                      last_tick = CASE WHEN schedule <=> VALUES(schedule) AND timezone = VALUES(timezone) THEN last_tick ELSE VALUES(last_tick) END, \
                      enabled = VALUES(enabled), schedule = VALUES(schedule), timezone = VALUES(timezone), \
-                     prevent_overlap = VALUES(prevent_overlap), updated_at = VALUES(updated_at)",
+                     prevent_overlap = VALUES(prevent_overlap), overlap = VALUES(overlap), updated_at = VALUES(updated_at)",
                 )
                 .execute(conn)
                 .await?;

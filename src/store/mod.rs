@@ -7,11 +7,12 @@
 //! - Rows are read by column name into `FromQueryResult` structs; statuses are bound as
 //!   [`RunStatus`](crate::RunStatus) values.
 //!
-//! Submodules are by area: [`claims`], [`transitions`], [`outcomes`], [`launches`],
+//! Submodules are by area: [`arguments`], [`claims`], [`transitions`], [`outcomes`], [`launches`],
 //! [`definitions`], [`weights`], [`leases`], [`presence`], [`schedules`],
-//! [`reports`]. Where SeaORM's query builder renders every dialect cleanly ([`presence`]), it
+//! [`reports`], [`queues`]. Where SeaORM's query builder renders every dialect cleanly ([`presence`]), it
 //! writes the SQL.
 
+pub(crate) mod arguments;
 pub(crate) mod claims;
 pub(crate) mod definitions;
 pub(crate) mod errors;
@@ -19,6 +20,7 @@ pub(crate) mod launches;
 pub(crate) mod leases;
 pub(crate) mod outcomes;
 pub(crate) mod presence;
+pub(crate) mod queues;
 pub(crate) mod reports;
 pub(crate) mod schedules;
 pub(crate) mod transitions;

@@ -2,9 +2,9 @@
 //! polled every [`WATCH_INTERVAL`].
 //!
 //! The counter is the newest task run id (`MAX(id)` of `cog_task_run`, read from the end of the
-//! primary key without touching a row). It grows whenever any process starts a stage, and
-//! then idle workers are woken: a task queued by another process starts within about one
-//! interval. Retries and given-back task runs (no new id) are found by the idle worker's own
+//! primary key without touching a row) with the queues' versions (bumped by every pause and
+//! resume). It grows whenever any process starts a stage or resumes a queue, and then idle
+//! workers are woken: a task queued by another process starts within about one interval. Retries and given-back task runs (no new id) are found by the idle worker's own
 //! look at `run_after`; cancels made elsewhere reach running cogs at the next
 //! [`CANCEL_CHECK`]; `RunHandle::wait` polls on its own. In-process events never wait for any
 //! of this: they go through the runtime's own signals.
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::Worker;
 use crate::engine::finish::backoff;
-use crate::store::{claims, leases};
+use crate::store::{leases, queues};
 
 /// How often the counter is read.
 pub(crate) const WATCH_INTERVAL: Duration = Duration::from_millis(10);
@@ -24,7 +24,7 @@ const CANCEL_CHECK: Duration = Duration::from_millis(250);
 
 /// Watches until the runtime stops.
 pub(crate) async fn watch_loop(worker: Arc<Worker>) {
-    let mut newest: Option<i64> = None;
+    let mut seen: Option<queues::Changes> = None;
     let mut failures = 0;
     let mut next_cancel_check = tokio::time::Instant::now();
     loop {
@@ -33,14 +33,14 @@ pub(crate) async fn watch_loop(worker: Arc<Worker>) {
             _ = worker.stopped.cancelled() => return,
             _ = tokio::time::sleep(pause) => {}
         }
-        match claims::newest_task_run(&worker.db).await {
-            Ok(now_newest) => {
+        match queues::changes(&worker.db).await {
+            Ok(changes) => {
                 if failures > 0 {
                     tracing::info!("watching for cog events again");
                 }
                 failures = 0;
-                if now_newest != newest {
-                    newest = now_newest;
+                if changes != seen {
+                    seen = changes;
                     worker.signals.wake.notify_waiters();
                 }
             }

@@ -1,4 +1,5 @@
-//! Cogs and error handlers: module, present (carried by a live worker) or missing, parameters,
+//! Cogs and error handlers: module, present (carried by a live worker) or missing, parameters
+//! (name, type and whether optional, from this binary's registry),
 //! which tasks use each; and the live workers.
 
 use chrono::Utc;
@@ -58,9 +59,12 @@ fn table(ctx: &Ctx, items: &[CogHealth], kind: &str, parameters: bool) -> Markup
                     @else { span.badge.status-failed title="No live worker carries it: its tasks wait or fail" { "missing" } }
                 }
                 @if parameters {
-                    td { @match &c.parameters {
-                        Some(p) if p.is_empty() => span.muted { "none" },
-                        Some(p) => { @for name in p { code { (name) } " " } },
+                    td { @match cog::registry::cog(&c.name) {
+                        Some(def) if def.parameters.is_empty() => span.muted { "none" },
+                        Some(def) => { ul.plain { @for p in def.parameters { li {
+                            code { (p.name) ": " (p.type_name) }
+                            @if p.optional { " " span.tag title="May be left out of the arguments" { "optional" } }
+                        } } } },
                         None => span.muted title="Known only to binaries that compile this cog in" { "not in this binary" },
                     } }
                 }

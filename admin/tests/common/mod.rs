@@ -25,6 +25,12 @@ fn t_fail(message: String) -> Result<(), std::io::Error> {
     Err(std::io::Error::other(message))
 }
 
+/// Greets `name`, with `greeting` when given (a cog with an optional parameter).
+#[cog]
+fn t_greet(name: String, greeting: Option<String>) -> String {
+    format!("{}, {name}", greeting.as_deref().unwrap_or("hello"))
+}
+
 /// Runs until its run is canceled.
 #[cog]
 async fn t_slow(ctx: TaskContext) -> Result<(), std::io::Error> {
