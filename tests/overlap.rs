@@ -221,14 +221,14 @@ async fn scheduled_launches_follow_the_policy(db: TestDb) {
     clock.set(at("2030-01-01T00:02:00Z"));
     let second = rt.run_scheduler_once().await.unwrap();
     assert_eq!(second.fired.len(), 1, "the second tick is buffered");
-    assert_eq!(rt.run(second.fired[0].2).status().await.unwrap(), RunStatus::Queued);
+    assert_eq!(rt.handle(second.fired[0].2).status().await.unwrap(), RunStatus::Queued);
     clock.set(at("2030-01-01T00:03:00Z"));
     let third = rt.run_scheduler_once().await.unwrap();
     assert!(third.fired.is_empty());
     assert_eq!(third.refused[0].2, LaunchRefusal::AlreadyBuffered { run_id: second.fired[0].2 });
     rt.start();
     probe(&key).open();
-    assert_eq!(wait(&rt.run(second.fired[0].2)).await, RunStatus::Completed);
+    assert_eq!(wait(&rt.handle(second.fired[0].2)).await, RunStatus::Completed);
     rt.shutdown().await;
 }
 

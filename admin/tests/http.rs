@@ -233,10 +233,10 @@ async fn run_control_from_the_admin(db: TestDb) {
     assert_eq!(rt.run_detail(retry).await.unwrap().run.retry_of, Some(failed.id()));
     let page = get(&app, &format!("/runs/{retry}")).await.body;
     assert!(page.contains("Retry of") && page.contains(&format!("run #{}", failed.id())), "the retry links to the run it retries");
-    assert_eq!(wait(&rt.run(retry)).await, RunStatus::Failed);
+    assert_eq!(wait(&rt.handle(retry)).await, RunStatus::Failed);
     let api = post_json(&app, &format!("/api/runs/{retry}/retry"), Some("application/json"), "").await;
     assert_eq!(api.status, StatusCode::CREATED, "{}", api.body);
-    assert_eq!(wait(&rt.run(api.json()["id"].as_i64().unwrap())).await, RunStatus::Failed);
+    assert_eq!(wait(&rt.handle(api.json()["id"].as_i64().unwrap())).await, RunStatus::Failed);
 
     let completed = rt.launch("diamond").await.unwrap();
     assert_eq!(wait(&completed).await, RunStatus::Completed);

@@ -2,27 +2,30 @@
 //! inside the host's transaction (`rt.launch_in`), and retrying a run from where it stopped
 //! (`rt.retry`).
 
-use std::sync::Arc;
-
 use sea_orm::{DatabaseTransaction, TransactionTrait};
 use serde_json::Value;
 
-use crate::engine::launch::{self, LaunchRequest, Launched};
+use crate::engine::launch::{self, LaunchRequest};
 use crate::entity::status::{RunStatus, Trigger};
 use crate::error::Error;
 use crate::runtime::{CogRuntime, Inner, RunHandle};
 use crate::store::retries;
 
 /// Launches by `request` and acts on it after commit: the cogs of runs canceled to make room
-/// are told, workers woken, waiters and weights told of ended runs. Returns the new run's id.
-pub(crate) async fn launch_and_apply(inner: &Arc<Inner>, request: LaunchRequest<'_>) -> Result<i64, Error> {
-    let Launched { run_id, effects, canceled } = launch::launch(&inner.db, request).await?;
-    for (canceled_run, effects) in canceled {
-        inner.cancel_running(canceled_run);
-        inner.apply(canceled_run, effects);
+/// (`Overlap::CancelRunning`) that run in this process are told, workers and waiters woken.
+/// Returns the new run's id.
+pub(crate) async fn launch_and_apply(inner: &Inner, request: LaunchRequest<'_>) -> Result<i64, Error> {
+    let launched = launch::launch(&inner.db, request).await?;
+    for (canceled_run, _) in &launched.canceled {
+        inner.worker.cancel_running(*canceled_run);
     }
-    inner.apply(run_id, effects);
-    Ok(run_id)
+    inner.signals.apply(launched.all_effects());
+    Ok(launched.run_id)
+}
+
+/// The sample size weights are learned with when a run ends, if learning is on.
+fn learn_weights(inner: &Inner) -> Option<u32> {
+    inner.config.auto_weight.then_some(inner.config.weight_sample_size)
 }
 
 impl CogRuntime {
@@ -57,13 +60,14 @@ impl CogRuntime {
             scheduled_for: None,
             overlap_failed: self.inner.config.overlap_failed,
             retry_of: None,
+            learn_weights: learn_weights(&self.inner),
         };
         // A savepoint: a refused launch leaves the host's transaction as it was.
         let savepoint = txn.begin().await?;
         let launched = launch::launch_in(&savepoint, &request).await?;
         savepoint.commit().await?;
         tracing::info!(pipeline = name, pipeline.run = launched.run_id, "pipeline run launched in the host's transaction");
-        Ok(self.run(launched.run_id))
+        Ok(self.handle(launched.run_id))
     }
 
     /// Retries run `run_id`, which ended `failed` or `canceled`, from where it stopped: a new
@@ -99,9 +103,10 @@ impl CogRuntime {
             scheduled_for: None,
             overlap_failed: self.inner.config.overlap_failed,
             retry_of: Some(run_id),
+            learn_weights: learn_weights(&self.inner),
         };
         let new_run = launch_and_apply(&self.inner, request).await?;
         tracing::info!(pipeline.run = new_run, retry_of = run_id, "pipeline run retried");
-        Ok(self.run(new_run))
+        Ok(self.handle(new_run))
     }
 }

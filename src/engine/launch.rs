@@ -27,6 +27,8 @@ pub(crate) struct LaunchRequest<'a> {
     pub(crate) overlap_failed: bool,
     /// The run a retry retries.
     pub(crate) retry_of: Option<i64>,
+    /// The weight sample size, to learn from runs a `CancelRunning` launch ends (`None`: off).
+    pub(crate) learn_weights: Option<u32>,
 }
 
 /// What a launch did, for the caller to act on after commit.
@@ -38,6 +40,13 @@ pub(crate) struct Launched {
     pub(crate) effects: Effects,
     /// Runs canceled by [`Overlap::CancelRunning`], with what canceling each did.
     pub(crate) canceled: Vec<(i64, Effects)>,
+}
+
+impl Launched {
+    /// What the launch did, with what canceling each run did.
+    pub(crate) fn all_effects(&self) -> Effects {
+        self.canceled.iter().fold(self.effects, |all, (_, e)| all.merge(*e))
+    }
 }
 
 /// Creates a pipeline run in its own transaction; see [`launch_in`].
@@ -135,6 +144,7 @@ async fn apply_policy(
                 if lock_run(txn, run.id).await?.is_some_and(|s| !s.is_terminal()) {
                     let effects = advance::end_run(txn, run.id, RunStatus::Canceled, None, now).await?;
                     notify(txn, &format!("cancel:{}", run.id)).await?;
+                    super::learn_if_ended(txn, run.id, effects, request.learn_weights).await?;
                     tracing::info!(pipeline.run = run.id, "pipeline run canceled by a launch (overlap policy cancel_running)");
                     canceled.push((run.id, effects));
                 }

@@ -26,7 +26,8 @@ pub(crate) async fn begin_run(conn: &impl ConnectionTrait, run_id: i64, pipeline
 
 /// Called in the transaction that ended run `ended_run` (its status became terminal, its lock
 /// held): starts the oldest `queued` run of the same pipeline, if any (a run buffered by
-/// `Overlap::BufferOne`). A buffered run that ends at once (no task) hands on to the next one.
+/// `Overlap::BufferOne`). A buffered run that ends at once (no task) hands on to the next
+/// one. Returns whether task runs were queued.
 ///
 /// Locks are taken in id order (the ended run, then the newer buffered one), as a
 /// `CancelRunning` launch takes them, so the two never deadlock.
@@ -43,7 +44,11 @@ pub(crate) fn start_buffered<'a, C: ConnectionTrait>(
                 continue;
             }
             tracing::info!(pipeline.run = next.id, after = ended_run, "buffered pipeline run started");
-            return begin_run(conn, next.id, next.pipeline_id, next.retry_of, now).await;
+            // Only the wake-up is handed on: the caller's `run_ended` (and the weights it
+            // learns) concern the run that ended, not this one (which, if it ended at once,
+            // ran no task to learn from, and was announced by its own notification).
+            let started = begin_run(conn, next.id, next.pipeline_id, next.retry_of, now).await?;
+            return Ok(Effects { queued_work: started.queued_work, run_ended: false });
         }
         Ok(Effects::default())
     })

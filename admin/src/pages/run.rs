@@ -77,7 +77,7 @@ fn live(ctx: &Ctx, d: &RunDetail) -> Markup {
         div.facts {
             div { span.fact-label { "Pipeline" } a href=(ctx.url(&format!("pipelines/{}", enc(&r.pipeline)))) { (r.pipeline) } }
             div { span.fact-label { "Trigger" } span.tag { (r.trigger.as_str()) } @if let Some(t) = r.scheduled_for { " for " (fmt::time(t)) } }
-            @if let Some(old) = r.retry_of { div { span.fact-label { "Retry of" } a href=(ctx.url(&format!("runs/{old}"))) { "run #" (old) } } }
+            @if let Some(old) = r.retry_of { div { span.fact-label { "Retry of" } a #retry-of href=(ctx.url(&format!("runs/{old}"))) { "run #" (old) } } }
             div { span.fact-label { "Created" } (fmt::time(r.created_at)) }
             div { span.fact-label { "Started" } (fmt::time_opt(r.started_at)) }
             div { span.fact-label { "Ended" } (fmt::time_opt(r.completed_at)) }
