@@ -2,6 +2,7 @@
 
 pub mod entity;
 pub mod history;
+pub mod metrics;
 pub mod registry;
 pub mod report;
 pub mod runtime;

@@ -97,6 +97,9 @@ pub(crate) struct Inner {
 impl Inner {
     /// Acts on what a transition did: wakes workers and waiters, learns weights.
     pub(crate) fn apply(self: &Arc<Self>, run_id: i64, effects: Effects) {
+        if let Some(ended) = &effects.ended {
+            crate::metrics::run_ended(ended);
+        }
         if effects.queued_work {
             self.wake.notify_waiters();
         }

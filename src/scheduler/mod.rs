@@ -64,6 +64,7 @@ pub(crate) async fn pass(inner: &Arc<Inner>) -> Result<SchedulerPass, Error> {
     if !report.leader {
         return Ok(report);
     }
+    crate::metrics::refresh_queue_depths(&inner.db).await?;
     let now = inner.clock.now();
     for row in schedules::scheduled(&inner.db).await? {
         let schedules::Scheduled { id, name, schedule: expr, timezone: tz, last_tick } = row;

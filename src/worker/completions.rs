@@ -57,6 +57,7 @@ async fn write_group(inner: &Arc<Inner>, group: Vec<Completion>) {
     let written = loop {
         match finish::finish_batch(&inner.db, &items, policy).await {
             Ok((finished, effects)) => {
+                crate::metrics::recorded(group.iter().map(|c| &c.task), &finished, crate::store::now());
                 inner.apply(run_id, effects);
                 break Some(finished);
             }

@@ -18,7 +18,7 @@ use crate::store::now;
 use crate::worker::completions::Completion;
 
 /// Runs `task` to its end and records the outcome.
-#[tracing::instrument(skip_all, fields(task.run = task.task_run_id, task.name = %task.task_name, attempt = task.attempt))]
+#[tracing::instrument(name = "cog.task", skip_all, fields(pipeline = %task.pipeline_name, pipeline.run = task.pipeline_run_id, stage = %task.stage_name, stage.run = task.stage_run_id, task = %task.task_name, task.run = task.task_run_id, cog = %task.cog, attempt = task.attempt))]
 pub(super) async fn execute(inner: &Arc<Inner>, task: Claimed) {
     let outcome = run_cog(inner, &task).await;
     inner.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&task.task_run_id);
