@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod entity;
+pub mod health;
 pub mod history;
 pub mod metrics;
 pub mod registry;
@@ -16,7 +17,9 @@ mod control;
 mod definitions;
 mod engine;
 mod error;
+mod signals;
 mod store;
+mod supervisor;
 mod worker;
 
 #[doc(hidden)]
@@ -29,6 +32,7 @@ pub use context::TaskContext;
 pub use control::queues::QueueState;
 pub use entity::status::{RunStatus, Trigger};
 pub use error::{DefinitionError, Error, LaunchRefusal, Result, TaskError, TaskErrorKind, TaskRunInfo};
+pub use health::{Health, LoopHealth, LoopState};
 pub use report::RunReport;
 pub use runtime::{CogRuntime, CogRuntimeBuilder, RunHandle};
 pub use scheduler::ManualClock;

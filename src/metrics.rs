@@ -31,6 +31,7 @@ use sea_orm::{ConnectionTrait, DbErr};
 
 use crate::engine::claim::Claimed;
 use crate::engine::finish::Finished;
+use crate::signals::Effects;
 use crate::store::reports::{self, RunRow};
 
 /// Counter of task run attempts by outcome: labels `pipeline`, `cog`, `status`.
@@ -91,13 +92,18 @@ pub(crate) fn recorded<'a>(tasks: impl IntoIterator<Item = &'a Claimed>, finishe
     }
 }
 
-/// What a pipeline run that has just ended is counted as; read in the transaction that ended it.
-pub(crate) async fn ended_run(conn: &impl ConnectionTrait, run_id: i64) -> Result<Option<RunRow>, DbErr> {
+/// When `effects` say the transition ended run `run_id`: what the run is counted as, read in the
+/// transaction that ended it (before its commit).
+pub(crate) async fn ended_run(conn: &impl ConnectionTrait, run_id: i64, effects: Effects) -> Result<Option<RunRow>, DbErr> {
+    if !effects.run_ended {
+        return Ok(None);
+    }
     reports::run(conn, run_id).await
 }
 
-/// A pipeline run's end was committed.
-pub(crate) fn run_ended(run: &RunRow) {
+/// The transaction that ended `run` (if any) has committed: counts it.
+pub(crate) fn run_ended(run: Option<&RunRow>) {
+    let Some(run) = run else { return };
     describe();
     ::metrics::counter!(PIPELINE_RUNS, "pipeline" => run.pipeline.clone(), "status" => run.status.as_str(), "trigger" => run.trigger.as_str()).increment(1);
 }

@@ -302,7 +302,7 @@ async fn a_scheduled_launch_missing_an_argument_is_refused_and_counted(db: TestD
     clock.set(at("2030-01-01T00:02:00Z"));
     let pass = rt.run_scheduler_once().await.unwrap();
     assert_eq!(pass.fired.len(), 1, "{pass:?}");
-    assert_eq!(wait(&rt.run(pass.fired[0].2)).await, RunStatus::Completed);
+    assert_eq!(wait(&rt.handle(pass.fired[0].2)).await, RunStatus::Completed);
     assert_eq!(scalar(&rt, "SELECT refused_ticks FROM cog_pipeline WHERE name = 'nightly'").await, 1);
     rt.shutdown().await;
 }

@@ -237,7 +237,7 @@ async fn completed_at_is_written_once_when_a_stale_worker_gives_its_task_back(db
         .unwrap();
     let reaper = db.runtime_with(|b| b.config(test_config().lease_duration(Duration::from_millis(300)))).await;
     reaper.start();
-    assert_eq!(wait(&reaper.run(id)).await, RunStatus::Canceled);
+    assert_eq!(wait(&reaper.handle(id)).await, RunStatus::Canceled);
     let first_read = run_row(&rt, id).await;
     assert!(first_read.1.is_some());
     assert_eq!(task_column::<String>(&rt, id, "stuck", "tr.status").await, "failed", "reclaimed without retry: the run was canceled");

@@ -10,7 +10,7 @@ use std::sync::{LazyLock, Mutex};
 use cog::{CogRuntime, PipelineSpec, RunStatus, StageSpec, TaskError, TaskErrorKind, TaskRunInfo, TaskSpec, cog, cog_error_handler};
 use serde::Serialize;
 use serde_json::{Value, json};
-use support::{TestDb, eventually, rows, scalar, wait};
+use support::{TestDb, rows, scalar, wait};
 
 // ---- cogs ------------------------------------------------------------------------------------
 
@@ -268,7 +268,9 @@ async fn custom_handlers_get_the_error_and_the_task_run(db: TestDb) {
 
     let soft_message = format!("failure for {soft_key}");
     let hard_message = format!("failure for {hard_key}");
-    eventually("the handlers to be called", || async { calls(&soft_message).len() == 1 && calls(&hard_message).len() == 2 }).await;
+    // Handlers run before their failure is recorded: once `wait()` returned, every one was called.
+    assert_eq!(calls(&soft_message).len(), 1);
+    assert_eq!(calls(&hard_message).len(), 2);
 
     let soft = &calls(&soft_message)[0];
     assert_eq!(soft.handler, "h_plain");
@@ -323,8 +325,9 @@ async fn failing_handlers_are_recorded_and_the_worker_goes_on(db: TestDb) {
     let run = rt.launch("p").await.unwrap();
     assert_eq!(wait(&run).await, RunStatus::Completed);
     let id = run.id();
-    eventually("the handler failures to be recorded", || async { errors(&rt, id, "errs").await.len() == 2 && errors(&rt, id, "panics").await.len() == 2 })
-        .await;
+    // A handler's failure is recorded with the failure it handled, before `wait()` returns.
+    assert_eq!(errors(&rt, id, "errs").await.len(), 2);
+    assert_eq!(errors(&rt, id, "panics").await.len(), 2);
     assert_eq!(calls(&format!("failure for {}", key("errs"))).len(), 1);
     assert_eq!(calls(&format!("failure for {}", key("panics"))).len(), 1);
 
@@ -402,10 +405,7 @@ async fn a_hanging_handler_is_abandoned_and_recorded(db: TestDb) {
         .unwrap();
     let run = rt.launch("hang").await.unwrap();
     assert_eq!(support::wait(&run).await, RunStatus::Completed);
-    support::eventually("the handler's timeout to be recorded", || async {
-        support::scalar(&rt, "SELECT COUNT(*) FROM cog_error WHERE error_type = 'error_handler_timeout'").await == 1
-    })
-    .await;
+    assert_eq!(support::scalar(&rt, "SELECT COUNT(*) FROM cog_error WHERE error_type = 'error_handler_timeout'").await, 1);
     // The worker's single slot is free again.
     assert_eq!(support::wait(&rt.launch("hang").await.unwrap()).await, RunStatus::Completed);
     rt.shutdown().await;

@@ -226,7 +226,7 @@ async fn stale_results_are_refused(db: TestDb) {
     exec(&rt, task_run::Entity::update_many().col_expr(task_run::Column::LeaseUntil, Expr::value(past)).filter(task_run::Column::Worker.eq("other"))).await;
     let rescuer = db.runtime_with(|b| b.config(test_config().lease_duration(Duration::from_millis(300)))).await;
     rescuer.start();
-    assert_eq!(wait(&rescuer.run(run_id)).await, RunStatus::Canceled);
+    assert_eq!(wait(&rescuer.handle(run_id)).await, RunStatus::Canceled);
     assert_eq!(task_statuses(&rescuer, run_id).await, [("bad".to_owned(), "failed".to_owned()), ("good".to_owned(), "failed".to_owned())]);
     for id in ids {
         let errors = errors_of(&rescuer, id).await;

@@ -174,7 +174,7 @@ async fn outcomes_are_counted_once_committed(db: TestDb) {
     assert_eq!(wait(&rt.launch("broken").await.unwrap()).await, RunStatus::Failed);
     clock.set(at("2030-01-01T00:01:00Z"));
     let pass = rt.run_scheduler_once().await.unwrap();
-    assert_eq!(wait(&rt.run(pass.fired[0].2)).await, RunStatus::Completed);
+    assert_eq!(wait(&rt.handle(pass.fired[0].2)).await, RunStatus::Completed);
     // Outcomes are counted by the completion writer after its commit; shutdown waits for it.
     rt.shutdown().await;
     let after = snapshot();

@@ -64,7 +64,7 @@ async fn fires_once_at_the_tick(db: TestDb) {
         assert!(rt.run_scheduler_once().await.unwrap().fired.is_empty(), "a tick fires once");
     }
     assert_eq!(scheduled_runs(&rt, "daily").await, [("schedule".to_owned(), at("2030-01-01T03:00:00Z"))]);
-    let run = rt.run(pass.fired[0].2);
+    let run = rt.handle(pass.fired[0].2);
     assert_eq!(support::wait(&run).await, RunStatus::Completed);
     rt.shutdown().await;
 }
@@ -115,7 +115,7 @@ async fn a_tick_refused_by_overlap_is_counted_and_scheduling_goes_on(db: TestDb)
     assert!(rt.run_scheduler_once().await.unwrap().refused.is_empty());
 
     probe(&key).open();
-    assert_eq!(support::wait(&rt.run(first.fired[0].2)).await, RunStatus::Completed);
+    assert_eq!(support::wait(&rt.handle(first.fired[0].2)).await, RunStatus::Completed);
     clock.set(at("2030-01-01T00:03:00Z"));
     let third = rt.run_scheduler_once().await.unwrap();
     assert_eq!(fired(&third), [("slow".to_owned(), at("2030-01-01T00:03:00Z"))]);
@@ -130,7 +130,7 @@ async fn downtime_fires_one_catch_up_run(db: TestDb) {
     clock.set(at("2030-01-01T03:00:00Z"));
     let first = rt.run_scheduler_once().await.unwrap();
     assert_eq!(first.fired.len(), 1);
-    assert_eq!(support::wait(&rt.run(first.fired[0].2)).await, RunStatus::Completed);
+    assert_eq!(support::wait(&rt.handle(first.fired[0].2)).await, RunStatus::Completed);
     rt.shutdown().await;
     drop(rt);
 

@@ -96,7 +96,7 @@ async fn shutdown_timeout_gives_the_task_run_back(db: TestDb) {
     p.open();
     let rt2 = db.runtime().await;
     rt2.start();
-    assert_eq!(wait(&rt2.run(run.id())).await, RunStatus::Completed);
+    assert_eq!(wait(&rt2.handle(run.id())).await, RunStatus::Completed);
     let (status, attempt, worker, _, result) = only_task_run(&rt2, run.id()).await;
     assert_eq!((status.as_str(), attempt, worker.as_deref(), result.as_deref()), ("completed", 2, Some(rt2.worker_id()), Some("false")));
     assert_eq!(p.arrived.load(Ordering::SeqCst), 2, "the cog ran once in each runtime");

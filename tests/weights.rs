@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use cog::{CogRuntime, PipelineSpec, RunStatus, StageSpec, TaskSpec, cog};
 use serde_json::json;
-use support::{TestDb, eventually, rows, scalar, test_config, wait};
+use support::{TestDb, rows, scalar, test_config, wait};
 
 #[cog]
 async fn w_sleep(ms: u64) {
@@ -28,6 +28,12 @@ static ORDER: LazyLock<Mutex<HashMap<String, Vec<String>>>> = LazyLock::new(Defa
 #[cog]
 fn w_record(key: String, label: String) {
     ORDER.lock().unwrap().entry(key).or_default().push(label);
+}
+
+#[cog]
+async fn w_record_sleep(key: String, label: String, ms: u64) {
+    ORDER.lock().unwrap().entry(key).or_default().push(label);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
 async fn weight(rt: &CogRuntime, task: &str) -> f64 {
@@ -70,7 +76,9 @@ async fn weight_is_the_mean_of_the_last_completed_runs(db: TestDb) {
         assert!(all[n] >= ms as i64, "duration_ms {} of a {ms} ms sleep", all[n]);
         let last: Vec<i64> = all.iter().rev().take(2).copied().collect();
         let expected = last.iter().sum::<i64>() as f64 / last.len() as f64 / 1000.0;
-        eventually(&format!("weight of run {} to be the mean of {last:?} ms", n + 1), || async { close(weight(&rt, "sleepy").await, expected) }).await;
+        // Learned in the run's final transaction: there when `wait()` returns.
+        let learned = weight(&rt, "sleepy").await;
+        assert!(close(learned, expected), "weight {learned} after run {} is the mean of {last:?} ms", n + 1);
         // The disabled task never ran and the failing one never completed: both keep theirs.
         assert_eq!(weight(&rt, "disabled").await, 4.0);
         assert_eq!(weight(&rt, "failing").await, 3.0);
@@ -87,12 +95,10 @@ async fn auto_weight_off_keeps_weights(db: TestDb) {
     rt.define(PipelineSpec::new("p").stage(StageSpec::new("s").task(TaskSpec::new("w_sleep").name("sleepy").args(json!({"ms": 20})).weight(5.0))))
         .await
         .unwrap();
-    // The second run gives a weight update of the first run (were there one) time to land.
     for _ in 0..2 {
         let run = rt.launch("p").await.unwrap();
         assert_eq!(wait(&run).await, RunStatus::Completed);
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(durations(&rt, "sleepy").await.len(), 2);
     assert_eq!(weight(&rt, "sleepy").await, 5.0, "auto_weight(false) never changes weights");
     rt.shutdown().await;
@@ -159,7 +165,24 @@ async fn a_failed_weight_update_does_not_leave_the_run_running(db: TestDb) {
     rt.shutdown().await;
 }
 
+async fn a_launch_right_after_wait_uses_the_learned_weights(db: TestDb) {
+    let rt = db.runtime_with(|b| b.concurrency(1).config(test_config().weight_sample_size(1))).await;
+    rt.start();
+    let task = |label: &str, ms: u64, w: f64| TaskSpec::new("w_record_sleep").name(label).args(json!({"key": db.url, "label": label, "ms": ms})).weight(w);
+    // Declared weights say the opposite of the real durations.
+    rt.define(PipelineSpec::new("p").stage(StageSpec::new("s").task(task("short", 5, 3.0)).task(task("mid", 60, 2.0)).task(task("long", 150, 1.0))))
+        .await
+        .unwrap();
+    assert_eq!(wait(&rt.launch("p").await.unwrap()).await, RunStatus::Completed);
+    assert_eq!(ORDER.lock().unwrap()[&db.url], ["short", "mid", "long"], "the first run follows the declared weights");
+    // No pause: the weights learned from the first run are written before `wait()` returned.
+    assert_eq!(wait(&rt.launch("p").await.unwrap()).await, RunStatus::Completed);
+    assert_eq!(ORDER.lock().unwrap()[&db.url][3..], ["long", "mid", "short"], "the second run follows the learned weights");
+    rt.shutdown().await;
+}
+
 on_all_backends!(
+    a_launch_right_after_wait_uses_the_learned_weights,
     weight_is_the_mean_of_the_last_completed_runs,
     auto_weight_off_keeps_weights,
     heaviest_task_runs_go_first,

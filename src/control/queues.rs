@@ -34,7 +34,7 @@ impl CogRuntime {
     /// their change watcher on MySQL). `Error::UnknownQueue` if no task ever named it.
     pub async fn resume_queue(&self, name: &str) -> Result<(), Error> {
         self.set_queue_paused(name, false).await?;
-        self.inner.wake.notify_waiters();
+        self.inner.signals.wake.notify_waiters();
         tracing::info!(queue = name, "queue resumed");
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! Learning task weights from history (DESIGN invariant 9).
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
+use sea_orm::{ConnectionTrait, DbErr};
 
 use crate::store;
 
@@ -12,13 +12,4 @@ use crate::store;
 pub(crate) async fn update_weights(conn: &impl ConnectionTrait, run_id: i64, sample_size: u32) -> Result<u64, DbErr> {
     store::lock_definitions(conn).await?;
     store::weights::learn(conn, run_id, sample_size).await
-}
-
-/// [`update_weights`] in a transaction of its own, after the run's final transaction has
-/// committed: if it fails, the run's status is already final and nothing else is affected.
-pub(crate) async fn update_weights_alone(db: &DatabaseConnection, run_id: i64, sample_size: u32) -> Result<u64, DbErr> {
-    let txn = store::begin(db).await?;
-    let n = update_weights(&txn, run_id, sample_size).await?;
-    txn.commit().await?;
-    Ok(n)
 }

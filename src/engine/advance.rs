@@ -53,7 +53,6 @@ pub(crate) async fn stages_completed(conn: &impl ConnectionTrait, run_id: i64, m
     if !transitions::has_open_stage_runs(conn, run_id).await? && transitions::complete_run(conn, run_id, now).await? {
         notify(conn, &format!("ended:{run_id}")).await?;
         effects.run_ended = true;
-        effects.ended = crate::metrics::ended_run(conn, run_id).await?;
     }
     Ok(effects)
 }
@@ -76,10 +75,8 @@ pub(crate) async fn end_run(
 /// longer have a running task run.
 pub(crate) async fn settle(conn: &impl ConnectionTrait, run_id: i64, now: DateTime<Utc>) -> Result<Effects, DbErr> {
     let ended = transitions::settle(conn, run_id, now).await?;
-    let mut effects = Effects { run_ended: ended, ..Effects::default() };
     if ended {
         notify(conn, &format!("ended:{run_id}")).await?;
-        effects.ended = crate::metrics::ended_run(conn, run_id).await?;
     }
-    Ok(effects)
+    Ok(Effects { queued_work: false, run_ended: ended })
 }

@@ -48,21 +48,32 @@ pub(crate) fn backoff(base: Duration, cap: Duration, attempt: i32) -> Duration {
 pub(crate) struct RetryPolicy {
     pub(crate) base: Duration,
     pub(crate) cap: Duration,
+    /// Learn task weights (with this sample size) when the run ends; `None`: don't.
+    pub(crate) learn_weights: Option<u32>,
+}
+
+/// One attempt's end, to record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ending<'a> {
+    pub(crate) task: &'a Claimed,
+    pub(crate) outcome: &'a Outcome,
+    /// How the task's error handler failed on this failure, recorded after the failure's row.
+    pub(crate) handler_error: Option<&'a TaskError>,
 }
 
 /// Records how attempt `task.attempt` of `task` ended and moves its run forward.
 pub(crate) async fn finish(db: &DatabaseConnection, task: &Claimed, outcome: &Outcome, retry: RetryPolicy) -> Result<(Finished, Effects), DbErr> {
-    let (finished, effects) = finish_batch(db, &[(task, outcome)], retry).await?;
+    let (finished, effects) = finish_batch(db, &[Ending { task, outcome, handler_error: None }], retry).await?;
     Ok((finished[0], effects))
 }
 
 /// Records the ends of several attempts of task runs of **one** pipeline run in one
 /// transaction (one lock, one commit), then moves the run forward once. Returns what happened
 /// to each, in order.
-pub(crate) async fn finish_batch(db: &DatabaseConnection, items: &[(&Claimed, &Outcome)], retry: RetryPolicy) -> Result<(Vec<Finished>, Effects), DbErr> {
-    let Some((first, _)) = items.first() else { return Ok((Vec::new(), Effects::default())) };
-    let run_id = first.pipeline_run_id;
-    debug_assert!(items.iter().all(|(t, _)| t.pipeline_run_id == run_id), "a batch holds task runs of one pipeline run");
+pub(crate) async fn finish_batch(db: &DatabaseConnection, items: &[Ending<'_>], retry: RetryPolicy) -> Result<(Vec<Finished>, Effects), DbErr> {
+    let Some(first) = items.first() else { return Ok((Vec::new(), Effects::default())) };
+    let run_id = first.task.pipeline_run_id;
+    debug_assert!(items.iter().all(|e| e.task.pipeline_run_id == run_id), "a batch holds task runs of one pipeline run");
     let txn = store::begin(db).await?;
     let Some(run_status) = lock_run(&txn, run_id).await? else {
         return Ok((vec![Finished::Stale; items.len()], Effects::default()));
@@ -74,11 +85,11 @@ pub(crate) async fn finish_batch(db: &DatabaseConnection, items: &[(&Claimed, &O
     let mut touched_stage_runs: Vec<i64> = Vec::new();
     // Successes first, a statement per 50 of them; then failures one by one (they are rare).
     let completed = record_successes(&txn, items, now).await?;
-    for (task, outcome) in items {
+    for &Ending { task, outcome, handler_error } in items {
         let result = match outcome {
             Outcome::Success(_) if completed.contains(&task.task_run_id) => Finished::Completed,
             Outcome::Success(_) => Finished::Stale,
-            Outcome::Failure(error) => record_failure(&txn, task, error, run_going, retry, now).await?,
+            Outcome::Failure(error) => record_failure(&txn, task, error, handler_error, run_going, retry, now).await?,
         };
         match result {
             Finished::Stale => {}
@@ -104,7 +115,8 @@ pub(crate) async fn finish_batch(db: &DatabaseConnection, items: &[(&Claimed, &O
     } else {
         effects = effects.merge(advance::settle(&txn, run_id, now).await?);
     }
-    txn.commit().await?;
+    super::learn_if_ended(&txn, run_id, effects, retry.learn_weights).await?;
+    super::commit(txn, run_id, effects).await?;
     Ok((finished, effects))
 }
 
@@ -113,10 +125,10 @@ const ROWS_PER_STATEMENT: usize = 50;
 
 /// Marks the successful attempts among `items` `completed` with their results, a statement
 /// per 50 of them, fenced by attempt number; returns the ids of the task runs it completed.
-async fn record_successes(txn: &DatabaseTransaction, items: &[(&Claimed, &Outcome)], now: DateTime<Utc>) -> Result<Vec<i64>, DbErr> {
+async fn record_successes(txn: &DatabaseTransaction, items: &[Ending<'_>], now: DateTime<Utc>) -> Result<Vec<i64>, DbErr> {
     let successes: Vec<outcomes::Success> = items
         .iter()
-        .filter_map(|(task, outcome)| match outcome {
+        .filter_map(|&Ending { task, outcome, .. }| match outcome {
             Outcome::Success(value) => Some(outcomes::Success {
                 task_run_id: task.task_run_id,
                 attempt: task.attempt,
@@ -134,11 +146,13 @@ async fn record_successes(txn: &DatabaseTransaction, items: &[(&Claimed, &Outcom
 }
 
 /// Writes one failed attempt on its task run, fenced by attempt number: queued again for a
-/// retry (when retries are left and the run goes on), or `failed`; and its `cog_error` row.
+/// retry (when retries are left and the run goes on), or `failed`; and its `cog_error` row,
+/// followed by the error handler's, if the handler failed.
 async fn record_failure(
     txn: &DatabaseTransaction,
     task: &Claimed,
     error: &TaskError,
+    handler_error: Option<&TaskError>,
     run_going: bool,
     retry: RetryPolicy,
     now: DateTime<Utc>,
@@ -152,6 +166,9 @@ async fn record_failure(
         return Ok(Finished::Stale);
     }
     record_error(txn, task.task_run_id, task.attempt, error, now).await?;
+    if let Some(handler_error) = handler_error {
+        record_error(txn, task.task_run_id, task.attempt, handler_error, now).await?;
+    }
     if retry_left {
         notify(txn, "work").await?;
         return Ok(Finished::Retrying);
@@ -174,19 +191,20 @@ pub(crate) async fn record_error(conn: &impl ConnectionTrait, task_run_id: i64, 
 
 /// Gives a claimed task run back without counting it as a failure (graceful shutdown past
 /// its deadline): queued again if its run goes on, `canceled` otherwise.
-pub(crate) async fn release(db: &DatabaseConnection, task: &Claimed) -> Result<Effects, DbErr> {
+pub(crate) async fn release(db: &DatabaseConnection, task: &Claimed, learn_weights: Option<u32>) -> Result<Effects, DbErr> {
     let txn = store::begin(db).await?;
     let Some(run_status) = lock_run(&txn, task.pipeline_run_id).await? else { return Ok(Effects::default()) };
     let now = now();
     let effects = if run_status == RunStatus::Running {
         outcomes::give_back(&txn, task.task_run_id, task.attempt, true, now).await?;
         notify(&txn, "work").await?;
-        Effects { queued_work: true, ..Effects::default() }
+        Effects { queued_work: true, run_ended: false }
     } else {
         outcomes::give_back(&txn, task.task_run_id, task.attempt, false, now).await?;
         advance::settle(&txn, task.pipeline_run_id, now).await?
     };
-    txn.commit().await?;
+    super::learn_if_ended(&txn, task.pipeline_run_id, effects, learn_weights).await?;
+    super::commit(txn, task.pipeline_run_id, effects).await?;
     Ok(effects)
 }
 

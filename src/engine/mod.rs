@@ -9,20 +9,35 @@ pub(crate) mod claim;
 pub(crate) mod finish;
 pub(crate) mod launch;
 
-/// What a transition did to its pipeline run, for the caller to act on after commit.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Effects {
-    /// New task runs were queued (wake the workers).
-    pub(crate) queued_work: bool,
-    /// The pipeline run has ended: its `completed_at` was written.
-    pub(crate) run_ended: bool,
-    /// The run that ended (pipeline, status, trigger), for `cog_pipeline_runs_total`.
-    pub(crate) ended: Option<crate::store::reports::RunRow>,
+pub(crate) use crate::signals::Effects;
+
+use sea_orm::{DatabaseTransaction, DbErr, TransactionTrait};
+
+/// Learns task weights from run `run_id` inside its final transaction `txn` when `effects` say
+/// the run ended and `learn` gives a sample size (DESIGN invariant 9): done before commit, so
+/// whoever is told the run ended sees the new weights. The update runs under a savepoint:
+/// if it fails for good, it is rolled back alone, logged, and the run still ends; a transient
+/// failure (deadlock, lost connection) is returned so that the caller retries the transaction.
+pub(crate) async fn learn_if_ended(txn: &DatabaseTransaction, run_id: i64, effects: Effects, learn: Option<u32>) -> Result<(), DbErr> {
+    let Some(sample_size) = learn.filter(|_| effects.run_ended) else { return Ok(()) };
+    let savepoint = txn.begin().await?;
+    match crate::definitions::weights::update_weights(&savepoint, run_id, sample_size).await {
+        Ok(_) => savepoint.commit().await,
+        // A deadlock or lost connection may have ended the whole transaction (MySQL rolls it
+        // all back on a deadlock): the caller retries it, weights included.
+        Err(e) if crate::store::errors::is_transient(&e) => Err(e),
+        Err(e) => {
+            tracing::error!(pipeline.run = run_id, error = %e, "could not learn task weights from the run; they stay as they were and the run ends anyway");
+            savepoint.rollback().await
+        }
+    }
 }
 
-impl Effects {
-    /// Both effects combined.
-    pub(crate) fn merge(self, other: Effects) -> Effects {
-        Effects { queued_work: self.queued_work || other.queued_work, run_ended: self.run_ended || other.run_ended, ended: self.ended.or(other.ended) }
-    }
+/// Commits `txn`, the transition of run `run_id` that had `effects`; when it ended the run, the
+/// run is counted in `cog_pipeline_runs_total` once the commit has succeeded.
+pub(crate) async fn commit(txn: DatabaseTransaction, run_id: i64, effects: Effects) -> Result<(), DbErr> {
+    let ended = crate::metrics::ended_run(&txn, run_id, effects).await?;
+    txn.commit().await?;
+    crate::metrics::run_ended(ended.as_ref());
+    Ok(())
 }

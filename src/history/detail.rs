@@ -11,7 +11,7 @@ use crate::entity::{error, pipeline_run, stage_run, task_run};
 use crate::error::Error;
 
 /// Loads run `id`.
-pub(super) async fn load(db: &impl ConnectionTrait, id: i64) -> Result<RunDetail, Error> {
+pub(crate) async fn load(db: &impl ConnectionTrait, id: i64) -> Result<RunDetail, Error> {
     let run = pipeline_run::Entity::find_by_id(id).one(db).await?.ok_or(Error::UnknownRun { id })?;
     let catalog = Catalog::load(db).await?;
     let stage_runs = stage_run::Entity::find().filter(stage_run::Column::PipelineRunId.eq(id)).all(db).await?;

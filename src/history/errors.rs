@@ -12,7 +12,7 @@ use crate::entity::{error, pipeline_run, stage_run, task_run};
 use crate::error::Error;
 
 /// The errors matching `filter`.
-pub(super) async fn list(db: &impl ConnectionTrait, filter: &ErrorFilter) -> Result<Vec<ErrorRow>, Error> {
+pub(crate) async fn list(db: &impl ConnectionTrait, filter: &ErrorFilter) -> Result<Vec<ErrorRow>, Error> {
     let catalog = Catalog::load(db).await?;
     let mut query = error::Entity::find();
     // Pipeline and cog filters become a set of task ids (definitions are small).

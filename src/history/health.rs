@@ -17,7 +17,7 @@ async fn live(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Vec<worke
 }
 
 /// Live workers.
-pub(super) async fn workers(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Vec<WorkerInfo>, Error> {
+pub(crate) async fn workers(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Vec<WorkerInfo>, Error> {
     let workers = live(db, now).await?;
     let ids: Vec<i64> = workers.iter().map(|w| w.id).collect();
     let carried: Vec<(i64, i64)> = worker_cog::Entity::find()
@@ -49,7 +49,7 @@ fn split_queues(queues: &str) -> Vec<String> {
 }
 
 /// Every cog, with the live workers carrying it and the tasks using it.
-pub(super) async fn cogs(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Vec<CogHealth>, Error> {
+pub(crate) async fn cogs(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Vec<CogHealth>, Error> {
     let catalog = Catalog::load(db).await?;
     let workers = live(db, now).await?;
     let names: HashMap<i64, &str> = workers.iter().map(|w| (w.id, w.name.as_str())).collect();
@@ -86,7 +86,7 @@ pub(super) async fn cogs(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Resul
 }
 
 /// Every error handler, as [`cogs`].
-pub(super) async fn error_handlers(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Vec<CogHealth>, Error> {
+pub(crate) async fn error_handlers(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Vec<CogHealth>, Error> {
     let catalog = Catalog::load(db).await?;
     let workers = live(db, now).await?;
     let names: HashMap<i64, &str> = workers.iter().map(|w| (w.id, w.name.as_str())).collect();
@@ -138,7 +138,7 @@ fn used_by(catalog: &Catalog, pick: impl Fn(&crate::entity::task::Model) -> bool
 }
 
 /// Every queue (the `cog_queue` rows and any queue a task run waits on) with its depth.
-pub(super) async fn queues(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Vec<QueueHealth>, Error> {
+pub(crate) async fn queues(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Vec<QueueHealth>, Error> {
     let mut out: BTreeMap<String, QueueHealth> = BTreeMap::new();
     let entry = |out: &mut BTreeMap<String, QueueHealth>, name: &str| {
         out.entry(name.to_owned()).or_insert_with(|| QueueHealth { name: name.to_owned(), queued: 0, running: 0, oldest_queued_at: None, workers: Vec::new() });

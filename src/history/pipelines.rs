@@ -13,7 +13,7 @@ use crate::error::Error;
 const NEXT_TICKS: usize = 3;
 
 /// Every pipeline by name.
-pub(super) async fn list(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Vec<PipelineSummary>, Error> {
+pub(crate) async fn list(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Vec<PipelineSummary>, Error> {
     let catalog = Catalog::load(db).await?;
     let mut pipelines: Vec<&pipeline::Model> = catalog.pipelines.values().collect();
     pipelines.sort_by(|a, b| a.name.cmp(&b.name));
@@ -25,7 +25,7 @@ pub(super) async fn list(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Resul
 }
 
 /// Pipeline `name` in detail.
-pub(super) async fn detail(db: &impl ConnectionTrait, name: &str, now: DateTime<Utc>) -> Result<PipelineDetail, Error> {
+pub(crate) async fn detail(db: &impl ConnectionTrait, name: &str, now: DateTime<Utc>) -> Result<PipelineDetail, Error> {
     let catalog = Catalog::load(db).await?;
     let p = catalog.pipelines.values().find(|p| p.name == name).ok_or_else(|| Error::UnknownPipeline { name: name.to_owned() })?;
     let stages = catalog
@@ -60,12 +60,12 @@ pub(super) async fn detail(db: &impl ConnectionTrait, name: &str, now: DateTime<
 }
 
 /// Pipeline row `name`.
-pub(super) async fn find(db: &impl ConnectionTrait, name: &str) -> Result<pipeline::Model, Error> {
+pub(crate) async fn find(db: &impl ConnectionTrait, name: &str) -> Result<pipeline::Model, Error> {
     pipeline::Entity::find().filter(pipeline::Column::Name.eq(name)).one(db).await?.ok_or_else(|| Error::UnknownPipeline { name: name.to_owned() })
 }
 
 /// The next `n` ticks of `p`'s schedule after `after` (none if unscheduled or unreadable).
-pub(super) fn ticks(p: &pipeline::Model, after: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
+pub(crate) fn ticks(p: &pipeline::Model, after: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
     let Some(expr) = p.schedule.as_deref() else { return Vec::new() };
     // `define` validates both; a value written by hand that does not parse has no ticks (and
     // the scheduler reports it too).

@@ -11,7 +11,7 @@ use crate::entity::{pipeline, pipeline_run};
 use crate::error::Error;
 
 /// The runs matching `filter`, newest first.
-pub(super) async fn list(db: &impl ConnectionTrait, filter: &RunFilter) -> Result<Vec<RunSummary>, Error> {
+pub(crate) async fn list(db: &impl ConnectionTrait, filter: &RunFilter) -> Result<Vec<RunSummary>, Error> {
     let mut query = pipeline_run::Entity::find();
     if let Some(name) = &filter.pipeline {
         let found = pipeline::Entity::find().filter(pipeline::Column::Name.eq(name.as_str())).one(db).await?;

@@ -11,7 +11,7 @@ use crate::entity::status::RunStatus;
 use crate::error::Error;
 
 /// Completed and failed task runs per minute in `[since, now]`, every minute listed.
-pub(super) async fn throughput(db: &impl ConnectionTrait, since: DateTime<Utc>, now: DateTime<Utc>) -> Result<Vec<MinuteCount>, Error> {
+pub(crate) async fn throughput(db: &impl ConnectionTrait, since: DateTime<Utc>, now: DateTime<Utc>) -> Result<Vec<MinuteCount>, Error> {
     let rows = crate::store::reports::ended_per_minute(db, since).await?;
     let start = since.with_second(0).and_then(|t| t.with_nanosecond(0)).unwrap_or(since);
     let mut minutes: BTreeMap<DateTime<Utc>, MinuteCount> = BTreeMap::new();

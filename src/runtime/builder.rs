@@ -1,18 +1,17 @@
 //! [`CogRuntimeBuilder`]: settings collected here, checked in `build()`.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use sea_orm::DatabaseConnection;
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::{CogRuntime, Inner};
 use crate::config::Config;
 use crate::error::Error;
-use crate::scheduler::{Clock, SystemClock};
+use crate::health::HealthBoard;
+use crate::scheduler::{Clock, Scheduler, SystemClock};
+use crate::signals::Signals;
+use crate::worker::Worker;
 
 /// Configures a [`CogRuntime`]; errors are reported by [`build`](Self::build).
 #[derive(Default)]
@@ -109,29 +108,21 @@ impl CogRuntimeBuilder {
         };
         crate::migrate(&db).await?;
         let worker_id = self.worker_name.unwrap_or_else(default_worker_name);
-        let (completions, completions_rx) = tokio::sync::mpsc::unbounded_channel();
+        let signals = Arc::new(Signals::default());
+        let health = Arc::new(HealthBoard::default());
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let worker = Worker::new(db.clone(), config.clone(), queues, concurrency, worker_id.clone(), Arc::clone(&signals), Arc::clone(&health));
+        let scheduler = Scheduler::new(db.clone(), config.clone(), clock, Arc::clone(&signals), Arc::clone(&health), worker_id);
         Ok(CogRuntime {
             inner: Arc::new(Inner {
                 db,
                 config,
-                queues,
-                concurrency,
-                worker_id,
-                wake: Notify::new(),
-                run_ended: Notify::new(),
-                running: Mutex::new(HashMap::new()),
-                canceled_runs: Mutex::new(Default::default()),
-                claim_loop: Mutex::new(None),
-                stop_claiming: CancellationToken::new(),
-                stopped: CancellationToken::new(),
-                tracker: TaskTracker::new(),
-                loops: Mutex::new(None),
-                scheduler: self.scheduler.unwrap_or(true),
-                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-                schedules_changed: Notify::new(),
-                completions,
-                completions_rx: Mutex::new(Some(completions_rx)),
-                worker_row: Mutex::new(None),
+                signals,
+                health,
+                worker: Arc::new(worker),
+                scheduler: Arc::new(scheduler),
+                run_scheduler: self.scheduler.unwrap_or(true),
+                started: Mutex::new(false),
             }),
         })
     }

@@ -11,29 +11,27 @@
 //! ```
 
 mod builder;
+mod history;
 mod run_handle;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use sea_orm::DatabaseConnection;
 use serde_json::Value;
-use tokio::sync::Notify;
-use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 pub use builder::CogRuntimeBuilder;
 pub use run_handle::RunHandle;
 
 use crate::config::Config;
-use crate::engine::claim::Claimed;
+use crate::engine;
 use crate::engine::launch::LaunchRequest;
-use crate::engine::{self, Effects};
 use crate::entity::status::Trigger;
 use crate::error::Error;
-use crate::scheduler::{Clock, SchedulerPass};
+use crate::health::{Health, HealthBoard};
+use crate::scheduler::{Scheduler, SchedulerPass};
+use crate::signals::Signals;
 use crate::spec::PipelineSpec;
+use crate::worker::Worker;
 
 /// The embedded engine. Cheap to clone: clones share one runtime.
 #[derive(Clone)]
@@ -43,94 +41,28 @@ pub struct CogRuntime {
 
 impl std::fmt::Debug for CogRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CogRuntime").field("worker", &self.inner.worker_id).field("queues", &self.inner.queues).finish_non_exhaustive()
+        f.debug_struct("CogRuntime").field("worker", &self.inner.worker.worker_id).field("queues", &self.inner.worker.queues).finish_non_exhaustive()
     }
 }
 
-/// A task run this process is executing.
-pub(crate) struct RunningTask {
-    pub(crate) claimed: Claimed,
-    pub(crate) cancel: CancellationToken,
-    pub(crate) abort: Option<tokio::task::AbortHandle>,
-}
-
-/// State shared by the runtime's clones and its background tasks.
+/// What the runtime's clones share: its parts, each with its own state.
 pub(crate) struct Inner {
     pub(crate) db: DatabaseConnection,
     pub(crate) config: Config,
-    pub(crate) queues: Vec<String>,
-    pub(crate) concurrency: usize,
-    pub(crate) worker_id: String,
-    /// Woken when task runs are queued by this process.
-    pub(crate) wake: Notify,
-    /// Woken when a run of this process ends.
-    pub(crate) run_ended: Notify,
-    /// Task runs executing in this process, by task run id.
-    pub(crate) running: Mutex<HashMap<i64, RunningTask>>,
-    /// Runs recently canceled: a cog that registers after the cancel reached this process
-    /// (claimed just before it) is told at once. Bounded; oldest forgotten first.
-    pub(crate) canceled_runs: Mutex<std::collections::VecDeque<i64>>,
-    /// The claim loop, joined first on shutdown so no claim slips past it.
-    pub(crate) claim_loop: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    /// Cancelled by `shutdown`: stop claiming work.
-    pub(crate) stop_claiming: CancellationToken,
-    /// Cancelled once running work has drained: stop renewing leases.
-    pub(crate) stopped: CancellationToken,
-    /// The executing task runs.
-    pub(crate) tracker: TaskTracker,
-    /// The background loops (`None` until `start`).
-    pub(crate) loops: Mutex<Option<JoinSet<()>>>,
+    pub(crate) signals: Arc<Signals>,
+    pub(crate) health: Arc<HealthBoard>,
+    pub(crate) worker: Arc<Worker>,
+    pub(crate) scheduler: Arc<Scheduler>,
     /// Whether `start` runs the scheduler.
-    pub(crate) scheduler: bool,
-    /// The time schedules follow.
-    pub(crate) clock: Arc<dyn Clock>,
-    /// Woken when this process changes a schedule.
-    pub(crate) schedules_changed: Notify,
-    /// Task outcomes to write (see `worker::completions`).
-    pub(crate) completions: tokio::sync::mpsc::UnboundedSender<crate::worker::completions::Completion>,
-    /// This worker's `cog_worker` row once `start` registered it.
-    pub(crate) worker_row: Mutex<Option<i64>>,
-    /// The receiving end, taken by `start`.
-    pub(crate) completions_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<crate::worker::completions::Completion>>>,
+    pub(crate) run_scheduler: bool,
+    /// Set by `start` (once) and by `shutdown` (so a later `start` does nothing).
+    pub(crate) started: Mutex<bool>,
 }
 
 impl Inner {
-    /// Acts on what a transition did: wakes workers and waiters, learns weights.
-    pub(crate) fn apply(self: &Arc<Self>, run_id: i64, effects: Effects) {
-        if let Some(ended) = &effects.ended {
-            crate::metrics::run_ended(ended);
-        }
-        if effects.queued_work {
-            self.wake.notify_waiters();
-        }
-        if effects.run_ended {
-            self.run_ended.notify_waiters();
-            if self.config.auto_weight {
-                let inner = Arc::clone(self);
-                tokio::spawn(async move {
-                    if let Err(e) = crate::definitions::weights::update_weights_alone(&inner.db, run_id, inner.config.weight_sample_size).await {
-                        tracing::error!(pipeline.run = run_id, error = %e, "could not update task weights; the run's status is not affected");
-                    }
-                });
-            }
-        }
-    }
-
-    /// Tells the cogs of run `run_id` running in this process that it was canceled.
-    pub(crate) fn cancel_running(&self, run_id: i64) {
-        {
-            let mut canceled = self.canceled_runs.lock().unwrap_or_else(|e| e.into_inner());
-            if !canceled.contains(&run_id) {
-                if canceled.len() >= 1024 {
-                    canceled.pop_front();
-                }
-                canceled.push_back(run_id);
-            }
-        }
-        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        for task in running.values().filter(|t| t.claimed.pipeline_run_id == run_id) {
-            task.cancel.cancel();
-        }
+    /// The sample size to learn weights with when a run ends, or `None` if learning is off.
+    fn learn_weights(&self) -> Option<u32> {
+        self.config.auto_weight.then_some(self.config.weight_sample_size)
     }
 }
 
@@ -143,37 +75,48 @@ impl CogRuntime {
     /// Starts the workers (and background lease keeping) on the runtime's queues.
     /// Calling it again does nothing. Must be called within a tokio runtime.
     pub fn start(&self) {
-        let mut loops = self.inner.loops.lock().unwrap_or_else(|e| e.into_inner());
-        if loops.is_some() || self.inner.stop_claiming.is_cancelled() {
+        let mut started = self.inner.started.lock().unwrap_or_else(|e| e.into_inner());
+        if *started {
             return;
         }
-        let mut set = JoinSet::new();
-        if let Some(rx) = self.inner.completions_rx.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            set.spawn(crate::worker::completions::completion_loop(Arc::clone(&self.inner), rx));
+        *started = true;
+        crate::worker::start(&self.inner.worker);
+        if self.inner.run_scheduler {
+            crate::scheduler::start(&self.inner.scheduler);
         }
-        *self.inner.claim_loop.lock().unwrap_or_else(|e| e.into_inner()) = Some(tokio::spawn(crate::worker::claim_loop(Arc::clone(&self.inner))));
-        set.spawn(crate::worker::leases::heartbeat_loop(Arc::clone(&self.inner)));
-        set.spawn(crate::worker::presence::presence_loop(Arc::clone(&self.inner)));
-        set.spawn(crate::worker::leases::reclaim_loop(Arc::clone(&self.inner)));
-        set.spawn(crate::worker::listener::listen_loop(Arc::clone(&self.inner)));
-        if self.inner.scheduler {
-            set.spawn(crate::scheduler::scheduler_loop(Arc::clone(&self.inner)));
-        }
-        *loops = Some(set);
-        tracing::info!(worker = %self.inner.worker_id, queues = ?self.inner.queues, concurrency = self.inner.concurrency, "cog runtime started");
+        let worker = &self.inner.worker;
+        tracing::info!(worker = %worker.worker_id, queues = ?worker.queues, concurrency = worker.concurrency, "cog runtime started");
     }
 
     /// Stops taking work, lets running cogs finish within `Config::shutdown_timeout`, then
-    /// gives the task runs still running back to the queue and stops.
+    /// gives the task runs still running back to the queue and stops. The scheduler stops
+    /// first (and hands its lease over), so nothing is launched by this process meanwhile.
     pub async fn shutdown(&self) {
-        crate::worker::shutdown(&self.inner).await;
+        *self.inner.started.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        crate::scheduler::stop(&self.inner.scheduler).await;
+        crate::worker::shutdown(&self.inner.worker).await;
+        tracing::info!(worker = %self.inner.worker.worker_id, "cog runtime stopped");
+    }
+
+    /// The state of each background loop (claiming, writing outcomes, leases, presence,
+    /// listening, scheduling): running, failing (with its last error), restarting after a
+    /// panic (with how often), or stopped. Empty before `start()`.
+    pub fn health(&self) -> Health {
+        self.inner.health.snapshot()
+    }
+
+    /// Makes background loop `name` (see [`Health`]) panic at its next pass: for tests of
+    /// the supervision that restarts it.
+    #[doc(hidden)]
+    pub fn inject_loop_panic(&self, name: &'static str) {
+        self.inner.health.inject_panic(name);
     }
 
     /// Validates `spec` and saves it (insert or update by name, keeping run history).
     /// Returns the pipeline's id. Nothing is saved if the definition is invalid.
     pub async fn define(&self, spec: PipelineSpec) -> Result<i64, Error> {
-        let id = crate::definitions::define::define(&self.inner.db, &spec, self.inner.clock.now()).await?;
-        self.inner.schedules_changed.notify_waiters();
+        let id = crate::definitions::define::define(&self.inner.db, &spec, self.inner.scheduler.clock.now()).await?;
+        self.inner.signals.schedules_changed.notify_waiters();
         Ok(id)
     }
 
@@ -181,7 +124,7 @@ impl CogRuntime {
     /// due tick. `start()` does this in the background; call it yourself to drive schedules
     /// from your own loop (with `builder().scheduler(false)`) or from tests with a `ManualClock`.
     pub async fn run_scheduler_once(&self) -> Result<SchedulerPass, Error> {
-        crate::scheduler::pass(&self.inner).await
+        crate::scheduler::pass(&self.inner.scheduler).await
     }
 
     /// Launches a run of pipeline `name`.
@@ -203,16 +146,16 @@ impl CogRuntime {
             overlap_failed: self.inner.config.overlap_failed,
         };
         let (run_id, effects) = engine::launch::launch(&self.inner.db, request).await?;
-        self.inner.apply(run_id, effects);
-        Ok(self.run(run_id))
+        self.inner.signals.apply(effects);
+        Ok(self.handle(run_id))
     }
 
     /// Cancels run `run_id`: it is `canceled` at once, its queued task runs too; running cogs
     /// are told through `TaskContext` and finish. A run that already ended is left alone.
     pub async fn cancel(&self, run_id: i64) -> Result<(), Error> {
-        let effects = engine::cancel::cancel(&self.inner.db, run_id).await?;
-        self.inner.cancel_running(run_id);
-        self.inner.apply(run_id, effects);
+        let effects = engine::cancel::cancel(&self.inner.db, run_id, self.inner.learn_weights()).await?;
+        self.inner.worker.cancel_running(run_id);
+        self.inner.signals.apply(effects);
         Ok(())
     }
 
@@ -226,11 +169,11 @@ impl CogRuntime {
             })?;
         }
         // A new schedule counts ticks from now; an unchanged one keeps its last tick.
-        let found = crate::store::schedules::set_schedule(&self.inner.db, name, schedule, self.inner.clock.now(), crate::store::now()).await?;
+        let found = crate::store::schedules::set_schedule(&self.inner.db, name, schedule, self.inner.scheduler.clock.now(), crate::store::now()).await?;
         if !found {
             return Err(Error::UnknownPipeline { name: name.to_owned() });
         }
-        self.inner.schedules_changed.notify_waiters();
+        self.inner.signals.schedules_changed.notify_waiters();
         Ok(())
     }
 
@@ -249,13 +192,19 @@ impl CogRuntime {
         if changed.rows_affected == 0 {
             return Err(Error::UnknownPipeline { name: name.to_owned() });
         }
-        self.inner.schedules_changed.notify_waiters();
+        self.inner.signals.schedules_changed.notify_waiters();
         Ok(())
     }
 
-    /// A handle on run `run_id` (launched by any process).
-    pub fn run(&self, run_id: i64) -> RunHandle {
+    /// A handle on run `run_id` (launched by any process), to wait for it or read its status.
+    pub fn handle(&self, run_id: i64) -> RunHandle {
         RunHandle { id: run_id, rt: self.clone() }
+    }
+
+    /// A handle on run `run_id`: the former name of [`handle`](Self::handle).
+    #[deprecated(since = "0.2.0", note = "renamed `handle`: it returns a `RunHandle`, it does not run anything")]
+    pub fn run(&self, run_id: i64) -> RunHandle {
+        self.handle(run_id)
     }
 
     /// A readable account of run `run_id`: its stage runs and task runs with statuses and durations.
@@ -276,6 +225,6 @@ impl CogRuntime {
 
     /// This process's worker name, as written to `cog_task_run.worker`.
     pub fn worker_id(&self) -> &str {
-        &self.inner.worker_id
+        &self.inner.worker.worker_id
     }
 }

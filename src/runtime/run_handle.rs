@@ -32,7 +32,7 @@ impl RunHandle {
         let mut pause = Duration::from_millis(5);
         let mut failing_since: Option<tokio::time::Instant> = None;
         loop {
-            let notified = self.rt.inner.run_ended.notified();
+            let notified = self.rt.inner.signals.run_ended.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             match self.read().await {

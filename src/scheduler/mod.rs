@@ -21,6 +21,7 @@
 mod clock;
 pub(crate) mod expression;
 mod leader;
+mod state;
 pub(crate) mod ticks;
 
 use std::sync::Arc;
@@ -32,11 +33,11 @@ use sea_orm::DbErr;
 /// Moved to the crate root with the other settings; kept here so `cog::scheduler::MissedTicks` still names it.
 pub use crate::config::MissedTicks;
 pub use clock::{Clock, ManualClock, SystemClock};
+pub(crate) use state::Scheduler;
 
 use crate::engine::launch::{LaunchRequest, launch};
 use crate::entity::status::Trigger;
 use crate::error::{Error, LaunchRefusal};
-use crate::runtime::Inner;
 use crate::store::schedules;
 
 /// What one scheduler pass did.
@@ -59,14 +60,14 @@ pub struct SchedulerPass {
 const SCAN_LIMIT: usize = 100_000;
 
 /// One pass: become (or stay) leader, then fire every due tick.
-pub(crate) async fn pass(inner: &Arc<Inner>) -> Result<SchedulerPass, Error> {
-    let mut report = SchedulerPass { leader: leader::acquire(&inner.db, &inner.worker_id).await?, ..Default::default() };
+pub(crate) async fn pass(scheduler: &Scheduler) -> Result<SchedulerPass, Error> {
+    let mut report = SchedulerPass { leader: leader::acquire(&scheduler.db, &scheduler.holder).await?, ..Default::default() };
     if !report.leader {
         return Ok(report);
     }
-    crate::metrics::refresh_queue_depths(&inner.db).await?;
-    let now = inner.clock.now();
-    for row in schedules::scheduled(&inner.db).await? {
+    crate::metrics::refresh_queue_depths(&scheduler.db).await?;
+    let now = scheduler.clock.now();
+    for row in schedules::scheduled(&scheduler.db).await? {
         let schedules::Scheduled { id, name, schedule: expr, timezone: tz, last_tick } = row;
         let (Ok(schedule), Some(tz)) = (crate::scheduler::expression::parse(&expr), crate::scheduler::expression::parse_timezone(&tz)) else {
             tracing::warn!(pipeline = name.as_str(), schedule = expr.as_str(), "stored schedule or time zone does not parse; skipping");
@@ -74,12 +75,12 @@ pub(crate) async fn pass(inner: &Arc<Inner>) -> Result<SchedulerPass, Error> {
         };
         let Some(base) = last_tick else {
             // Scheduled without a baseline (written by an older cog or by hand): start now.
-            schedules::set_baseline(&inner.db, id, now).await?;
+            schedules::set_baseline(&scheduler.db, id, now).await?;
             continue;
         };
         let (count, latest) = ticks::latest_due(&schedule, tz, base, now, SCAN_LIMIT);
         if let Some(tick) = latest {
-            handle_tick(inner, &mut report, id, &name, tick, count, now).await?;
+            handle_tick(scheduler, &mut report, id, &name, tick, count, now).await?;
         }
         let next = ticks::next_tick(&schedule, tz, now.max(latest.unwrap_or(base)));
         report.next_tick = match (report.next_tick, next) {
@@ -92,7 +93,7 @@ pub(crate) async fn pass(inner: &Arc<Inner>) -> Result<SchedulerPass, Error> {
 
 /// Fires, refuses or skips the latest due tick of one pipeline (`due` ticks were due in all).
 async fn handle_tick(
-    inner: &Arc<Inner>,
+    scheduler: &Scheduler,
     report: &mut SchedulerPass,
     id: i64,
     name: &str,
@@ -102,9 +103,9 @@ async fn handle_tick(
 ) -> Result<(), Error> {
     let older = (due - 1) as i64;
     let late = (now - tick).to_std().unwrap_or(Duration::ZERO);
-    if inner.config.missed_ticks == MissedTicks::Skip && late > inner.config.schedule_grace {
+    if scheduler.config.missed_ticks == MissedTicks::Skip && late > scheduler.config.schedule_grace {
         tracing::info!(pipeline = name, tick = %tick, missed = due, "skipping missed schedule ticks");
-        advance(inner, id, tick, 0, due as i64).await?;
+        advance(scheduler, id, tick, 0, due as i64).await?;
         report.skipped.push((name.to_owned(), tick));
         return Ok(());
     }
@@ -116,20 +117,20 @@ async fn handle_tick(
         arguments: &serde_json::json!({}),
         trigger: Trigger::Schedule,
         scheduled_for: Some(tick),
-        overlap_failed: inner.config.overlap_failed,
+        overlap_failed: scheduler.config.overlap_failed,
     };
-    match launch(&inner.db, request).await.map_err(|e| crate::arguments::scheduled_refusal(name, e)) {
+    match launch(&scheduler.db, request).await.map_err(|e| crate::arguments::scheduled_refusal(name, e)) {
         Ok((run_id, effects)) => {
-            inner.apply(run_id, effects);
+            scheduler.signals.apply(effects);
             if older > 0 {
-                advance(inner, id, tick, 0, older).await?;
+                advance(scheduler, id, tick, 0, older).await?;
             }
             report.fired.push((name.to_owned(), tick, run_id));
         }
-        Err(Error::LaunchRefused { reason: LaunchRefusal::TickAlreadyFired, .. }) => advance(inner, id, tick, 0, 0).await?,
+        Err(Error::LaunchRefused { reason: LaunchRefusal::TickAlreadyFired, .. }) => advance(scheduler, id, tick, 0, 0).await?,
         Err(Error::LaunchRefused { reason, .. }) => {
             tracing::info!(pipeline = name, tick = %tick, %reason, "scheduled launch refused");
-            advance(inner, id, tick, 1, older).await?;
+            advance(scheduler, id, tick, 1, older).await?;
             report.refused.push((name.to_owned(), tick, reason));
         }
         Err(e) => return Err(e),
@@ -138,26 +139,48 @@ async fn handle_tick(
 }
 
 /// Moves `last_tick` forward to `tick` (never back) and adds to the tick counters.
-async fn advance(inner: &Inner, id: i64, tick: DateTime<Utc>, refused: i64, skipped: i64) -> Result<(), DbErr> {
-    schedules::advance_tick(&inner.db, id, tick, refused, skipped).await.map(|_| ())
+async fn advance(scheduler: &Scheduler, id: i64, tick: DateTime<Utc>, refused: i64, skipped: i64) -> Result<(), DbErr> {
+    schedules::advance_tick(&scheduler.db, id, tick, refused, skipped).await.map(|_| ())
+}
+
+/// Starts the scheduler's loop, supervised (restarted after a panic).
+pub(crate) fn start(scheduler: &Arc<Scheduler>) {
+    let s = Arc::clone(scheduler);
+    let handle = crate::supervisor::supervise("scheduler", Arc::clone(&scheduler.health), scheduler.stop.clone(), move || scheduler_loop(Arc::clone(&s)));
+    *scheduler.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+}
+
+/// Stops the loop (a pass under way finishes first) and gives up the leader lease.
+pub(crate) async fn stop(scheduler: &Scheduler) {
+    scheduler.stop.cancel();
+    let task = scheduler.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(task) = task
+        && let Err(e) = task.await
+    {
+        tracing::error!(error = %e, "the scheduler's supervisor ended abnormally");
+    }
+    release_leadership(scheduler).await;
 }
 
 /// Runs passes until shutdown, sleeping until the next tick (at most a second, so schedule
 /// changes made by other processes are seen quickly).
-pub(crate) async fn scheduler_loop(inner: Arc<Inner>) {
+async fn scheduler_loop(scheduler: Arc<Scheduler>) {
     loop {
-        let pause = match pass(&inner).await {
+        scheduler.health.checkpoint("scheduler");
+        let pause = match pass(&scheduler).await {
             Ok(report) => {
-                report.next_tick.map_or(Duration::from_secs(1), |t| (t - inner.clock.now()).to_std().unwrap_or(Duration::ZERO)).min(Duration::from_secs(1))
+                scheduler.health.pass::<&str>("scheduler", Ok(()));
+                report.next_tick.map_or(Duration::from_secs(1), |t| (t - scheduler.clock.now()).to_std().unwrap_or(Duration::ZERO)).min(Duration::from_secs(1))
             }
             Err(e) => {
                 tracing::warn!(error = %e, "scheduler pass failed; retrying");
+                scheduler.health.pass("scheduler", Err(e));
                 Duration::from_secs(1)
             }
         };
         tokio::select! {
-            _ = inner.stop_claiming.cancelled() => break,
-            _ = inner.schedules_changed.notified() => {}
+            _ = scheduler.stop.cancelled() => break,
+            _ = scheduler.signals.schedules_changed.notified() => {}
             _ = tokio::time::sleep(pause) => {}
         }
     }
@@ -165,8 +188,8 @@ pub(crate) async fn scheduler_loop(inner: Arc<Inner>) {
 
 /// Gives up the scheduler lease if this runtime holds it (on shutdown), so a standby takes
 /// over at once instead of after the lease expires.
-pub(crate) async fn release_leadership(inner: &Inner) {
-    if let Err(e) = leader::release(&inner.db, &inner.worker_id).await {
+async fn release_leadership(scheduler: &Scheduler) {
+    if let Err(e) = leader::release(&scheduler.db, &scheduler.holder).await {
         tracing::warn!(error = %e, "could not release the scheduler lease; it will expire");
     }
 }

@@ -15,6 +15,7 @@
 pub(crate) mod arguments;
 pub(crate) mod claims;
 pub(crate) mod definitions;
+pub(crate) mod errors;
 pub(crate) mod launches;
 pub(crate) mod leases;
 pub(crate) mod outcomes;

@@ -1,16 +1,27 @@
-//! Recording task outcomes in batches: while one batch commits, the next one gathers, and
-//! each batch writes the outcomes of one pipeline run in a single transaction. Under load
-//! this turns a commit per task into a commit per batch; when idle a batch is one outcome.
+//! Recording task outcomes in batches, one pipeline run per batch: each batch writes the
+//! outcomes of one run in a single transaction. Runs are written independently — one run's
+//! trouble never holds back another's — and while a run's batch commits, its next one gathers.
+//! Under load this turns a commit per task into a commit per batch; when idle a batch is one
+//! outcome.
+//!
+//! A transient error (connection lost, deadlock, ...) is retried for up to a lease length
+//! (after that another process may reclaim the task runs). A permanent one is narrowed down:
+//! the batch is written outcome by outcome, and an outcome that still cannot be written fails
+//! its attempt instead (with the reason), so one bad outcome fails only its own attempt.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use sea_orm::DbErr;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::task::JoinSet;
 
+use super::Worker;
 use crate::engine::claim::Claimed;
-use crate::engine::finish::{self, Finished, Outcome, RetryPolicy};
-use crate::runtime::Inner;
+use crate::engine::finish::{self, Finished, Outcome};
+use crate::error::{TaskError, TaskErrorKind};
+use crate::store::errors::is_transient;
 
 /// Most outcomes written by one transaction.
 const MAX_BATCH: usize = 512;
@@ -19,61 +30,156 @@ const MAX_BATCH: usize = 512;
 pub(crate) struct Completion {
     pub(crate) task: Claimed,
     pub(crate) outcome: Outcome,
-    /// What was written; `None` if the database could not be reached before the lease ran out.
+    /// The task's error handler failed on this failure: recorded after the failure's own row.
+    pub(crate) handler_error: Option<TaskError>,
+    /// What was written; `None` if it could not be written before the lease ran out.
     pub(crate) reply: oneshot::Sender<Option<Finished>>,
 }
 
-/// Writes completions until the runtime has stopped and the channel is drained.
-pub(crate) async fn completion_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Completion>) {
+/// Writes completions until the runtime has stopped and every batch under way is written.
+/// The receiver is shared so that a restarted loop (after a panic) goes on with it.
+pub(crate) async fn completion_loop(worker: Arc<Worker>, rx: Arc<Mutex<mpsc::Receiver<Completion>>>) {
+    let mut rx = rx.lock().await;
+    let mut pending: HashMap<i64, Vec<Completion>> = HashMap::new();
+    let mut writing: JoinSet<()> = JoinSet::new();
+    let mut run_of_write: HashMap<tokio::task::Id, i64> = HashMap::new();
+    let mut busy: HashSet<i64> = HashSet::new();
+    let mut stopping = false;
     loop {
-        let first = tokio::select! {
-            biased;
-            c = rx.recv() => match c { Some(c) => c, None => return },
-            _ = inner.stopped.cancelled() => return,
-        };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(c) => batch.push(c),
-                Err(_) => break,
+        if pending.is_empty() && writing.is_empty() {
+            // Only between batches: a panic here (a test's) loses no outcome.
+            worker.health.checkpoint("completions");
+        }
+        tokio::select! {
+            received = rx.recv(), if !stopping => match received {
+                Some(first) => {
+                    let mut got = 1;
+                    pending.entry(first.task.pipeline_run_id).or_default().push(first);
+                    while got < MAX_BATCH {
+                        let Ok(c) = rx.try_recv() else { break };
+                        pending.entry(c.task.pipeline_run_id).or_default().push(c);
+                        got += 1;
+                    }
+                }
+                None => stopping = true,
+            },
+            Some(done) = writing.join_next_with_id(), if !writing.is_empty() => {
+                let id = match &done {
+                    Ok((id, ())) => *id,
+                    Err(e) => e.id(),
+                };
+                if let Some(run) = run_of_write.remove(&id) {
+                    busy.remove(&run);
+                }
+                if let Err(e) = done
+                    && e.is_panic()
+                {
+                    let message = crate::signals::panic_message(e.into_panic().as_ref());
+                    tracing::error!(panic = %message, "writing task outcomes panicked; those task runs' leases will expire");
+                    worker.health.pass("completions", Err(format!("writing outcomes panicked: {message}")));
+                }
             }
+            _ = worker.stopped.cancelled(), if !stopping => stopping = true,
         }
-        let mut by_run: HashMap<i64, Vec<Completion>> = HashMap::new();
-        for c in batch {
-            by_run.entry(c.task.pipeline_run_id).or_default().push(c);
+        let ready: Vec<i64> = pending.keys().filter(|run| !busy.contains(run)).copied().collect();
+        for run in ready {
+            let Some(mut group) = pending.remove(&run) else { continue };
+            if group.len() > MAX_BATCH {
+                pending.insert(run, group.split_off(MAX_BATCH));
+            }
+            busy.insert(run);
+            let handle = writing.spawn(write_group(Arc::clone(&worker), group));
+            run_of_write.insert(handle.id(), run);
         }
-        futures::future::join_all(by_run.into_values().map(|group| write_group(&inner, group))).await;
+        if stopping && writing.is_empty() && pending.is_empty() {
+            return;
+        }
     }
 }
 
-/// Writes the completions of one pipeline run, retrying while the database is unreachable
-/// (up to the lease length: after that another process may reclaim the task runs).
-async fn write_group(inner: &Arc<Inner>, group: Vec<Completion>) {
-    let policy = RetryPolicy { base: inner.config.retry_backoff_base, cap: inner.config.retry_backoff_cap };
-    let items: Vec<(&Claimed, &Outcome)> = group.iter().map(|c| (&c.task, &c.outcome)).collect();
+/// Writes the completions of one pipeline run and answers each.
+async fn write_group(worker: Arc<Worker>, group: Vec<Completion>) {
+    let answers = match write(&worker, &group).await {
+        Ok(finished) => finished.into_iter().map(Some).collect(),
+        Err(e) if !is_transient(&e) && group.len() > 1 => {
+            tracing::warn!(error = %e, outcomes = group.len(), "a batch of task outcomes was refused; writing them one by one");
+            let mut answers = Vec::with_capacity(group.len());
+            for c in &group {
+                answers.push(write_alone(&worker, c).await);
+            }
+            answers
+        }
+        Err(e) if !is_transient(&e) => vec![write_refused(&worker, &group[0], &e).await],
+        Err(_) => vec![None; group.len()],
+    };
+    for (c, answer) in group.into_iter().zip(answers) {
+        // The attempt may have stopped waiting (its runtime shut down); nothing to tell then.
+        let _ = c.reply.send(answer);
+    }
+}
+
+/// Writes one completion on its own (after its batch was refused).
+async fn write_alone(worker: &Worker, c: &Completion) -> Option<Finished> {
+    match write(worker, std::slice::from_ref(c)).await {
+        Ok(finished) => Some(finished[0]),
+        Err(e) if !is_transient(&e) => write_refused(worker, c, &e).await,
+        Err(_) => None,
+    }
+}
+
+/// The database refused to record `c`'s outcome (`e`, permanent): the attempt fails instead,
+/// with the reason. If even that is refused, the lease expires and the reclaim decides.
+async fn write_refused(worker: &Worker, c: &Completion, e: &DbErr) -> Option<Finished> {
+    let task = &c.task;
+    tracing::error!(task.run = task.task_run_id, attempt = task.attempt, error = %e, "the database refused to record this task outcome; failing the attempt instead");
+    let error = TaskError {
+        kind: TaskErrorKind::Result,
+        error_type: "outcome_refused".to_owned(),
+        message: format!("the database refused to record the outcome of task `{}` (attempt {}): {e}", task.task_name, task.attempt),
+        backtrace: None,
+    };
+    let failed = Completion { task: task.clone(), outcome: Outcome::Failure(error), handler_error: c.handler_error.clone(), reply: oneshot::channel().0 };
+    match write(worker, std::slice::from_ref(&failed)).await {
+        Ok(finished) => Some(finished[0]),
+        Err(e) => {
+            tracing::error!(task.run = task.task_run_id, error = %e, "could not record the failure either; the lease will expire and the task run be retried or failed");
+            worker.health.pass("completions", Err(e));
+            None
+        }
+    }
+}
+
+/// Writes `group` (one pipeline run) in one transaction, retrying transient errors for up to
+/// a lease length; wakes whoever the transition concerns.
+async fn write(worker: &Worker, group: &[Completion]) -> Result<Vec<Finished>, DbErr> {
+    let policy = worker.retry_policy();
+    let items: Vec<finish::Ending<'_>> =
+        group.iter().map(|c| finish::Ending { task: &c.task, outcome: &c.outcome, handler_error: c.handler_error.as_ref() }).collect();
     let run_id = group[0].task.pipeline_run_id;
-    let give_up = tokio::time::Instant::now() + inner.config.lease_duration;
+    let give_up = tokio::time::Instant::now() + worker.config.lease_duration;
     let mut tries = 0;
-    let written = loop {
-        match finish::finish_batch(&inner.db, &items, policy).await {
+    loop {
+        match finish::finish_batch(&worker.db, &items, policy).await {
             Ok((finished, effects)) => {
                 crate::metrics::recorded(group.iter().map(|c| &c.task), &finished, crate::store::now());
-                inner.apply(run_id, effects);
-                break Some(finished);
+                worker.signals.apply(effects);
+                worker.health.pass::<&str>("completions", Ok(()));
+                return Ok(finished);
             }
-            Err(e) if tokio::time::Instant::now() < give_up => {
+            Err(e) if is_transient(&e) && tokio::time::Instant::now() < give_up => {
                 tries += 1;
                 let pause = finish::backoff(Duration::from_millis(50), Duration::from_secs(5), tries);
                 tracing::warn!(error = %e, pipeline.run = run_id, outcomes = items.len(), retry_in = ?pause, "could not record task outcomes; retrying");
+                worker.health.pass("completions", Err(&e));
                 tokio::time::sleep(pause).await;
             }
             Err(e) => {
-                tracing::error!(error = %e, pipeline.run = run_id, "could not record task outcomes; their leases will expire and the task runs be retried or failed");
-                break None;
+                if is_transient(&e) {
+                    tracing::error!(error = %e, pipeline.run = run_id, "could not record task outcomes; their leases will expire and the task runs be retried or failed");
+                }
+                worker.health.pass("completions", Err(&e));
+                return Err(e);
             }
         }
-    };
-    for (i, c) in group.into_iter().enumerate() {
-        let _ = c.reply.send(written.as_ref().map(|f| f[i]));
     }
 }

@@ -1,45 +1,52 @@
 //! Running one claimed task run: arguments, timeout, panics, recording the outcome, and the
 //! task's error handler.
 
-use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::Worker;
+use super::state::RunningTask;
 use crate::context::TaskContext;
 use crate::engine::claim::Claimed;
-use crate::engine::finish::{self, Finished, Outcome};
+use crate::engine::finish::{Finished, Outcome};
 use crate::error::{TaskError, TaskErrorKind, TaskRunInfo};
 use crate::registry::{self, CogArgs, CogFailure};
-use crate::runtime::{Inner, RunningTask};
-use crate::store::now;
+use crate::signals::panic_message;
 use crate::worker::completions::Completion;
 
-/// Runs `task` to its end and records the outcome.
+/// Runs `task` to its end, calls its error handler on a failure, and records the outcome.
+///
+/// The handler runs before the outcome is recorded, while the task run still holds its lease
+/// (this process keeps renewing it): once the failure is visible — to `wait()`, say — its
+/// handler has run and a handler failure is recorded with it, in the same transaction.
 #[tracing::instrument(name = "cog.task", skip_all, fields(pipeline = %task.pipeline_name, pipeline.run = task.pipeline_run_id, stage = %task.stage_name, stage.run = task.stage_run_id, task = %task.task_name, task.run = task.task_run_id, cog = %task.cog, attempt = task.attempt))]
-pub(super) async fn execute(inner: &Arc<Inner>, task: Claimed) {
-    let outcome = run_cog(inner, &task).await;
-    inner.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&task.task_run_id);
-    let Some(finished) = record(inner, &task, &outcome).await else { return };
-    match (&outcome, finished) {
-        (Outcome::Failure(error), Finished::Failed | Finished::Retrying) => {
-            let level_error = finished == Finished::Failed;
-            if level_error {
-                tracing::error!(error = %error, "task run failed");
-            } else {
-                tracing::warn!(error = %error, "task attempt failed; retrying");
-            }
-            run_error_handler(inner, &task, error, finished == Finished::Retrying).await;
+pub(super) async fn execute(worker: &Arc<Worker>, task: Claimed) {
+    let outcome = run_cog(worker, &task).await;
+    let handler_error = match &outcome {
+        Outcome::Failure(error) => {
+            // Whether another attempt follows, as far as the task knows (a run that failed or
+            // was canceled meanwhile queues none).
+            let will_retry = error.kind.retryable() && task.attempt <= task.max_retries;
+            run_error_handler(worker, &task, error, will_retry).await
         }
-        (_, Finished::Stale) => tracing::warn!("result refused: this attempt no longer owns the task run (lease taken over)"),
+        Outcome::Success(_) => None,
+    };
+    let finished = record(worker, &task, &outcome, handler_error).await;
+    worker.untrack(task.task_run_id);
+    match (&outcome, finished) {
+        (_, None) => {}
+        (Outcome::Failure(error), Some(Finished::Failed)) => tracing::error!(error = %error, "task run failed"),
+        (Outcome::Failure(error), Some(Finished::Retrying)) => tracing::warn!(error = %error, "task attempt failed; retrying"),
+        (_, Some(Finished::Stale)) => tracing::warn!("result refused: this attempt no longer owns the task run (lease taken over)"),
         _ => tracing::debug!("task run completed"),
     }
 }
 
 /// Calls the cog and turns whatever happens into an [`Outcome`].
-async fn run_cog(inner: &Arc<Inner>, task: &Claimed) -> Outcome {
+async fn run_cog(worker: &Arc<Worker>, task: &Claimed) -> Outcome {
     let Some(def) = registry::cog(&task.cog) else {
         return failure(
             TaskErrorKind::CogMissing,
@@ -63,14 +70,7 @@ async fn run_cog(inner: &Arc<Inner>, task: &Claimed) -> Outcome {
         cancel: cancel.clone(),
     };
     let mut handle = tokio::spawn((def.invoke)(CogArgs::new(args), ctx));
-    {
-        let mut running = inner.running.lock().unwrap_or_else(|e| e.into_inner());
-        // A cancel that reached this process between the claim and now.
-        if inner.canceled_runs.lock().unwrap_or_else(|e| e.into_inner()).contains(&task.pipeline_run_id) {
-            cancel.cancel();
-        }
-        running.insert(task.task_run_id, RunningTask { claimed: task.clone(), cancel, abort: Some(handle.abort_handle()) });
-    }
+    worker.track(RunningTask { claimed: task.clone(), cancel, abort: Some(handle.abort_handle()) });
     let joined = match task.timeout_ms {
         Some(ms) => match tokio::time::timeout(Duration::from_millis(ms.max(0) as u64), &mut handle).await {
             Ok(joined) => joined,
@@ -109,31 +109,35 @@ fn merge_arguments(task: &Claimed, params: &[&str]) -> Result<Map<String, Value>
         Ok(Value::Object(map)) => map,
         _ => return Err(format!("task `{}`: stored arguments are not a JSON object", task.task_name)),
     };
-    if let Ok(Value::Object(launch)) = serde_json::from_str::<Value>(&task.launch_arguments) {
-        for (key, value) in launch {
-            if params.contains(&key.as_str()) {
-                args.insert(key, value);
-            }
+    let launch = match serde_json::from_str::<Value>(&task.launch_arguments) {
+        Ok(Value::Object(launch)) => launch,
+        Ok(other) => return Err(format!("task `{}`: the run's launch arguments are not a JSON object but {other}", task.task_name)),
+        Err(e) => return Err(format!("task `{}`: the run's stored launch arguments are not JSON ({e})", task.task_name)),
+    };
+    for (key, value) in launch {
+        if params.contains(&key.as_str()) {
+            args.insert(key, value);
         }
     }
     Ok(args)
 }
 
 /// Hands the outcome to the completion loop and waits until it is written.
-async fn record(inner: &Arc<Inner>, task: &Claimed, outcome: &Outcome) -> Option<Finished> {
+async fn record(worker: &Arc<Worker>, task: &Claimed, outcome: &Outcome, handler_error: Option<TaskError>) -> Option<Finished> {
     let (reply, written) = tokio::sync::oneshot::channel();
-    let completion = Completion { task: task.clone(), outcome: outcome.clone(), reply };
-    if inner.completions.send(completion).is_err() {
+    let completion = Completion { task: task.clone(), outcome: outcome.clone(), handler_error, reply };
+    if worker.completions.send(completion).await.is_err() {
         tracing::error!("the completion loop has stopped; the lease will expire and the task run be retried or failed");
         return None;
     }
     written.await.ok().flatten()
 }
 
-/// Calls the task's own error handler, if it has one; a handler that fails or panics is
-/// recorded in `cog_error` and never takes the worker down.
-async fn run_error_handler(inner: &Arc<Inner>, task: &Claimed, error: &TaskError, will_retry: bool) {
-    let Some(name) = &task.error_handler else { return };
+/// Calls the task's own error handler, if it has one. A handler that fails, panics or times
+/// out never takes the worker down; what went wrong is returned, to be recorded in `cog_error`
+/// with the failure.
+async fn run_error_handler(worker: &Arc<Worker>, task: &Claimed, error: &TaskError, will_retry: bool) -> Option<TaskError> {
+    let Some(name) = &task.error_handler else { return None };
     let problem = match registry::error_handler(name) {
         None => Some(("error_handler_missing", format!("error handler `{name}` is not compiled into this binary"))),
         Some(def) => {
@@ -151,7 +155,7 @@ async fn run_error_handler(inner: &Arc<Inner>, task: &Claimed, error: &TaskError
                 critical: task.critical,
             };
             let mut handle = tokio::spawn((def.invoke)(Arc::new(error.clone()), Arc::new(info)));
-            match tokio::time::timeout(inner.config.error_handler_timeout, &mut handle).await {
+            match tokio::time::timeout(worker.config.error_handler_timeout, &mut handle).await {
                 Ok(Ok(Ok(()))) => None,
                 Ok(Ok(Err(message))) => Some(("error_handler_failed", format!("error handler `{name}` failed: {message}"))),
                 Ok(Err(e)) if e.is_panic() => {
@@ -162,31 +166,18 @@ async fn run_error_handler(inner: &Arc<Inner>, task: &Claimed, error: &TaskError
                     handle.abort();
                     Some((
                         "error_handler_timeout",
-                        format!("error handler `{name}` ran longer than {:?} and was abandoned", inner.config.error_handler_timeout),
+                        format!("error handler `{name}` ran longer than {:?} and was abandoned", worker.config.error_handler_timeout),
                     ))
                 }
             }
         }
     };
-    if let Some((error_type, message)) = problem {
-        tracing::error!(handler = name.as_str(), "{message}");
-        let recorded = TaskError { kind: error.kind, error_type: error_type.to_owned(), message, backtrace: None };
-        if let Err(e) = finish::record_error(&inner.db, task.task_run_id, task.attempt, &recorded, now()).await {
-            tracing::error!(error = %e, "could not record the error handler's failure");
-        }
-    }
+    let (error_type, message) = problem?;
+    tracing::error!(handler = name.as_str(), "{message}");
+    Some(TaskError { kind: error.kind, error_type: error_type.to_owned(), message, backtrace: None })
 }
 
 /// A failure outcome.
 fn failure(kind: TaskErrorKind, error_type: &str, message: String) -> Outcome {
     Outcome::Failure(TaskError { kind, error_type: error_type.to_owned(), message, backtrace: None })
-}
-
-/// The text of a panic payload.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic payload".to_owned())
 }

@@ -8,31 +8,31 @@ use std::time::Duration;
 
 use sea_orm::sqlx::postgres::PgListener;
 
+use super::Worker;
 use crate::engine::finish::backoff;
-use crate::runtime::Inner;
 use crate::store::{Backend, EVENTS_CHANNEL};
 
 /// Hears other processes until the runtime stops, as the backend allows.
-pub(crate) async fn listen_loop(inner: Arc<Inner>) {
-    match Backend::of(&inner.db) {
-        Ok(Backend::Postgres) => listen(inner).await,
-        Ok(Backend::MySql) => super::watcher::watch_loop(inner).await,
+pub(crate) async fn listen_loop(worker: Arc<Worker>) {
+    match Backend::of(&worker.db) {
+        Ok(Backend::Postgres) => listen(worker).await,
+        Ok(Backend::MySql) => super::watcher::watch_loop(worker).await,
         Ok(Backend::Sqlite) => {}
         Err(e) => tracing::error!(error = %e, "cannot hear other processes on this database; polling only"),
     }
 }
 
 /// `LISTEN cog_events` until the runtime stops; reconnects with back-off when the connection is lost.
-async fn listen(inner: Arc<Inner>) {
+async fn listen(worker: Arc<Worker>) {
     let mut failures = 0;
     loop {
         let listener = async {
-            let mut listener = PgListener::connect_with(inner.db.get_postgres_connection_pool()).await?;
+            let mut listener = PgListener::connect_with(worker.db.get_postgres_connection_pool()).await?;
             listener.listen(EVENTS_CHANNEL).await?;
             Ok::<_, sea_orm::sqlx::Error>(listener)
         };
         let mut listener = tokio::select! {
-            _ = inner.stopped.cancelled() => return,
+            _ = worker.stopped.cancelled() => return,
             l = listener => match l {
                 Ok(l) => l,
                 Err(e) => {
@@ -46,17 +46,17 @@ async fn listen(inner: Arc<Inner>) {
         };
         failures = 0;
         // Whatever happened while not listening is unknown: look again.
-        wake_all(&inner);
+        wake_all(&worker);
         loop {
             let next = tokio::select! {
-                _ = inner.stopped.cancelled() => return,
+                _ = worker.stopped.cancelled() => return,
                 n = listener.try_recv() => n,
             };
             match next {
-                Ok(Some(notification)) => dispatch(&inner, notification.payload()),
+                Ok(Some(notification)) => dispatch(&worker, notification.payload()),
                 Ok(None) => {
                     tracing::warn!("lost the connection listening for cog events; reconnecting");
-                    wake_all(&inner);
+                    wake_all(&worker);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "listening for cog events failed; reconnecting");
@@ -68,19 +68,18 @@ async fn listen(inner: Arc<Inner>) {
 }
 
 /// Acts on one event.
-fn dispatch(inner: &Inner, payload: &str) {
+fn dispatch(worker: &Worker, payload: &str) {
     match payload.split_once(':') {
-        Some(("cancel", id)) => {
-            if let Ok(id) = id.parse() {
-                inner.cancel_running(id);
-            }
-        }
-        Some(("ended", _)) => inner.run_ended.notify_waiters(),
-        _ => inner.wake.notify_waiters(),
+        Some(("cancel", id)) => match id.parse() {
+            Ok(id) => worker.cancel_running(id),
+            Err(_) => tracing::warn!(payload, "ignoring a cancel event whose run id is not a number (sent by something other than cog?)"),
+        },
+        Some(("ended", _)) => worker.signals.run_ended.notify_waiters(),
+        _ => worker.signals.wake.notify_waiters(),
     }
 }
 
-fn wake_all(inner: &Inner) {
-    inner.wake.notify_waiters();
-    inner.run_ended.notify_waiters();
+fn wake_all(worker: &Worker) {
+    worker.signals.wake.notify_waiters();
+    worker.signals.run_ended.notify_waiters();
 }

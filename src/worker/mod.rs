@@ -1,33 +1,36 @@
 //! The worker: claims queued task runs (heaviest first) up to the runtime's concurrency,
-//! runs them, and drains on shutdown.
+//! runs them, records their outcomes, keeps their leases, and drains on shutdown. [`Worker`]
+//! holds its state; the runtime owns one.
 
 pub(crate) mod completions;
 mod execute;
 pub(crate) mod leases;
 pub(crate) mod listener;
 pub(crate) mod presence;
+mod state;
 mod watcher;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+pub(crate) use state::Worker;
 
 use crate::engine::{claim, finish};
-use crate::runtime::Inner;
 use crate::store::{claims, now};
 
 /// Most task runs claimed by one statement.
 const MAX_BATCH: usize = 64;
 
 /// Claims and starts task runs until shutdown.
-pub(crate) async fn claim_loop(inner: Arc<Inner>) {
-    let permits = Arc::new(Semaphore::new(inner.concurrency));
+pub(crate) async fn claim_loop(worker: Arc<Worker>) {
+    // The permits outlive a restart of this loop: task runs started before a panic still hold theirs.
+    let permits = Arc::clone(&worker.permits);
     let mut failures: u32 = 0;
     loop {
+        worker.health.checkpoint("claim");
         let first = tokio::select! {
             biased;
-            _ = inner.stop_claiming.cancelled() => break,
+            _ = worker.stop_claiming.cancelled() => break,
             p = Arc::clone(&permits).acquire_owned() => match p { Ok(p) => p, Err(_) => break },
         };
         let mut batch = vec![first];
@@ -37,16 +40,17 @@ pub(crate) async fn claim_loop(inner: Arc<Inner>) {
                 Err(_) => break,
             }
         }
-        let notified = inner.wake.notified();
+        let notified = worker.signals.wake.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        match claim::claim(&inner.db, &inner.worker_id, &inner.queues, batch.len(), now(), inner.config.lease_duration).await {
+        match claim::claim(&worker.db, &worker.worker_id, &worker.queues, batch.len(), now(), worker.config.lease_duration).await {
             Ok(claimed) if !claimed.is_empty() => {
                 failures = 0;
+                worker.health.pass::<&str>("claim", Ok(()));
                 for (task, permit) in claimed.into_iter().zip(batch.drain(..)) {
-                    let inner = Arc::clone(&inner);
-                    inner.tracker.clone().spawn(async move {
-                        execute::execute(&inner, task).await;
+                    let worker = Arc::clone(&worker);
+                    worker.tracker.clone().spawn(async move {
+                        execute::execute(&worker, task).await;
                         drop(permit);
                     });
                 }
@@ -54,10 +58,11 @@ pub(crate) async fn claim_loop(inner: Arc<Inner>) {
             Ok(_) => {
                 drop(batch);
                 failures = 0;
-                let pause = idle_pause(&inner).await;
+                worker.health.pass::<&str>("claim", Ok(()));
+                let pause = idle_pause(&worker).await;
                 tokio::select! {
                     biased;
-                    _ = inner.stop_claiming.cancelled() => break,
+                    _ = worker.stop_claiming.cancelled() => break,
                     _ = &mut notified => {}
                     _ = tokio::time::sleep(pause) => {}
                 }
@@ -67,9 +72,10 @@ pub(crate) async fn claim_loop(inner: Arc<Inner>) {
                 failures += 1;
                 let pause = finish::backoff(Duration::from_millis(100), Duration::from_secs(10), failures as i32);
                 tracing::warn!(error = %e, retry_in = ?pause, "could not claim task runs; retrying");
+                worker.health.pass("claim", Err(e));
                 tokio::select! {
                     biased;
-                    _ = inner.stop_claiming.cancelled() => break,
+                    _ = worker.stop_claiming.cancelled() => break,
                     _ = tokio::time::sleep(pause) => {}
                 }
             }
@@ -78,9 +84,9 @@ pub(crate) async fn claim_loop(inner: Arc<Inner>) {
 }
 
 /// How long an idle worker sleeps: until the next retry becomes due, at most the poll interval.
-async fn idle_pause(inner: &Inner) -> Duration {
-    let poll = inner.config.poll_interval;
-    match claims::next_due(&inner.db, &inner.queues).await {
+async fn idle_pause(worker: &Worker) -> Duration {
+    let poll = worker.config.poll_interval;
+    match claims::next_due(&worker.db, &worker.queues).await {
         Ok(Some(at)) => (at - now()).to_std().unwrap_or(Duration::ZERO).clamp(Duration::from_millis(1), poll),
         Ok(None) => poll,
         Err(e) => {
@@ -90,29 +96,51 @@ async fn idle_pause(inner: &Inner) -> Duration {
     }
 }
 
+/// Starts the worker's loops, each supervised (restarted after a panic): claiming, writing
+/// outcomes, renewing leases, reclaiming expired ones, presence, and hearing other processes.
+pub(crate) fn start(worker: &Arc<Worker>) {
+    let mut loops = Vec::new();
+    let spawn = |name: &'static str, stop: &tokio_util::sync::CancellationToken, f: fn(Arc<Worker>) -> futures::future::BoxFuture<'static, ()>| {
+        let w = Arc::clone(worker);
+        crate::supervisor::supervise(name, Arc::clone(&worker.health), stop.clone(), move || f(Arc::clone(&w)))
+    };
+    if let Some(rx) = worker.take_completions_rx() {
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let w = Arc::clone(worker);
+        loops.push(crate::supervisor::supervise("completions", Arc::clone(&worker.health), worker.stopped.clone(), move || {
+            completions::completion_loop(Arc::clone(&w), Arc::clone(&rx))
+        }));
+    }
+    let claim = spawn("claim", &worker.stop_claiming, |w| Box::pin(claim_loop(w)));
+    loops.push(spawn("heartbeat", &worker.stopped, |w| Box::pin(leases::heartbeat_loop(w))));
+    loops.push(spawn("presence", &worker.stopped, |w| Box::pin(presence::presence_loop(w))));
+    loops.push(spawn("reclaim", &worker.stop_claiming, |w| Box::pin(leases::reclaim_loop(w))));
+    loops.push(spawn("listener", &worker.stopped, |w| Box::pin(listener::listen_loop(w))));
+    worker.set_loops(claim, loops);
+}
+
 /// Stops claiming, waits for running task runs up to the shutdown timeout, gives back the
 /// ones still running, and stops the background loops.
-pub(crate) async fn shutdown(inner: &Arc<Inner>) {
-    inner.stop_claiming.cancel();
+pub(crate) async fn shutdown(worker: &Arc<Worker>) {
+    worker.stop_claiming.cancel();
     // A claim in progress either finishes (and its task runs are tracked) or is dropped
     // before this returns; only then is the set of running task runs final.
-    let claim_loop = inner.claim_loop.lock().unwrap_or_else(|e| e.into_inner()).take();
-    if let Some(claim_loop) = claim_loop {
-        let _ = claim_loop.await;
+    let (claim_loop, loops) = worker.take_loops();
+    if let Some(claim_loop) = claim_loop
+        && let Err(e) = claim_loop.await
+    {
+        tracing::error!(error = %e, "the claim loop's supervisor ended abnormally");
     }
-    inner.tracker.close();
-    if tokio::time::timeout(inner.config.shutdown_timeout, inner.tracker.wait()).await.is_err() {
-        let left: Vec<_> = {
-            let mut running = inner.running.lock().unwrap_or_else(|e| e.into_inner());
-            running.drain().map(|(_, t)| t).collect()
-        };
+    worker.tracker.close();
+    if tokio::time::timeout(worker.config.shutdown_timeout, worker.tracker.wait()).await.is_err() {
+        let left = worker.drain_running();
         tracing::warn!(task_runs = left.len(), "shutdown timeout reached; giving running task runs back to the queue");
         for task in left {
             // Give the task run back first, then stop the cog: once released, whatever the
             // stopped cog's attempt reports (an "aborted" failure, say) is refused as stale
             // instead of failing the task run.
-            match finish::release(&inner.db, &task.claimed).await {
-                Ok(effects) => inner.apply(task.claimed.pipeline_run_id, effects),
+            match finish::release(&worker.db, &task.claimed, worker.learn_weights()).await {
+                Ok(effects) => worker.signals.apply(effects),
                 Err(e) => tracing::error!(task.run = task.claimed.task_run_id, error = %e, "could not give task run back; its lease will expire"),
             }
             task.cancel.cancel();
@@ -121,12 +149,12 @@ pub(crate) async fn shutdown(inner: &Arc<Inner>) {
             }
         }
     }
-    inner.stopped.cancel();
-    let loops = inner.loops.lock().unwrap_or_else(|e| e.into_inner()).take();
-    if let Some(mut loops) = loops {
-        while loops.join_next().await.is_some() {}
+    worker.stopped.cancel();
+    for handle in loops {
+        if let Err(e) = handle.await {
+            tracing::error!(error = %e, "a background loop's supervisor ended abnormally");
+        }
     }
-    presence::deregister(inner).await;
-    crate::scheduler::release_leadership(inner).await;
-    tracing::info!(worker = %inner.worker_id, "cog runtime stopped");
+    presence::deregister(worker).await;
+    tracing::info!(worker = %worker.worker_id, "cog worker stopped");
 }

@@ -3,58 +3,60 @@
 
 use std::sync::Arc;
 
-use crate::runtime::Inner;
+use super::Worker;
 use crate::store::now;
 use crate::store::presence::{self as sync, WorkerRecord};
 
 /// This runtime's registration record.
-fn record(inner: &Inner) -> WorkerRecord<'_> {
+fn record(worker: &Worker) -> WorkerRecord<'_> {
     WorkerRecord {
-        name: &inner.worker_id,
-        queues: &inner.queues,
-        alive_for: chrono::TimeDelta::from_std(inner.config.lease_duration).unwrap_or(chrono::TimeDelta::days(365)),
+        name: &worker.worker_id,
+        queues: &worker.queues,
+        alive_for: chrono::TimeDelta::from_std(worker.config.lease_duration).unwrap_or(chrono::TimeDelta::days(365)),
     }
 }
 
 /// Registers this worker, then renews it every heartbeat interval until the runtime stops.
-pub(crate) async fn presence_loop(inner: Arc<Inner>) {
+pub(crate) async fn presence_loop(worker: Arc<Worker>) {
     let mut id: Option<i64> = None;
     loop {
+        worker.health.checkpoint("presence");
         let result = match id {
-            None => sync::register(&inner.db, &record(&inner), now()).await.map(|new| {
-                tracing::debug!(worker = %inner.worker_id, "registered the worker and its cogs");
+            None => sync::register(&worker.db, &record(&worker), now()).await.map(|new| {
+                tracing::debug!(worker = %worker.worker_id, "registered the worker and its cogs");
                 id = Some(new);
             }),
-            Some(current) => sync::heartbeat(&inner.db, current, record(&inner).alive_for, now()).await.map(|renewed| {
+            Some(current) => sync::heartbeat(&worker.db, current, record(&worker).alive_for, now()).await.map(|renewed| {
                 if !renewed {
-                    tracing::warn!(worker = %inner.worker_id, "the worker's registration was gone (a long stall?); registering again");
+                    tracing::warn!(worker = %worker.worker_id, "the worker's registration was gone (a long stall?); registering again");
                     id = None;
                 }
             }),
         };
-        *inner.worker_row.lock().unwrap_or_else(|e| e.into_inner()) = id;
+        *worker.worker_row.lock().unwrap_or_else(|e| e.into_inner()) = id;
         // Registered (or failed): next beat in a heartbeat; a registration found gone is redone at once.
-        let pause = match result {
+        let pause = match &result {
             Err(e) => {
-                tracing::warn!(worker = %inner.worker_id, error = %e, "could not record the worker's presence; retrying at the next heartbeat");
-                inner.config.heartbeat_interval
+                tracing::warn!(worker = %worker.worker_id, error = %e, "could not record the worker's presence; retrying at the next heartbeat");
+                worker.config.heartbeat_interval
             }
             Ok(()) if id.is_none() => std::time::Duration::ZERO,
-            Ok(()) => inner.config.heartbeat_interval,
+            Ok(()) => worker.config.heartbeat_interval,
         };
+        worker.health.pass("presence", result);
         tokio::select! {
-            _ = inner.stopped.cancelled() => break,
+            _ = worker.stopped.cancelled() => break,
             _ = tokio::time::sleep(pause) => {}
         }
     }
 }
 
 /// Removes this worker's registration (after its loops stopped).
-pub(crate) async fn deregister(inner: &Inner) {
-    let id = inner.worker_row.lock().unwrap_or_else(|e| e.into_inner()).take();
+pub(crate) async fn deregister(worker: &Worker) {
+    let id = worker.worker_row.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(id) = id
-        && let Err(e) = sync::deregister(&inner.db, id, now()).await
+        && let Err(e) = sync::deregister(&worker.db, id, now()).await
     {
-        tracing::error!(worker = %inner.worker_id, error = %e, "could not remove the worker's registration; it expires after its lease");
+        tracing::error!(worker = %worker.worker_id, error = %e, "could not remove the worker's registration; it expires after its lease");
     }
 }

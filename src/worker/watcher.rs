@@ -12,8 +12,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::Worker;
 use crate::engine::finish::backoff;
-use crate::runtime::Inner;
 use crate::store::{leases, queues};
 
 /// How often the counter is read.
@@ -23,17 +23,17 @@ pub(crate) const WATCH_INTERVAL: Duration = Duration::from_millis(10);
 const CANCEL_CHECK: Duration = Duration::from_millis(250);
 
 /// Watches until the runtime stops.
-pub(crate) async fn watch_loop(inner: Arc<Inner>) {
+pub(crate) async fn watch_loop(worker: Arc<Worker>) {
     let mut seen: Option<queues::Changes> = None;
     let mut failures = 0;
     let mut next_cancel_check = tokio::time::Instant::now();
     loop {
         let pause = if failures == 0 { WATCH_INTERVAL } else { backoff(Duration::from_millis(100), Duration::from_secs(10), failures) };
         tokio::select! {
-            _ = inner.stopped.cancelled() => return,
+            _ = worker.stopped.cancelled() => return,
             _ = tokio::time::sleep(pause) => {}
         }
-        match queues::changes(&inner.db).await {
+        match queues::changes(&worker.db).await {
             Ok(changes) => {
                 if failures > 0 {
                     tracing::info!("watching for cog events again");
@@ -41,7 +41,7 @@ pub(crate) async fn watch_loop(inner: Arc<Inner>) {
                 failures = 0;
                 if changes != seen {
                     seen = changes;
-                    inner.wake.notify_waiters();
+                    worker.signals.wake.notify_waiters();
                 }
             }
             Err(e) => {
@@ -52,10 +52,10 @@ pub(crate) async fn watch_loop(inner: Arc<Inner>) {
         }
         if tokio::time::Instant::now() >= next_cancel_check {
             next_cancel_check = tokio::time::Instant::now() + CANCEL_CHECK;
-            let busy = !inner.running.lock().unwrap_or_else(|e| e.into_inner()).is_empty();
+            let busy = worker.is_busy();
             if busy {
-                match leases::canceled_runs_of(&inner.db, &inner.worker_id).await {
-                    Ok(runs) => runs.into_iter().for_each(|run_id| inner.cancel_running(run_id)),
+                match leases::canceled_runs_of(&worker.db, &worker.worker_id).await {
+                    Ok(runs) => runs.into_iter().for_each(|run_id| worker.cancel_running(run_id)),
                     Err(e) => tracing::warn!(error = %e, "could not look for canceled runs; looking again shortly"),
                 }
             }

@@ -1,0 +1,170 @@
+//! [`Worker`]: what the worker's loops share — the connection, settings, the task runs this
+//! process executes, the outcome channel and the stop signals.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use sea_orm::DatabaseConnection;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::completions::Completion;
+use crate::config::Config;
+use crate::engine::claim::Claimed;
+use crate::engine::finish::RetryPolicy;
+use crate::health::HealthBoard;
+use crate::signals::Signals;
+
+/// Outcomes waiting to be written, per unit of concurrency: a full channel makes finishing
+/// cogs wait (back-pressure) instead of growing memory without bound.
+const COMPLETIONS_PER_SLOT: usize = 4;
+
+/// A task run this process is executing.
+pub(crate) struct RunningTask {
+    pub(crate) claimed: Claimed,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) abort: Option<tokio::task::AbortHandle>,
+}
+
+/// The worker's state.
+pub(crate) struct Worker {
+    pub(crate) db: DatabaseConnection,
+    pub(crate) config: Config,
+    pub(crate) queues: Vec<String>,
+    pub(crate) concurrency: usize,
+    pub(crate) worker_id: String,
+    pub(crate) signals: Arc<Signals>,
+    pub(crate) health: Arc<HealthBoard>,
+    /// One per task run this process may execute at once.
+    pub(crate) permits: Arc<Semaphore>,
+    /// Task runs executing in this process, by task run id.
+    running: Mutex<HashMap<i64, RunningTask>>,
+    /// Runs recently canceled: a cog that registers after the cancel reached this process
+    /// (claimed just before it) is told at once. Bounded; oldest forgotten first.
+    canceled_runs: Mutex<VecDeque<i64>>,
+    /// Cancelled by `shutdown`: stop claiming work.
+    pub(crate) stop_claiming: CancellationToken,
+    /// Cancelled once running work has drained: stop renewing leases.
+    pub(crate) stopped: CancellationToken,
+    /// The executing task runs.
+    pub(crate) tracker: TaskTracker,
+    /// Task outcomes to write (see `worker::completions`).
+    pub(crate) completions: mpsc::Sender<Completion>,
+    /// The receiving end, taken by `start`.
+    completions_rx: Mutex<Option<mpsc::Receiver<Completion>>>,
+    /// This worker's `cog_worker` row once registered.
+    pub(crate) worker_row: Mutex<Option<i64>>,
+    /// The claim loop (joined first on shutdown, so no claim slips past it) and the others.
+    loops: Mutex<Loops>,
+}
+
+/// The handles of the worker's loops: the claim loop, and the others.
+type Loops = (Option<JoinHandle<()>>, Vec<JoinHandle<()>>);
+
+impl Worker {
+    /// A worker that has not started.
+    pub(crate) fn new(
+        db: DatabaseConnection,
+        config: Config,
+        queues: Vec<String>,
+        concurrency: usize,
+        worker_id: String,
+        signals: Arc<Signals>,
+        health: Arc<HealthBoard>,
+    ) -> Self {
+        let (completions, rx) = mpsc::channel(concurrency.saturating_mul(COMPLETIONS_PER_SLOT).max(64));
+        Worker {
+            db,
+            config,
+            queues,
+            concurrency,
+            worker_id,
+            signals,
+            health,
+            permits: Arc::new(Semaphore::new(concurrency)),
+            running: Mutex::new(HashMap::new()),
+            canceled_runs: Mutex::new(VecDeque::new()),
+            stop_claiming: CancellationToken::new(),
+            stopped: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            completions,
+            completions_rx: Mutex::new(Some(rx)),
+            worker_row: Mutex::new(None),
+            loops: Mutex::new((None, Vec::new())),
+        }
+    }
+
+    /// The sample size to learn weights with when a run ends, or `None` if learning is off.
+    pub(crate) fn learn_weights(&self) -> Option<u32> {
+        self.config.auto_weight.then_some(self.config.weight_sample_size)
+    }
+
+    /// How failed attempts are retried and whether a run's end learns weights.
+    pub(crate) fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy { base: self.config.retry_backoff_base, cap: self.config.retry_backoff_cap, learn_weights: self.learn_weights() }
+    }
+
+    /// Takes the completion channel's receiving end (once).
+    pub(super) fn take_completions_rx(&self) -> Option<mpsc::Receiver<Completion>> {
+        self.completions_rx.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Keeps the handles of the started loops.
+    pub(super) fn set_loops(&self, claim: JoinHandle<()>, others: Vec<JoinHandle<()>>) {
+        *self.loops.lock().unwrap_or_else(|e| e.into_inner()) = (Some(claim), others);
+    }
+
+    /// Takes the handles of the loops (on shutdown).
+    pub(super) fn take_loops(&self) -> Loops {
+        std::mem::take(&mut *self.loops.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Starts tracking `task` as running here; its cog is told at once if its run was
+    /// canceled since it was claimed.
+    pub(crate) fn track(&self, task: RunningTask) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if self.canceled_runs.lock().unwrap_or_else(|e| e.into_inner()).contains(&task.claimed.pipeline_run_id) {
+            task.cancel.cancel();
+        }
+        running.insert(task.claimed.task_run_id, task);
+    }
+
+    /// Stops tracking task run `task_run_id` (its outcome is recorded or given up).
+    pub(crate) fn untrack(&self, task_run_id: i64) {
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&task_run_id);
+    }
+
+    /// The ids of the task runs running here.
+    pub(crate) fn running_ids(&self) -> Vec<i64> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).keys().copied().collect()
+    }
+
+    /// Whether any task run is running here.
+    pub(crate) fn is_busy(&self) -> bool {
+        !self.running.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
+
+    /// Stops tracking every running task run and returns them (shutdown past its deadline).
+    pub(super) fn drain_running(&self) -> Vec<RunningTask> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, t)| t).collect()
+    }
+
+    /// Tells the cogs of run `run_id` running in this process that it was canceled.
+    pub(crate) fn cancel_running(&self, run_id: i64) {
+        {
+            let mut canceled = self.canceled_runs.lock().unwrap_or_else(|e| e.into_inner());
+            if !canceled.contains(&run_id) {
+                if canceled.len() >= 1024 {
+                    canceled.pop_front();
+                }
+                canceled.push_back(run_id);
+            }
+        }
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        for task in running.values().filter(|t| t.claimed.pipeline_run_id == run_id) {
+            task.cancel.cancel();
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Supervised background loops: a loop that panics is restarted and work goes on, and
+//! `rt.health()` says so (restart count, last error); after shutdown every loop is stopped.
+
+mod support;
+
+use cog::{LoopState, PipelineSpec, RunStatus, StageSpec, TaskSpec, cog};
+use support::{TestDb, wait};
+
+#[cog]
+fn s_one() -> i64 {
+    1
+}
+
+fn two_stages() -> PipelineSpec {
+    PipelineSpec::new("p").stage(StageSpec::new("a").task(TaskSpec::new("s_one"))).stage(StageSpec::new("b").after(["a"]).task(TaskSpec::new("s_one")))
+}
+
+async fn health_lists_every_loop_running_then_stopped(db: TestDb) {
+    let rt = db.runtime().await;
+    assert!(rt.health().loops.is_empty(), "nothing runs before start()");
+    assert!(!rt.health().is_healthy());
+    rt.start();
+    let health = rt.health();
+    let names: Vec<&str> = health.loops.iter().map(|l| l.name).collect();
+    for name in ["claim", "completions", "heartbeat", "listener", "presence", "reclaim", "scheduler"] {
+        assert!(names.contains(&name), "loop {name} in {names:?}");
+    }
+    assert!(health.is_healthy(), "{health:?}");
+    rt.shutdown().await;
+    let health = rt.health();
+    assert!(health.loops.iter().all(|l| l.state == LoopState::Stopped && l.restarts == 0), "{health:?}");
+}
+
+async fn a_panicking_claim_loop_is_restarted_and_work_goes_on(db: TestDb) {
+    let rt = db.runtime().await;
+    rt.define(two_stages()).await.unwrap();
+    rt.start();
+    rt.inject_loop_panic("claim");
+    // The claim loop panics at its next pass (the launch wakes it); the run completes only if
+    // it was restarted.
+    assert_eq!(wait(&rt.launch("p").await.unwrap()).await, RunStatus::Completed);
+    let claim = rt.health().get("claim").cloned().expect("the claim loop is listed");
+    assert_eq!(claim.restarts, 1, "{claim:?}");
+    assert_eq!(claim.state, LoopState::Running);
+    let error = claim.last_error.expect("the panic is recorded");
+    assert!(error.contains("panic injected into the `claim` loop"), "{error}");
+    assert!(claim.last_error_at.is_some());
+    // And again: the restarted loop keeps working.
+    assert_eq!(wait(&rt.launch("p").await.unwrap()).await, RunStatus::Completed);
+    rt.shutdown().await;
+}
+
+async fn a_panicking_completion_writer_is_restarted_and_outcomes_are_written(db: TestDb) {
+    let rt = db.runtime().await;
+    rt.define(two_stages()).await.unwrap();
+    rt.start();
+    rt.inject_loop_panic("completions");
+    // The writer panics once idle after stage `a`'s outcome; stage `b`'s outcome is written by
+    // the restarted writer, so the run ends only if the restart happened.
+    assert_eq!(wait(&rt.launch("p").await.unwrap()).await, RunStatus::Completed);
+    let writer = rt.health().get("completions").cloned().expect("the completion writer is listed");
+    assert_eq!(writer.restarts, 1, "{writer:?}");
+    assert!(writer.last_error.unwrap().contains("panic injected"));
+    assert_eq!(support::scalar(&rt, "SELECT COUNT(*) FROM cog_task_run WHERE status <> 'completed'").await, 0);
+    assert_eq!(support::scalar(&rt, "SELECT COUNT(*) FROM cog_error").await, 0, "no attempt was lost to a lease expiry");
+    rt.shutdown().await;
+}
+
+on_all_backends!(
+    health_lists_every_loop_running_then_stopped,
+    a_panicking_claim_loop_is_restarted_and_work_goes_on,
+    a_panicking_completion_writer_is_restarted_and_outcomes_are_written,
+);
