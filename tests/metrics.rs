@@ -10,8 +10,8 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use chrono::{DateTime, Utc};
 use cog::{CogRuntime, ManualClock, PipelineSpec, RunStatus, StageSpec, TaskContext, TaskSpec, cog};
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use metrics_util::MetricKind;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use support::{TestDb, rows, test_config, wait};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 
@@ -155,9 +155,8 @@ async fn outcomes_are_counted_once_committed(db: TestDb) {
     let rt = runtime(&db, &clock).await;
     let on_mq = |cog: &str| TaskSpec::new(cog).queue("mq");
     rt.define(
-        PipelineSpec::new("metered").stage(
-            StageSpec::new("s").task(on_mq("m_ok").name("ok_1")).task(on_mq("m_ok").name("ok_2")).task(on_mq("m_flaky").max_retries(1)),
-        ),
+        PipelineSpec::new("metered")
+            .stage(StageSpec::new("s").task(on_mq("m_ok").name("ok_1")).task(on_mq("m_ok").name("ok_2")).task(on_mq("m_flaky").max_retries(1))),
     )
     .await
     .unwrap();
@@ -199,7 +198,9 @@ async fn outcomes_are_counted_once_committed(db: TestDb) {
     );
 
     let runs = cog::metrics::PIPELINE_RUNS;
-    for (pipeline, status, trigger) in [("metered", "completed", "manual"), ("broken", "failed", "manual"), ("scheduled", "completed", "schedule"), ("dropped", "canceled", "manual")] {
+    for (pipeline, status, trigger) in
+        [("metered", "completed", "manual"), ("broken", "failed", "manual"), ("scheduled", "completed", "schedule"), ("dropped", "canceled", "manual")]
+    {
         assert_eq!(after.counted(runs, &[("pipeline", pipeline), ("status", status), ("trigger", trigger)]), 1, "{pipeline} {status} {trigger}");
     }
     assert_eq!(after.grown(runs).len(), 4, "nothing else counted: {:?}", after.grown(runs));
@@ -251,9 +252,11 @@ async fn each_attempt_runs_in_a_span_with_its_run_ids(db: TestDb) {
     let rt = runtime(&db, &clock).await;
     rt.start();
     SPANS.lock().unwrap().clear();
-    rt.define(PipelineSpec::new("traced").stage(StageSpec::new("first").task(TaskSpec::new("m_flaky").name("flaky").max_retries(1))).stage(
-        StageSpec::new("second").after(["first"]).task(TaskSpec::new("m_ok").name("ok")),
-    ))
+    rt.define(
+        PipelineSpec::new("traced")
+            .stage(StageSpec::new("first").task(TaskSpec::new("m_flaky").name("flaky").max_retries(1)))
+            .stage(StageSpec::new("second").after(["first"]).task(TaskSpec::new("m_ok").name("ok"))),
+    )
     .await
     .unwrap();
     let run = rt.launch("traced").await.unwrap();
