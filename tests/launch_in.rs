@@ -41,7 +41,8 @@ async fn the_run_exists_if_and_only_if_the_host_commits(db: TestDb) {
     txn.commit().await.unwrap();
     assert_eq!(wait(&run).await, RunStatus::Completed, "workers found the committed run");
     assert_eq!(scalar(&rt, "SELECT COUNT(*) FROM host_order").await, 1);
-    let result = rows(&rt, &format!("SELECT t.result FROM cog_task_run t JOIN cog_stage_run s ON s.id = t.stage_run_id WHERE s.pipeline_run_id = {}", run.id())).await;
+    let result =
+        rows(&rt, &format!("SELECT t.result FROM cog_task_run t JOIN cog_stage_run s ON s.id = t.stage_run_id WHERE s.pipeline_run_id = {}", run.id())).await;
     assert_eq!(result[0].try_get_by_index::<Option<String>>(0).unwrap().as_deref(), Some("2"));
     rt.shutdown().await;
 }

@@ -8,7 +8,7 @@ mod support;
 use std::sync::atomic::Ordering;
 
 use cog::entity::{pipeline_run, task_run};
-use cog::{CogRuntime, Error, LaunchRefusal, PipelineSpec, RunStatus, StageSpec, TaskSpec, Trigger, cog};
+use cog::{CogRuntime, Error, LaunchRefusal, Overlap, PipelineSpec, RunStatus, StageSpec, TaskSpec, Trigger, cog};
 use sea_orm::EntityTrait;
 use serde_json::json;
 use support::{TestDb, probe, scalar, stage_statuses, task_statuses, wait};
@@ -121,7 +121,30 @@ async fn retrying_the_last_failed_run_needs_no_overlap_failed(db: TestDb) {
     rt.shutdown().await;
 }
 
+/// A retry under `Overlap::BufferOne` while another run is active waits as the buffered run,
+/// and copies the completed stages when it starts.
+async fn a_buffered_retry_copies_when_it_starts(db: TestDb) {
+    let key = format!("{}-buffered", db.url);
+    let rt = db.runtime().await;
+    rt.start();
+    let old = failed_run(&rt, &key).await;
+    rt.define(chain(&key).overlap(Overlap::BufferOne)).await.unwrap();
+    rt.pause_queue("default").await.unwrap();
+    let active = rt.retry(old.id()).await.unwrap();
+    let buffered = rt.retry(old.id()).await.unwrap();
+    assert_eq!(buffered.status().await.unwrap(), RunStatus::Queued);
+    assert!(stage_statuses(&rt, buffered.id()).await.is_empty(), "nothing recorded before it starts");
+    probe(&format!("{key}-flaky")).saw_cancel.store(true, Ordering::SeqCst);
+    rt.resume_queue("default").await.unwrap();
+    assert_eq!(wait(&active).await, RunStatus::Completed);
+    assert_eq!(wait(&buffered).await, RunStatus::Completed);
+    assert_eq!(stage_statuses(&rt, buffered.id()).await, pairs(&[("one", "completed"), ("three", "completed"), ("two", "completed")]));
+    assert_eq!(probe(&key).calls.load(Ordering::SeqCst), 3, "stage one ran once in all; stage three once per retry");
+    rt.shutdown().await;
+}
+
 on_all_backends!(
+    a_buffered_retry_copies_when_it_starts,
     a_retry_runs_only_what_did_not_complete,
     only_ended_failed_or_canceled_runs_can_be_retried,
     retrying_the_last_failed_run_needs_no_overlap_failed

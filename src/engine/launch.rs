@@ -53,7 +53,15 @@ impl Launched {
 pub(crate) async fn launch(db: &DatabaseConnection, request: LaunchRequest<'_>) -> Result<Launched, Error> {
     let txn = store::begin(db).await?;
     let launched = launch_in(&txn, &request).await?;
-    txn.commit().await?;
+    // Runs canceled to make room are counted in the metrics once the commit succeeded.
+    let mut canceled = Vec::with_capacity(launched.canceled.len());
+    for (run_id, effects) in &launched.canceled {
+        canceled.push(crate::metrics::ended_run(&txn, *run_id, *effects).await?);
+    }
+    super::commit(txn, launched.run_id, launched.effects).await?;
+    for run in &canceled {
+        crate::metrics::run_ended(run.as_ref());
+    }
     tracing::info!(pipeline = request.pipeline, pipeline.run = launched.run_id, trigger = request.trigger.as_str(), "pipeline run launched");
     Ok(launched)
 }

@@ -141,7 +141,14 @@ fn used_by(catalog: &Catalog, pick: impl Fn(&crate::entity::task::Model) -> bool
 pub(crate) async fn queues(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Vec<QueueHealth>, Error> {
     let mut out: BTreeMap<String, QueueHealth> = BTreeMap::new();
     let entry = |out: &mut BTreeMap<String, QueueHealth>, name: &str| {
-        out.entry(name.to_owned()).or_insert_with(|| QueueHealth { name: name.to_owned(), queued: 0, running: 0, oldest_queued_at: None, workers: Vec::new(), paused: false });
+        out.entry(name.to_owned()).or_insert_with(|| QueueHealth {
+            name: name.to_owned(),
+            queued: 0,
+            running: 0,
+            oldest_queued_at: None,
+            workers: Vec::new(),
+            paused: false,
+        });
     };
     for q in queue::Entity::find().all(db).await? {
         entry(&mut out, &q.name);

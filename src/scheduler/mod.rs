@@ -68,6 +68,7 @@ pub(crate) async fn pass(scheduler: &Scheduler) -> Result<SchedulerPass, Error> 
     if !report.leader {
         return Ok(report);
     }
+    crate::metrics::refresh_queue_depths(&scheduler.db).await?;
     let now = scheduler.clock.now();
     report.pruned = crate::control::prune::prune_if_due(&scheduler.db, scheduler.config.retention, &scheduler.holder, now).await?;
     for row in schedules::scheduled(&scheduler.db).await? {

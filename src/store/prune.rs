@@ -83,7 +83,8 @@ pub(crate) async fn retention_due(conn: &impl ConnectionTrait) -> Result<Option<
 /// Records that `holder` pruned and the next prune is due at `next`.
 pub(crate) async fn set_retention_due(conn: &impl ConnectionTrait, holder: &str, next: DateTime<Utc>) -> Result<(), DbErr> {
     let b = Backend::of(conn)?;
-    let insert = Sql::new(b, "INSERT INTO cog_lock (name, holder, lease_until) VALUES (").bind(RETENTION).push(", ").bind(holder).push(", ").bind(next).push(")");
+    let insert =
+        Sql::new(b, "INSERT INTO cog_lock (name, holder, lease_until) VALUES (").bind(RETENTION).push(", ").bind(holder).push(", ").bind(next).push(")");
     match b {
         Backend::Sqlite | Backend::Postgres => {
             insert.push(" ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until").execute(conn).await?
