@@ -374,7 +374,7 @@ async fn looking_writes_nothing(db: TestDb) {
     assert_eq!(snapshot(dashboard).await, before, "no page wrote anything");
 }
 
-on_both_backends!(
+on_all_backends!(
     looking_writes_nothing,
     every_page_renders_and_escapes_user_values,
     form_actions_need_the_csrf_token,
