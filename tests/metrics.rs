@@ -12,9 +12,9 @@ use chrono::{DateTime, SubsecRound, Utc};
 use cog::entity::task_run;
 use cog::{CogRuntime, ManualClock, PipelineSpec, RunStatus, StageSpec, TaskContext, TaskSpec, cog};
 use metrics_util::MetricKind;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use support::{TestDb, rows, test_config, wait};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 
@@ -332,4 +332,9 @@ async fn each_attempt_runs_in_a_span_with_its_run_ids(db: TestDb) {
     assert_eq!(spans, expected);
 }
 
-on_all_backends!(outcomes_are_counted_once_committed, a_task_run_reclaimed_from_a_dead_worker_is_counted, the_scheduler_leader_refreshes_queue_depths, each_attempt_runs_in_a_span_with_its_run_ids);
+on_all_backends!(
+    outcomes_are_counted_once_committed,
+    a_task_run_reclaimed_from_a_dead_worker_is_counted,
+    the_scheduler_leader_refreshes_queue_depths,
+    each_attempt_runs_in_a_span_with_its_run_ids
+);
