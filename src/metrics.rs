@@ -10,7 +10,8 @@
 //! | `cog_task_queue_lag_seconds` | histogram | `queue` | a task run is claimed: from when it could run (queued, or its retry became due) to its start |
 //! | `cog_queue_depth` | gauge | `queue` | each scheduler pass of the leader: queued task runs per queue |
 //!
-//! Each process counts what it commits, so summing over processes counts every outcome once.
+//! Each process counts what it commits (a worker its task runs' outcomes, any process the task runs
+//! it reclaims from a dead worker), so summing over processes counts every outcome once.
 //!
 //! Every attempt of a task run runs in a `tracing` span named `cog.task` with the fields
 //! `pipeline`, `pipeline.run`, `stage`, `stage.run`, `task`, `task.run`, `cog` and `attempt`.

@@ -8,10 +8,13 @@ mod support;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
+use cog::entity::task_run;
 use cog::{CogRuntime, ManualClock, PipelineSpec, RunStatus, StageSpec, TaskContext, TaskSpec, cog};
 use metrics_util::MetricKind;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use support::{TestDb, rows, test_config, wait};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 
@@ -214,6 +217,35 @@ async fn outcomes_are_counted_once_committed(db: TestDb) {
     assert!(after.observed(cog::metrics::QUEUE_LAG, &[("queue", "unserved")]).is_empty(), "the canceled task run never started");
 }
 
+async fn a_task_run_reclaimed_from_a_dead_worker_is_counted(db: TestDb) {
+    let _turn = turn().await;
+    let rt = db.runtime_with(|b| b.config(test_config().lease_duration(std::time::Duration::from_millis(300)))).await;
+    rt.define(PipelineSpec::new("orphaned").stage(StageSpec::new("s").task(TaskSpec::new("m_ok").name("victim")))).await.unwrap();
+    let run = rt.launch("orphaned").await.unwrap();
+    // Its worker "died" an hour ago, holding it: the reclaim fails it (no retries left).
+    let past = (Utc::now() - chrono::Duration::hours(1)).trunc_subsecs(6);
+    let changed = task_run::Entity::update_many()
+        .col_expr(task_run::Column::Status, Expr::value(RunStatus::Running))
+        .col_expr(task_run::Column::Attempt, Expr::value(1))
+        .col_expr(task_run::Column::Worker, Expr::value("dead"))
+        .col_expr(task_run::Column::LeaseUntil, Expr::value(past))
+        .col_expr(task_run::Column::StartedAt, Expr::value(past))
+        .filter(task_run::Column::Status.eq(RunStatus::Queued))
+        .exec(rt.connection())
+        .await
+        .unwrap();
+    assert_eq!(changed.rows_affected, 1);
+    snapshot();
+    rt.start();
+    assert_eq!(wait(&run).await, RunStatus::Failed);
+    rt.shutdown().await;
+    let after = snapshot();
+    assert_eq!(after.grown(cog::metrics::TASK_RUNS), [(key("", &[("pipeline", "orphaned"), ("cog", "m_ok"), ("status", "failed")]).1, 1)]);
+    assert_eq!(after.grown(cog::metrics::PIPELINE_RUNS), [(key("", &[("pipeline", "orphaned"), ("status", "failed"), ("trigger", "manual")]).1, 1)]);
+    let durations = after.observed(cog::metrics::TASK_DURATION, &[("cog", "m_ok")]);
+    assert!(durations.len() == 1 && durations[0] >= 3_000.0, "the attempt lasted from its start an hour ago to the reclaim: {durations:?}");
+}
+
 async fn the_scheduler_leader_refreshes_queue_depths(db: TestDb) {
     let _turn = turn().await;
     let clock = Arc::new(ManualClock::new(at("2030-01-01T00:00:30Z")));
@@ -300,4 +332,9 @@ async fn each_attempt_runs_in_a_span_with_its_run_ids(db: TestDb) {
     assert_eq!(spans, expected);
 }
 
-on_all_backends!(outcomes_are_counted_once_committed, the_scheduler_leader_refreshes_queue_depths, each_attempt_runs_in_a_span_with_its_run_ids);
+on_all_backends!(
+    outcomes_are_counted_once_committed,
+    a_task_run_reclaimed_from_a_dead_worker_is_counted,
+    the_scheduler_leader_refreshes_queue_depths,
+    each_attempt_runs_in_a_span_with_its_run_ids
+);

@@ -109,6 +109,7 @@ impl Admin {
             .route("/api/queues/{name}/pause", post(api::pause_queue))
             .route("/api/queues/{name}/resume", post(api::resume_queue))
             .route("/api/workers", get(api::workers))
+            .route("/api/health", get(api::health))
             .route("/api/{*rest}", axum::routing::any(api::not_found))
             .route("/assets/admin.css", get(assets::css))
             .route("/assets/admin.js", get(assets::js))

@@ -117,6 +117,7 @@ pub(crate) async fn finish_batch(db: &DatabaseConnection, items: &[Ending<'_>], 
     }
     super::learn_if_ended(&txn, run_id, effects, retry.learn_weights).await?;
     super::commit(txn, run_id, effects).await?;
+    crate::metrics::recorded(items.iter().map(|e| e.task), &finished, store::now());
     Ok((finished, effects))
 }
 

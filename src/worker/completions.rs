@@ -161,7 +161,6 @@ async fn write(worker: &Worker, group: &[Completion]) -> Result<Vec<Finished>, D
     loop {
         match finish::finish_batch(&worker.db, &items, policy).await {
             Ok((finished, effects)) => {
-                crate::metrics::recorded(group.iter().map(|c| &c.task), &finished, crate::store::now());
                 worker.signals.apply(effects);
                 worker.health.pass::<&str>("completions", Ok(()));
                 return Ok(finished);
