@@ -238,10 +238,7 @@ async fn the_json_api_answers_as_documented(db: TestDb) {
     let cogs = get(&app, "/api/cogs").await.json();
     assert!(cogs["cogs"].as_array().unwrap().iter().any(|c| c["name"] == "t_slow"));
     let echo = cogs["cogs"].as_array().unwrap().iter().find(|c| c["name"] == "t_echo").expect("t_echo is listed");
-    assert_eq!(
-        echo["signature"],
-        serde_json::json!([{"name": "text", "type_name": "String", "optional": false}])
-    );
+    assert_eq!(echo["signature"], serde_json::json!([{"name": "text", "type_name": "String", "optional": false}]));
     assert!(get(&app, "/api/workers").await.json().as_array().unwrap().is_empty());
     assert!(get(&app, "/api/errors").await.json().as_array().unwrap().is_empty());
     let nowhere = get(&app, "/api/nowhere").await;
