@@ -42,7 +42,10 @@ impl From<cog::Error> for Failure {
         let status = match &e {
             cog::Error::UnknownPipeline { .. } | cog::Error::UnknownRun { .. } | cog::Error::UnknownQueue { .. } => StatusCode::NOT_FOUND,
             cog::Error::LaunchRefused { .. } | cog::Error::RetryOfActiveRun { .. } | cog::Error::RetryOfCompletedRun { .. } => StatusCode::CONFLICT,
-            cog::Error::LaunchArgumentsNotObject { .. } | cog::Error::Definition(_) => StatusCode::BAD_REQUEST,
+            cog::Error::LaunchArgumentsNotObject { .. }
+            | cog::Error::MissingArgument { .. }
+            | cog::Error::BadLaunchArgument { .. }
+            | cog::Error::Definition(_) => StatusCode::BAD_REQUEST,
             _ => {
                 tracing::error!(error = %e, "admin request failed");
                 StatusCode::INTERNAL_SERVER_ERROR

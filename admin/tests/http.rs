@@ -281,6 +281,9 @@ async fn the_json_api_answers_as_documented(db: TestDb) {
     let not_object = post_json(&app, "/api/pipelines/diamond/launch", Some("application/json"), "[1]").await;
     assert_eq!(not_object.status, StatusCode::BAD_REQUEST);
     assert!(not_object.json()["error"].as_str().unwrap().contains("JSON object"));
+    let ill_typed = post_json(&app, "/api/pipelines/diamond/launch", Some("application/json"), r#"{"text": 5}"#).await;
+    assert_eq!(ill_typed.status, StatusCode::BAD_REQUEST, "{}", ill_typed.body);
+    assert!(ill_typed.json()["error"].as_str().unwrap().contains("launch argument `text` of cog `t_echo` must be String"), "{}", ill_typed.body);
     let unknown = post_json(&app, "/api/pipelines/nope/launch", Some("application/json"), "{}").await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert!(unknown.json()["error"].as_str().unwrap().contains("nope"));
@@ -306,7 +309,10 @@ async fn the_json_api_answers_as_documented(db: TestDb) {
     let queues = get(&app, "/api/queues").await.json();
     let default = queues.as_array().unwrap().iter().find(|q| q["name"] == "default").unwrap().clone();
     assert_eq!(default["queued"], 1);
-    assert!(get(&app, "/api/cogs").await.json()["cogs"].as_array().unwrap().iter().any(|c| c["name"] == "t_slow"));
+    let cogs = get(&app, "/api/cogs").await.json();
+    assert!(cogs["cogs"].as_array().unwrap().iter().any(|c| c["name"] == "t_slow"));
+    let echo = cogs["cogs"].as_array().unwrap().iter().find(|c| c["name"] == "t_echo").expect("t_echo is listed");
+    assert_eq!(echo["signature"], serde_json::json!([{"name": "text", "type_name": "String", "optional": false}]));
     assert!(get(&app, "/api/workers").await.json().as_array().unwrap().is_empty());
     assert!(get(&app, "/api/errors").await.json().as_array().unwrap().is_empty());
     let nowhere = get(&app, "/api/nowhere").await;
