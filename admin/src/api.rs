@@ -74,36 +74,22 @@ pub(crate) async fn errors(State(s): State<Shared>, Query(q): Query<ErrorsQuery>
     Ok(Json(s.rt.errors(&q.filter()?).await?))
 }
 
-/// `GET api/cogs`: cogs and error handlers. Each cog this binary has gets `signature`: its
-/// parameters from the registry (`name`, `type_name`, `optional`); others get `null`.
+/// `GET api/cogs`: cogs and error handlers. Each cog has `parameter_details` (and, under its
+/// earlier name, `signature`): its parameters (`name`, `type_name`, `optional`) as the workers
+/// that carry it recorded them, or `null` while none has.
 pub(crate) async fn cogs(State(s): State<Shared>) -> Result<Json<serde_json::Value>, ApiFailure> {
     let cogs = s.rt.cogs_overview().await?;
     let handlers = s.rt.error_handlers_overview().await?;
-    let cogs: Vec<CogBody> = cogs
-        .into_iter()
-        .map(|c| CogBody {
-            signature: cog::registry::cog(&c.name)
-                .map(|def| def.parameters.iter().map(|p| ParameterBody { name: p.name, type_name: p.type_name, optional: p.optional }).collect()),
-            cog: c,
-        })
-        .collect();
+    let cogs: Vec<CogBody> = cogs.into_iter().map(|c| CogBody { signature: c.parameter_details.clone(), cog: c }).collect();
     Ok(Json(serde_json::json!({ "cogs": cogs, "error_handlers": handlers })))
 }
 
-/// A cog in `api/cogs`: what the history knows, plus its parameters when this binary has it.
+/// A cog in `api/cogs`.
 #[derive(Serialize)]
 struct CogBody {
     #[serde(flatten)]
     cog: cog::history::CogHealth,
-    signature: Option<Vec<ParameterBody>>,
-}
-
-/// One parameter of a cog, from the registry.
-#[derive(Serialize)]
-struct ParameterBody {
-    name: &'static str,
-    type_name: &'static str,
-    optional: bool,
+    signature: Option<Vec<cog::history::ParameterInfo>>,
 }
 
 /// `GET api/queues`.
