@@ -9,7 +9,8 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 
 /// The state of one background loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum LoopState {
     /// Working normally.
@@ -23,7 +24,7 @@ pub enum LoopState {
 }
 
 /// One background loop's health.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct LoopHealth {
     /// The loop: `claim`, `completions`, `heartbeat`, `reclaim`, `presence`, `listener`, `scheduler`.
@@ -39,11 +40,23 @@ pub struct LoopHealth {
 }
 
 /// The health of every background loop of a runtime (none before `start()`).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct Health {
     /// The loops, by name.
     pub loops: Vec<LoopHealth>,
+}
+
+impl LoopState {
+    /// The state in words: `running`, `failing`, `restarting`, `stopped`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoopState::Running => "running",
+            LoopState::Failing => "failing",
+            LoopState::Restarting => "restarting",
+            LoopState::Stopped => "stopped",
+        }
+    }
 }
 
 impl Health {

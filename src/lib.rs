@@ -3,6 +3,7 @@
 pub mod entity;
 pub mod health;
 pub mod history;
+pub mod metrics;
 pub mod registry;
 pub mod report;
 pub mod runtime;

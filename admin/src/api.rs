@@ -2,7 +2,8 @@
 //! `GET api/runs?pipeline=&status=&before=&limit=`, `GET api/runs/{id}` (top-level `status`,
 //! with stages, task runs and errors), `POST api/pipelines/{name}/launch` (body: the launch
 //! arguments object; 201 `{"id": ..}`, 409 on a refused launch), `POST api/runs/{id}/cancel`,
-//! `GET api/queues`; also `api/pipelines/{name}`, `api/errors`, `api/cogs`, `api/workers`.
+//! `GET api/queues`; also `api/pipelines/{name}`, `api/errors`, `api/cogs`, `api/workers`,
+//! `api/health`.
 //!
 //! POSTs require `Content-Type: application/json` (which a cross-site form cannot send) and
 //! are refused with 403 in read-only mode. Every error is JSON: `{"error": "...", "status": n}`.
@@ -22,6 +23,13 @@ use crate::pages::runs::RunsQuery;
 
 /// A handler's JSON answer.
 type ApiResult<T> = Result<Json<T>, ApiFailure>;
+
+/// `GET api/health`: the background loops of the runtime serving the admin (empty when it
+/// does not run workers), with `healthy`.
+pub(crate) async fn health(State(s): State<Shared>) -> Json<serde_json::Value> {
+    let health = s.rt.health();
+    Json(serde_json::json!({ "healthy": health.is_healthy(), "loops": health.loops }))
+}
 
 /// `GET api/pipelines`.
 pub(crate) async fn pipelines(State(s): State<Shared>) -> ApiResult<Vec<cog::history::PipelineSummary>> {

@@ -103,6 +103,7 @@ impl Admin {
             .route("/api/cogs", get(api::cogs))
             .route("/api/queues", get(api::queues))
             .route("/api/workers", get(api::workers))
+            .route("/api/health", get(api::health))
             .route("/api/{*rest}", axum::routing::any(api::not_found))
             .route("/assets/admin.css", get(assets::css))
             .route("/assets/admin.js", get(assets::js))

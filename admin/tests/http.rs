@@ -248,6 +248,32 @@ async fn the_json_api_answers_as_documented(db: TestDb) {
 }
 
 /// Keyset pages: `before` = the last id shown, "Older »" links, the API's `before`.
+async fn a_restarted_background_loop_shows_on_the_overview_and_in_the_api(db: TestDb) {
+    let rt = db.runtime().await;
+    define_all(&rt).await;
+    let app = Admin::new(rt.clone()).router();
+    // An admin that runs no workers has no loops to report.
+    let idle = get(&app, "/api/health").await.json();
+    assert_eq!((idle["healthy"].clone(), idle["loops"].as_array().unwrap().len()), (false.into(), 0));
+    assert!(!get(&app, "/").await.body.contains("background loops need attention"));
+
+    rt.start();
+    assert_eq!(get(&app, "/api/health").await.json()["healthy"], true);
+    rt.inject_loop_panic("claim");
+    // The claim loop panics when the launch wakes it; the run completes once it was restarted.
+    let run = rt.launch("diamond").await.unwrap();
+    assert_eq!(wait(&run).await, RunStatus::Completed);
+    let health = get(&app, "/api/health").await.json();
+    let claim = health["loops"].as_array().unwrap().iter().find(|l| l["name"] == "claim").unwrap().clone();
+    assert_eq!((claim["state"].clone(), claim["restarts"].clone()), ("running".into(), 1.into()), "{health}");
+    assert!(claim["last_error"].as_str().unwrap().contains("panic injected"), "{health}");
+
+    rt.shutdown().await;
+    let overview = get(&app, "/").await.body;
+    assert!(overview.contains("background loops need attention"), "stopped loops are shown");
+    assert!(overview.contains("stopped") && overview.contains("panic injected into the `claim` loop"), "with the claim loop's last error");
+}
+
 async fn runs_are_paged_by_keyset(db: TestDb) {
     let rt = db.runtime_with(|b| b.config(support::test_config().overlap_failed(true))).await;
     define_all(&rt).await;
@@ -374,7 +400,8 @@ async fn looking_writes_nothing(db: TestDb) {
     assert_eq!(snapshot(dashboard).await, before, "no page wrote anything");
 }
 
-on_both_backends!(
+on_all_backends!(
+    a_restarted_background_loop_shows_on_the_overview_and_in_the_api,
     looking_writes_nothing,
     every_page_renders_and_escapes_user_values,
     form_actions_need_the_csrf_token,

@@ -18,7 +18,7 @@ pub(crate) async fn cancel(db: &DatabaseConnection, run_id: i64, learn_weights: 
     let effects = advance::end_run(&txn, run_id, RunStatus::Canceled, None, now()).await?;
     notify(&txn, &format!("cancel:{run_id}")).await?;
     super::learn_if_ended(&txn, run_id, effects, learn_weights).await?;
-    txn.commit().await?;
+    super::commit(txn, run_id, effects).await?;
     tracing::info!(pipeline.run = run_id, "pipeline run canceled");
     Ok(effects)
 }

@@ -31,6 +31,7 @@ pub(crate) async fn claim(
     }
     let mut claimed = claims::load(&txn, &ids).await?;
     txn.commit().await?;
+    crate::metrics::claimed(&claimed);
     claimed.sort_by_key(|c| ids.iter().position(|id| *id == c.task_run_id));
     Ok(claimed)
 }

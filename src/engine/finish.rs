@@ -116,7 +116,8 @@ pub(crate) async fn finish_batch(db: &DatabaseConnection, items: &[Ending<'_>], 
         effects = effects.merge(advance::settle(&txn, run_id, now).await?);
     }
     super::learn_if_ended(&txn, run_id, effects, retry.learn_weights).await?;
-    txn.commit().await?;
+    super::commit(txn, run_id, effects).await?;
+    crate::metrics::recorded(items.iter().map(|e| e.task), &finished, store::now());
     Ok((finished, effects))
 }
 
@@ -204,7 +205,7 @@ pub(crate) async fn release(db: &DatabaseConnection, task: &Claimed, learn_weigh
         advance::settle(&txn, task.pipeline_run_id, now).await?
     };
     super::learn_if_ended(&txn, task.pipeline_run_id, effects, learn_weights).await?;
-    txn.commit().await?;
+    super::commit(txn, task.pipeline_run_id, effects).await?;
     Ok(effects)
 }
 

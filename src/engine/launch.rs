@@ -64,7 +64,7 @@ pub(crate) async fn launch(db: &DatabaseConnection, request: LaunchRequest<'_>) 
     }
     let roots = launches::root_stages(&txn, pipeline.id).await?;
     let effects = advance::start_stages(&txn, run_id, roots, now).await?;
-    txn.commit().await?;
+    super::commit(txn, run_id, effects).await?;
     tracing::info!(pipeline = request.pipeline, pipeline.run = run_id, trigger = request.trigger.as_str(), "pipeline run launched");
     Ok((run_id, effects))
 }

@@ -32,3 +32,12 @@ pub(crate) async fn learn_if_ended(txn: &DatabaseTransaction, run_id: i64, effec
         }
     }
 }
+
+/// Commits `txn`, the transition of run `run_id` that had `effects`; when it ended the run, the
+/// run is counted in `cog_pipeline_runs_total` once the commit has succeeded.
+pub(crate) async fn commit(txn: DatabaseTransaction, run_id: i64, effects: Effects) -> Result<(), DbErr> {
+    let ended = crate::metrics::ended_run(&txn, run_id, effects).await?;
+    txn.commit().await?;
+    crate::metrics::run_ended(ended.as_ref());
+    Ok(())
+}

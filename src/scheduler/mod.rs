@@ -65,6 +65,7 @@ pub(crate) async fn pass(scheduler: &Scheduler) -> Result<SchedulerPass, Error> 
     if !report.leader {
         return Ok(report);
     }
+    crate::metrics::refresh_queue_depths(&scheduler.db).await?;
     let now = scheduler.clock.now();
     for row in schedules::scheduled(&scheduler.db).await? {
         let schedules::Scheduled { id, name, schedule: expr, timezone: tz, last_tick } = row;

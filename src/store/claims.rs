@@ -27,6 +27,10 @@ pub(crate) struct Claimed {
     pub(crate) max_retries: i32,
     pub(crate) timeout_ms: Option<i64>,
     pub(crate) started_at: Option<DateTime<Utc>>,
+    /// The queue it was claimed from.
+    pub(crate) queue: String,
+    /// When it became due (queued, or its retry's back-off ended): the start of its queue lag.
+    pub(crate) run_after: DateTime<Utc>,
 }
 
 /// Marks up to `limit` queued task runs of `queues` whose `run_after` has passed as running
@@ -166,7 +170,7 @@ pub(crate) async fn load(conn: &impl ConnectionTrait, ids: &[i64]) -> Result<Vec
         Backend::of(conn)?,
         "SELECT tr.id AS task_run_id, tr.attempt, tr.stage_run_id, sr.pipeline_run_id, t.id AS task_id, t.name AS task_name, \
                 s.name AS stage_name, p.name AS pipeline_name, c.name AS cog, h.name AS error_handler, t.arguments, \
-                pr.arguments AS launch_arguments, t.critical, t.max_retries, t.timeout_ms, tr.started_at \
+                pr.arguments AS launch_arguments, t.critical, t.max_retries, t.timeout_ms, tr.started_at, tr.queue, tr.run_after \
          FROM cog_task_run tr \
          JOIN cog_stage_run sr ON sr.id = tr.stage_run_id \
          JOIN cog_pipeline_run pr ON pr.id = sr.pipeline_run_id \

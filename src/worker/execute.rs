@@ -22,7 +22,7 @@ use crate::worker::completions::Completion;
 /// The handler runs before the outcome is recorded, while the task run still holds its lease
 /// (this process keeps renewing it): once the failure is visible — to `wait()`, say — its
 /// handler has run and a handler failure is recorded with it, in the same transaction.
-#[tracing::instrument(skip_all, fields(task.run = task.task_run_id, task.name = %task.task_name, attempt = task.attempt))]
+#[tracing::instrument(name = "cog.task", skip_all, fields(pipeline = %task.pipeline_name, pipeline.run = task.pipeline_run_id, stage = %task.stage_name, stage.run = task.stage_run_id, task = %task.task_name, task.run = task.task_run_id, cog = %task.cog, attempt = task.attempt))]
 pub(super) async fn execute(worker: &Arc<Worker>, task: Claimed) {
     let outcome = run_cog(worker, &task).await;
     let handler_error = match &outcome {

@@ -25,6 +25,8 @@ pub(crate) async fn page(ctx: Ctx) -> PageResult {
     upcoming.sort_by_key(|(t, _)| *t);
     let mut active = running.clone();
     active.extend(queued_runs.iter().cloned());
+    let health = rt.health();
+    let troubled: Vec<_> = health.loops.iter().filter(|l| l.state != cog::LoopState::Running).collect();
     let queued_tasks: i64 = queues.iter().map(|q| q.queued).sum();
     let running_tasks: i64 = queues.iter().map(|q| q.running).sum();
 
@@ -46,6 +48,20 @@ pub(crate) async fn page(ctx: Ctx) -> PageResult {
             a.stat href=(ctx.url("cogs")) {
                 span.stat-value { (workers.len()) }
                 span.stat-label { "live workers" }
+            }
+        }
+        @if !troubled.is_empty() {
+            div.card.health-alert {
+                (section("This process's background loops need attention", Some(troubled.len())))
+                div.table-wrap { table.data {
+                    thead { tr { th { "Loop" } th { "State" } th.num { "Restarts" } th { "Last error" } } }
+                    tbody { @for l in &troubled { tr {
+                        td { code { (l.name) } }
+                        td { span.badge.status-failed { (l.state.as_str()) } }
+                        td.num { (l.restarts) }
+                        td { @match &l.last_error { Some(e) => code.wrap { (e) }, None => "—" } }
+                    } } }
+                } }
             }
         }
         div.grid-2 {
