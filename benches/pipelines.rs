@@ -77,9 +77,8 @@ fn workload(name: &str) -> (PipelineSpec, usize) {
         }
         "E" => (p.stage(stage("s0".into(), &[], 100_000, noop)), 100_000),
         "F" => {
-            let chain = (0..5).fold(p.prevent_overlap(false), |p, i| {
-                p.stage(stage(format!("s{i}"), &if i == 0 { vec![] } else { vec![format!("s{}", i - 1)] }, 40, noop))
-            });
+            let chain = (0..5)
+                .fold(p.prevent_overlap(false), |p, i| p.stage(stage(format!("s{i}"), &if i == 0 { vec![] } else { vec![format!("s{}", i - 1)] }, 40, noop)));
             (chain, FAIR_RUNS * 200)
         }
         "W" => (p.stage(stage("s0".into(), &[], 1, noop)), WAKEUP_RUNS),

@@ -70,7 +70,8 @@ pub(crate) async fn claim(
             .bind(now)
     };
     let pick = |sql: Sql, columns: &str, queue_filter: &dyn Fn(Sql) -> Sql| {
-        let sql = sql.push("SELECT ").push(columns).push(" FROM cog_task_run WHERE status = ").bind(RunStatus::Queued).push(" AND run_after <= ").now().push(" AND ");
+        let sql =
+            sql.push("SELECT ").push(columns).push(" FROM cog_task_run WHERE status = ").bind(RunStatus::Queued).push(" AND run_after <= ").now().push(" AND ");
         queue_filter(sql).push(" ORDER BY weight DESC, id LIMIT ").bind(limit as i64)
     };
     let listed = |sql: Sql| sql.push("name IN (").bind_list(queues.iter().map(String::as_str)).push(") AND NOT paused");
@@ -97,7 +98,11 @@ pub(crate) async fn claim(
             let mut sql = set(Sql::new(b, "UPDATE cog_task_run SET status = ")).push(" FROM (SELECT id FROM (");
             for (i, queue) in queues.iter().enumerate() {
                 sql = pick(sql.push(if i == 0 { "SELECT id, weight FROM (" } else { " UNION ALL SELECT id, weight FROM (" }), "id, weight", &|s| {
-                    s.push("queue = ").bind(queue.as_str()).push(" AND EXISTS (SELECT 1 FROM cog_queue WHERE name = ").bind(queue.as_str()).push(" AND NOT paused)")
+                    s.push("queue = ")
+                        .bind(queue.as_str())
+                        .push(" AND EXISTS (SELECT 1 FROM cog_queue WHERE name = ")
+                        .bind(queue.as_str())
+                        .push(" AND NOT paused)")
                 })
                 .push(")");
             }
