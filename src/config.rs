@@ -47,6 +47,9 @@ pub struct Config {
     pub missed_ticks: MissedTicks,
     /// With [`MissedTicks::Skip`], how late a tick may be and still fire (default 60 s).
     pub schedule_grace: Duration,
+    /// Keep ended runs this long: the scheduler leader prunes older ones once an hour (see
+    /// `CogRuntime::prune`). Default `None`: keep everything.
+    pub retention: Option<Duration>,
 }
 
 impl Default for Config {
@@ -64,6 +67,7 @@ impl Default for Config {
             error_handler_timeout: Duration::from_secs(60),
             missed_ticks: MissedTicks::FireOnce,
             schedule_grace: Duration::from_secs(60),
+            retention: None,
         }
     }
 }
@@ -122,6 +126,13 @@ impl Config {
     /// Sets [`Config::schedule_grace`].
     pub fn schedule_grace(mut self, grace: Duration) -> Self {
         self.schedule_grace = grace;
+        self
+    }
+
+    /// Sets [`Config::retention`]: `Some(d)` makes the scheduler leader delete, once an hour,
+    /// the runs that ended more than `d` ago (with their stage runs, task runs and errors).
+    pub fn retention(mut self, keep: Option<Duration>) -> Self {
+        self.retention = keep;
         self
     }
 

@@ -75,6 +75,21 @@ pub enum Error {
         /// Why.
         reason: LaunchRefusal,
     },
+    /// `rt.retry` of a run that has not ended: still queued or running, or failed/canceled
+    /// with cogs still running (`completed_at` not written yet). Wait for it to end.
+    #[error("run {run_id} cannot be retried yet: it is {status} and has not ended; wait for it (RunHandle::wait) first")]
+    RetryOfActiveRun {
+        /// The run.
+        run_id: i64,
+        /// Its status.
+        status: crate::entity::status::RunStatus,
+    },
+    /// `rt.retry` of a run that completed: there is nothing to retry; launch the pipeline instead.
+    #[error("run {run_id} completed; only a failed or canceled run can be retried (launch the pipeline for a new run)")]
+    RetryOfCompletedRun {
+        /// The run.
+        run_id: i64,
+    },
     /// A task of the pipeline would run without a parameter its cog requires: it is in neither the
     /// task's arguments nor the launch arguments. Nothing was created.
     #[error(
@@ -121,14 +136,21 @@ pub enum Error {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LaunchRefusal {
-    /// `prevent_overlap` is on and run `run_id` has not ended.
+    /// The overlap policy is `Overlap::Skip` (`prevent_overlap` on) and run `run_id` has not ended.
     Overlap {
         /// The run still going.
         run_id: i64,
     },
-    /// `prevent_overlap` is on, the last run failed and `Config::overlap_failed` is false.
+    /// The overlap policy is not `Overlap::Allow`, the last run failed and
+    /// `Config::overlap_failed` is false (a retry of that run is let through).
     LastRunFailed {
         /// The failed run.
+        run_id: i64,
+    },
+    /// The policy is `Overlap::BufferOne` and run `run_id` is buffered already (queued
+    /// behind the active run).
+    AlreadyBuffered {
+        /// The buffered run.
         run_id: i64,
     },
     /// A scheduled launch for a disabled pipeline.
@@ -153,6 +175,9 @@ impl fmt::Display for LaunchRefusal {
             Self::Overlap { run_id } => write!(f, "run {run_id} has not ended and prevent_overlap is on"),
             Self::LastRunFailed { run_id } => {
                 write!(f, "the last run ({run_id}) failed; set Config::overlap_failed = true or prevent_overlap(false) to launch anyway")
+            }
+            Self::AlreadyBuffered { run_id } => {
+                write!(f, "run {run_id} is already buffered behind the active run (overlap policy buffer_one keeps one); cancel it or wait")
             }
             Self::Disabled => write!(f, "the pipeline is disabled"),
             Self::TickAlreadyFired => write!(f, "this schedule tick was fired already"),

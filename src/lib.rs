@@ -29,6 +29,7 @@ pub mod __private;
 pub use cog_macros::{cog, cog_error_handler};
 pub use config::{Config, MissedTicks};
 pub use context::TaskContext;
+pub use control::prune::PruneReport;
 pub use control::queues::QueueState;
 pub use entity::status::{RunStatus, Trigger};
 pub use error::{DefinitionError, Error, LaunchRefusal, Result, TaskError, TaskErrorKind, TaskRunInfo};

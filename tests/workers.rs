@@ -14,6 +14,11 @@ fn w_number() -> i64 {
     7
 }
 
+#[cog]
+fn w_params(count: i64, label: Option<String>) -> String {
+    format!("{count} {label:?}")
+}
+
 #[cog_error_handler]
 async fn w_handler(_error: &cog::TaskError) {}
 
@@ -110,7 +115,38 @@ fn module_of(name: &str) -> String {
     cog::registry::cog(name).unwrap().module.to_owned()
 }
 
+async fn workers_record_each_cogs_parameters_for_dashboards_without_it(db: TestDb) {
+    let rt = db.runtime().await;
+    // A cog only another binary has, with the parameters its workers recorded.
+    rows(
+        &rt,
+        r#"INSERT INTO cog_cog (name, module, present, updated_at, parameters) VALUES ('elsewhere', 'other::bin', (1 = 0), '2026-01-01 00:00:00', '[{"name":"day","type_name":"chrono::NaiveDate","optional":false}]')"#,
+    )
+    .await;
+    rt.start();
+    eventually("the worker registers", || async { !rt.workers().await.unwrap().is_empty() }).await;
+    let stored = rows(&rt, "SELECT parameters FROM cog_cog WHERE name = 'w_params'").await;
+    let stored: serde_json::Value = serde_json::from_str(&stored[0].try_get_by_index::<String>(0).unwrap()).unwrap();
+    assert_eq!(
+        stored,
+        serde_json::json!([{"name": "count", "type_name": "i64", "optional": false}, {"name": "label", "type_name": "Option<String>", "optional": true}])
+    );
+    let overview = rt.cogs_overview().await.unwrap();
+    let details = |name: &str| overview.iter().find(|c| c.name == name).unwrap().parameter_details.clone().unwrap();
+    assert_eq!(
+        details("w_params").iter().map(|p| (p.name.as_str(), p.type_name.as_str(), p.optional)).collect::<Vec<_>>(),
+        [("count", "i64", false), ("label", "Option<String>", true)]
+    );
+    assert_eq!(
+        details("elsewhere").iter().map(|p| (p.name.as_str(), p.type_name.as_str(), p.optional)).collect::<Vec<_>>(),
+        [("day", "chrono::NaiveDate", false)]
+    );
+    assert!(details("w_number").is_empty());
+    rt.shutdown().await;
+}
+
 on_all_backends!(
+    workers_record_each_cogs_parameters_for_dashboards_without_it,
     build_alone_writes_nothing_about_cogs,
     start_records_the_worker_and_its_cogs_and_shutdown_removes_them,
     a_live_worker_of_another_binary_keeps_its_cogs_present,

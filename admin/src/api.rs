@@ -74,11 +74,22 @@ pub(crate) async fn errors(State(s): State<Shared>, Query(q): Query<ErrorsQuery>
     Ok(Json(s.rt.errors(&q.filter()?).await?))
 }
 
-/// `GET api/cogs`: cogs and error handlers.
+/// `GET api/cogs`: cogs and error handlers. Each cog has `parameter_details` (and, under its
+/// earlier name, `signature`): its parameters (`name`, `type_name`, `optional`) as the workers
+/// that carry it recorded them, or `null` while none has.
 pub(crate) async fn cogs(State(s): State<Shared>) -> Result<Json<serde_json::Value>, ApiFailure> {
     let cogs = s.rt.cogs_overview().await?;
     let handlers = s.rt.error_handlers_overview().await?;
+    let cogs: Vec<CogBody> = cogs.into_iter().map(|c| CogBody { signature: c.parameter_details.clone(), cog: c }).collect();
     Ok(Json(serde_json::json!({ "cogs": cogs, "error_handlers": handlers })))
+}
+
+/// A cog in `api/cogs`.
+#[derive(Serialize)]
+struct CogBody {
+    #[serde(flatten)]
+    cog: cog::history::CogHealth,
+    signature: Option<Vec<cog::history::ParameterInfo>>,
 }
 
 /// `GET api/queues`.
@@ -128,6 +139,27 @@ pub(crate) async fn cancel(State(s): State<Shared>, Path(id): Path<String>, head
     s.rt.cancel(id).await?;
     let status = s.rt.run_detail(id).await?.run.status;
     Ok(Json(serde_json::json!({ "id": id, "status": status })))
+}
+
+/// `POST api/runs/{id}/retry`: retries a failed or canceled run; answers 201 with the new run's id.
+pub(crate) async fn retry(State(s): State<Shared>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, ApiFailure> {
+    json_post(&s, &headers)?;
+    let run = s.rt.retry(run_id(&id)?).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "id": run.id() }))).into_response())
+}
+
+/// `POST api/queues/{name}/pause`: answers with the queue's name and paused flag.
+pub(crate) async fn pause_queue(State(s): State<Shared>, Path(name): Path<String>, headers: HeaderMap) -> Result<Json<serde_json::Value>, ApiFailure> {
+    json_post(&s, &headers)?;
+    s.rt.pause_queue(&name).await?;
+    Ok(Json(serde_json::json!({ "name": name, "paused": true })))
+}
+
+/// `POST api/queues/{name}/resume`: answers with the queue's name and paused flag.
+pub(crate) async fn resume_queue(State(s): State<Shared>, Path(name): Path<String>, headers: HeaderMap) -> Result<Json<serde_json::Value>, ApiFailure> {
+    json_post(&s, &headers)?;
+    s.rt.resume_queue(&name).await?;
+    Ok(Json(serde_json::json!({ "name": name, "paused": false })))
 }
 
 /// Any other `api/` path.

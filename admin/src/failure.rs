@@ -33,16 +33,19 @@ impl Failure {
     }
     /// 403 for any action of a read-only admin.
     pub(crate) fn read_only() -> Self {
-        Self::forbidden("this admin is read-only: actions (launch, cancel, enable, disable) are disabled")
+        Self::forbidden("this admin is read-only: actions (launch, cancel, retry, enable, disable, pause, resume) are disabled")
     }
 }
 
 impl From<cog::Error> for Failure {
     fn from(e: cog::Error) -> Self {
         let status = match &e {
-            cog::Error::UnknownPipeline { .. } | cog::Error::UnknownRun { .. } => StatusCode::NOT_FOUND,
-            cog::Error::LaunchRefused { .. } => StatusCode::CONFLICT,
-            cog::Error::LaunchArgumentsNotObject { .. } | cog::Error::Definition(_) => StatusCode::BAD_REQUEST,
+            cog::Error::UnknownPipeline { .. } | cog::Error::UnknownRun { .. } | cog::Error::UnknownQueue { .. } => StatusCode::NOT_FOUND,
+            cog::Error::LaunchRefused { .. } | cog::Error::RetryOfActiveRun { .. } | cog::Error::RetryOfCompletedRun { .. } => StatusCode::CONFLICT,
+            cog::Error::LaunchArgumentsNotObject { .. }
+            | cog::Error::MissingArgument { .. }
+            | cog::Error::BadLaunchArgument { .. }
+            | cog::Error::Definition(_) => StatusCode::BAD_REQUEST,
             _ => {
                 tracing::error!(error = %e, "admin request failed");
                 StatusCode::INTERNAL_SERVER_ERROR

@@ -63,7 +63,7 @@ impl Admin {
         Self { rt, read_only: false, title: "cog".to_owned() }
     }
 
-    /// With `true`, every action (launch, cancel, enable/disable) is refused with 403 and
+    /// With `true`, every action (launch, cancel, retry, enable/disable, pause/resume) is refused with 403 and
     /// the pages show no action buttons: for dashboards that must not act.
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
@@ -90,18 +90,24 @@ impl Admin {
             .route("/runs", get(pages::runs::page))
             .route("/runs/{id}", get(pages::run::page))
             .route("/runs/{id}/cancel", post(pages::actions::cancel))
+            .route("/runs/{id}/retry", post(pages::actions::retry))
             .route("/errors", get(pages::errors::page))
             .route("/cogs", get(pages::cogs::page))
             .route("/queues", get(pages::queues::page))
+            .route("/queues/{name}/pause", post(pages::actions::pause_queue))
+            .route("/queues/{name}/resume", post(pages::actions::resume_queue))
             .route("/api/pipelines", get(api::pipelines))
             .route("/api/pipelines/{name}", get(api::pipeline))
             .route("/api/pipelines/{name}/launch", post(api::launch))
             .route("/api/runs", get(api::runs))
             .route("/api/runs/{id}", get(api::run))
             .route("/api/runs/{id}/cancel", post(api::cancel))
+            .route("/api/runs/{id}/retry", post(api::retry))
             .route("/api/errors", get(api::errors))
             .route("/api/cogs", get(api::cogs))
             .route("/api/queues", get(api::queues))
+            .route("/api/queues/{name}/pause", post(api::pause_queue))
+            .route("/api/queues/{name}/resume", post(api::resume_queue))
             .route("/api/workers", get(api::workers))
             .route("/api/health", get(api::health))
             .route("/api/{*rest}", axum::routing::any(api::not_found))

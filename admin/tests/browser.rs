@@ -179,6 +179,23 @@ async fn the_admin_works_in_a_real_browser() {
     assert_eq!(injected, json!(true));
     shot(&client, "errors").await;
 
+    // Retry the failed run from its page: the new run's page names the run it retries.
+    client.goto(&format!("{base}/runs/{}", failed.id())).await.unwrap();
+    wait_for(&client, "#retry-run").await.click().await.unwrap();
+    // (The new run's page refreshes itself while the run is active: look the link up by its target.)
+    wait_for(&client, &format!("#retry-of[href='/cog/runs/{}']", failed.id())).await;
+    shot(&client, "run-retry").await;
+
+    // Pause the default queue from the queues page (a badge shows it), then resume it.
+    client.goto(&format!("{base}/queues")).await.unwrap();
+    wait_for(&client, "form[action='/cog/queues/default/pause'] button").await.click().await.unwrap();
+    wait_for(&client, "#queue-default .queue-paused").await;
+    assert!(rt.queues().await.unwrap().iter().any(|q| q.name == "default" && q.paused));
+    shot(&client, "queues-paused").await;
+    wait_for(&client, "form[action='/cog/queues/default/resume'] button").await.click().await.unwrap();
+    wait_for(&client, "form[action='/cog/queues/default/pause'] button").await;
+    assert!(rt.queues().await.unwrap().iter().all(|q| !q.paused));
+
     // The overview follows new runs without a reload.
     client.goto(&base).await.unwrap();
     wait_for(&client, "footer").await;

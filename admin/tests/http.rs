@@ -10,7 +10,7 @@ mod common;
 
 use axum::Router;
 use axum::http::{StatusCode, header};
-use cog::RunStatus;
+use cog::{Overlap, RunStatus};
 use cog_admin::Admin;
 use common::{SCRIPT, csrf, define_all, form_value, get, post_form, post_json};
 use support::{TestDb, wait};
@@ -163,18 +163,92 @@ async fn read_only_refuses_every_action(db: TestDb) {
     // Any well-formed token pair passes the CSRF check: the refusal must be read-only's.
     let token = "ab".repeat(32);
     let cookie = format!("cog_admin_csrf={token}");
-    for path in ["/pipelines/diamond/launch", "/pipelines/slow/disable", "/pipelines/slow/enable", &format!("/runs/{}/cancel", run.id())] {
+    for path in [
+        "/pipelines/diamond/launch",
+        "/pipelines/slow/disable",
+        "/pipelines/slow/enable",
+        &format!("/runs/{}/cancel", run.id()),
+        &format!("/runs/{}/retry", run.id()),
+        "/queues/default/pause",
+        "/queues/default/resume",
+    ] {
         let reply = post_form(&app, path, Some(&cookie), &format!("csrf={token}")).await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path}");
         assert!(reply.body.contains("read-only"));
     }
-    for path in ["/api/pipelines/diamond/launch".to_owned(), format!("/api/runs/{}/cancel", run.id())] {
+    assert!(!get(&app, "/queues").await.body.contains("Pause"), "no pause button when read-only");
+    for path in [
+        "/api/pipelines/diamond/launch".to_owned(),
+        format!("/api/runs/{}/cancel", run.id()),
+        format!("/api/runs/{}/retry", run.id()),
+        "/api/queues/default/pause".to_owned(),
+    ] {
         let reply = post_json(&app, &path, Some("application/json"), "{}").await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path}");
         assert!(reply.json()["error"].as_str().unwrap().contains("read-only"));
     }
     assert_eq!(rt.runs(&Default::default()).await.unwrap().len(), 1, "nothing launched");
     assert_eq!(rt.run_detail(run.id()).await.unwrap().run.status, RunStatus::Running, "nothing canceled");
+    assert!(rt.queues().await.unwrap().iter().all(|q| !q.paused), "nothing paused");
+}
+
+/// Run control from the admin: pause and resume a queue (with its badge), Retry a failed
+/// run, the overlap policy shown on the pipeline page; forms and JSON API.
+async fn run_control_from_the_admin(db: TestDb) {
+    let rt = db.runtime().await;
+    define_all(&rt).await;
+    rt.define(common::diamond().overlap(Overlap::BufferOne)).await.unwrap();
+    rt.start();
+    let app = Admin::new(rt.clone()).router();
+    let (cookie, token) = csrf(&app, "/queues").await;
+    let paused = |rt: cog::CogRuntime| async move { rt.queues().await.unwrap().iter().find(|q| q.name == "default").unwrap().paused };
+
+    let page = get(&app, "/queues").await.body;
+    assert!(page.contains("Pause") && !page.contains("queue-paused"), "{page}");
+    assert_eq!(post_form(&app, "/queues/default/pause", Some(&cookie), "csrf=").await.status, StatusCode::FORBIDDEN);
+    assert!(!paused(rt.clone()).await, "a refused form pauses nothing");
+    let reply = post_form(&app, "/queues/default/pause", Some(&cookie), &format!("csrf={token}")).await;
+    assert_eq!((reply.status, reply.header(header::LOCATION).as_str()), (StatusCode::SEE_OTHER, "/queues"));
+    assert!(paused(rt.clone()).await);
+    let page = get(&app, "/queues").await.body;
+    assert!(page.contains("queue-paused") && page.contains("Resume"), "the queues page shows the pause");
+    assert_eq!(get(&app, "/api/queues").await.json().as_array().unwrap().iter().find(|q| q["name"] == "default").unwrap()["paused"], true);
+    let reply = post_form(&app, "/queues/default/resume", Some(&cookie), &format!("csrf={token}")).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert!(!paused(rt.clone()).await);
+    assert_eq!(post_form(&app, "/queues/nope/pause", Some(&cookie), &format!("csrf={token}")).await.status, StatusCode::NOT_FOUND);
+    let api = post_json(&app, "/api/queues/default/pause", Some("application/json"), "").await;
+    assert_eq!((api.status, api.json()["paused"].clone()), (StatusCode::OK, serde_json::json!(true)));
+    assert!(paused(rt.clone()).await);
+    let api = post_json(&app, "/api/queues/default/resume", Some("application/json"), "").await;
+    assert_eq!((api.status, api.json()["paused"].clone()), (StatusCode::OK, serde_json::json!(false)));
+    assert_eq!(post_json(&app, "/api/queues/nope/resume", Some("application/json"), "").await.status, StatusCode::NOT_FOUND);
+
+    let failed = rt.launch("failing").await.unwrap();
+    assert_eq!(wait(&failed).await, RunStatus::Failed);
+    assert!(get(&app, &format!("/runs/{}", failed.id())).await.body.contains("retry-run"), "a failed run offers Retry");
+    let reply = post_form(&app, &format!("/runs/{}/retry", failed.id()), Some(&cookie), &format!("csrf={token}")).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+    let retry: i64 = reply.header(header::LOCATION).trim_start_matches("/runs/").parse().unwrap();
+    assert_eq!(rt.run_detail(retry).await.unwrap().run.retry_of, Some(failed.id()));
+    let page = get(&app, &format!("/runs/{retry}")).await.body;
+    assert!(page.contains("Retry of") && page.contains(&format!("run #{}", failed.id())), "the retry links to the run it retries");
+    assert_eq!(wait(&rt.handle(retry)).await, RunStatus::Failed);
+    let api = post_json(&app, &format!("/api/runs/{retry}/retry"), Some("application/json"), "").await;
+    assert_eq!(api.status, StatusCode::CREATED, "{}", api.body);
+    assert_eq!(wait(&rt.handle(api.json()["id"].as_i64().unwrap())).await, RunStatus::Failed);
+
+    let completed = rt.launch("diamond").await.unwrap();
+    assert_eq!(wait(&completed).await, RunStatus::Completed);
+    assert!(!get(&app, &format!("/runs/{}", completed.id())).await.body.contains("retry-run"), "a completed run offers no Retry");
+    let refused = post_form(&app, &format!("/runs/{}/retry", completed.id()), Some(&cookie), &format!("csrf={token}")).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert_eq!(post_json(&app, "/api/runs/987654/retry", Some("application/json"), "").await.status, StatusCode::NOT_FOUND);
+
+    let page = get(&app, "/pipelines/diamond").await.body;
+    assert!(page.contains("buffer_one"), "the pipeline page shows the overlap policy");
+    assert!(get(&app, "/pipelines/failing").await.body.contains(">skip<"));
+    rt.shutdown().await;
 }
 
 /// The JSON API as documented: shapes, 201/409, content type check, JSON errors.
@@ -207,6 +281,9 @@ async fn the_json_api_answers_as_documented(db: TestDb) {
     let not_object = post_json(&app, "/api/pipelines/diamond/launch", Some("application/json"), "[1]").await;
     assert_eq!(not_object.status, StatusCode::BAD_REQUEST);
     assert!(not_object.json()["error"].as_str().unwrap().contains("JSON object"));
+    let ill_typed = post_json(&app, "/api/pipelines/diamond/launch", Some("application/json"), r#"{"text": 5}"#).await;
+    assert_eq!(ill_typed.status, StatusCode::BAD_REQUEST, "{}", ill_typed.body);
+    assert!(ill_typed.json()["error"].as_str().unwrap().contains("launch argument `text` of cog `t_echo` must be String"), "{}", ill_typed.body);
     let unknown = post_json(&app, "/api/pipelines/nope/launch", Some("application/json"), "{}").await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert!(unknown.json()["error"].as_str().unwrap().contains("nope"));
@@ -232,7 +309,10 @@ async fn the_json_api_answers_as_documented(db: TestDb) {
     let queues = get(&app, "/api/queues").await.json();
     let default = queues.as_array().unwrap().iter().find(|q| q["name"] == "default").unwrap().clone();
     assert_eq!(default["queued"], 1);
-    assert!(get(&app, "/api/cogs").await.json()["cogs"].as_array().unwrap().iter().any(|c| c["name"] == "t_slow"));
+    let cogs = get(&app, "/api/cogs").await.json();
+    assert!(cogs["cogs"].as_array().unwrap().iter().any(|c| c["name"] == "t_slow"));
+    let echo = cogs["cogs"].as_array().unwrap().iter().find(|c| c["name"] == "t_echo").expect("t_echo is listed");
+    assert_eq!(echo["signature"], serde_json::json!([{"name": "text", "type_name": "String", "optional": false}]));
     assert!(get(&app, "/api/workers").await.json().as_array().unwrap().is_empty());
     assert!(get(&app, "/api/errors").await.json().as_array().unwrap().is_empty());
     let nowhere = get(&app, "/api/nowhere").await;
@@ -407,6 +487,7 @@ on_all_backends!(
     form_actions_need_the_csrf_token,
     read_only_refuses_every_action,
     the_json_api_answers_as_documented,
+    run_control_from_the_admin,
     runs_are_paged_by_keyset,
     works_under_any_prefix,
     a_host_layer_guards_everything,

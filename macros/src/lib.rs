@@ -31,6 +31,8 @@ mod signature;
 ///   must be an owned type that implements `serde::Deserialize` (`String`, not `&str`). An `Option<T>`
 ///   parameter may be left out of the arguments. Arguments no parameter takes are an error. A
 ///   parameter of type `cog::TaskContext` gets the task run's context instead and is not an argument.
+///   Each parameter's name, type and optionality are recorded (`cog::registry::CogDef::parameters`)
+///   with a checker, so `define` and launches refuse arguments that do not fit before anything runs.
 /// - **Return type.** Nothing or `()` gives the result `null`; a `Result<T, E>` (any type named
 ///   `Result`, such as `std::io::Result<T>` or `anyhow::Result<T>`) gives `T` as JSON or fails the task
 ///   with `E`'s `Display` text; any other type that implements `serde::Serialize` gives that value as JSON.

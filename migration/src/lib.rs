@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261124_000001_create_tables;
 mod m20261124_000002_admin;
 mod m20261124_000003_run_control;
+mod m20261203_000004_cog_parameters;
 
 /// The migrator of cog's tables.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_create_tables::Migration),
             Box::new(m20261124_000002_admin::Migration),
             Box::new(m20261124_000003_run_control::Migration),
+            Box::new(m20261203_000004_cog_parameters::Migration),
         ]
     }
 }

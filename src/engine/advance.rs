@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr};
 
-use super::Effects;
+use super::{Effects, start};
 use crate::entity::status::RunStatus;
 use crate::store::{notify, transitions};
 
@@ -21,11 +21,17 @@ async fn start_stage(conn: &impl ConnectionTrait, run_id: i64, stage_id: i64, no
     Ok((true, true))
 }
 
-/// Starts every stage of `stages` (and, through fan-in, whatever their completion unblocks),
-/// then completes the run if nothing is left running.
-pub(crate) async fn start_stages(conn: &impl ConnectionTrait, run_id: i64, stages: Vec<i64>, now: DateTime<Utc>) -> Result<Effects, DbErr> {
+/// Starts every stage of `stages` not started yet in the run (and, through fan-in, whatever
+/// their completion or that of the stages `completed` already unblocks), then completes the
+/// run if nothing is left running.
+pub(crate) async fn start_stages_after(
+    conn: &impl ConnectionTrait,
+    run_id: i64,
+    stages: Vec<i64>,
+    mut completed: Vec<i64>,
+    now: DateTime<Utc>,
+) -> Result<Effects, DbErr> {
     let mut effects = Effects::default();
-    let mut completed = Vec::new();
     for stage_id in stages {
         let (started, done) = start_stage(conn, run_id, stage_id, now).await?;
         effects.queued_work |= started && !done;
@@ -53,13 +59,15 @@ pub(crate) async fn stages_completed(conn: &impl ConnectionTrait, run_id: i64, m
     if !transitions::has_open_stage_runs(conn, run_id).await? && transitions::complete_run(conn, run_id, now).await? {
         notify(conn, &format!("ended:{run_id}")).await?;
         effects.run_ended = true;
+        effects = effects.merge(start::start_buffered(conn, run_id, now).await?);
     }
     Ok(effects)
 }
 
 /// Ends a run that can no longer succeed (`status` = `failed` or `canceled`): its queued task
 /// runs become `canceled`, its open stage runs `canceled` (except `failed_stage_run`, which
-/// becomes `failed`), then [`settle`] writes `completed_at` where nothing runs any more.
+/// becomes `failed`), then [`settle`] writes `completed_at` where nothing runs any more, and
+/// a run buffered behind it starts.
 pub(crate) async fn end_run(
     conn: &impl ConnectionTrait,
     run_id: i64,
@@ -67,8 +75,12 @@ pub(crate) async fn end_run(
     failed_stage_run: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<Effects, DbErr> {
-    transitions::end_run(conn, run_id, status, failed_stage_run, now).await?;
-    settle(conn, run_id, now).await
+    let ended = transitions::end_run(conn, run_id, status, failed_stage_run, now).await?;
+    let effects = settle(conn, run_id, now).await?;
+    if ended {
+        return Ok(effects.merge(start::start_buffered(conn, run_id, now).await?));
+    }
+    Ok(effects)
 }
 
 /// Writes `completed_at` (once) on the ended stage runs and the ended pipeline run that no

@@ -1,14 +1,16 @@
-//! Launching a pipeline run: overlap checks and the run's first stages, in one transaction.
+//! Launching a pipeline run: the overlap policy applied and the run's first stages started,
+//! in one transaction.
 
 use chrono::{DateTime, Utc};
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DatabaseTransaction};
 use serde_json::Value;
 
-use super::{Effects, advance};
+use super::{Effects, advance, start};
 use crate::entity::status::{RunStatus, Trigger};
 use crate::error::{Error, LaunchRefusal};
-use crate::store::launches::{self, NewRun};
-use crate::store::{self, now};
+use crate::spec::Overlap;
+use crate::store::launches::{self, LaunchedPipeline, NewRun};
+use crate::store::{self, lock_run, notify, now};
 
 /// What asks for a launch.
 #[derive(Debug, Clone)]
@@ -17,54 +19,145 @@ pub(crate) struct LaunchRequest<'a> {
     pub(crate) pipeline: &'a str,
     /// Launch arguments (a JSON object).
     pub(crate) arguments: &'a Value,
-    /// Manual or schedule.
+    /// Manual, schedule or retry.
     pub(crate) trigger: Trigger,
     /// The schedule tick, for scheduled launches.
     pub(crate) scheduled_for: Option<DateTime<Utc>>,
     /// `Config::overlap_failed`.
     pub(crate) overlap_failed: bool,
+    /// The run a retry retries.
+    pub(crate) retry_of: Option<i64>,
+    /// The weight sample size, to learn from runs a `CancelRunning` launch ends (`None`: off).
+    pub(crate) learn_weights: Option<u32>,
 }
 
-/// Creates a pipeline run and starts its stages without prerequisites.
-///
-/// The pipeline row is locked first (an update of it), so two launches of one pipeline are
-/// decided one after the other and at most one passes the overlap checks.
-pub(crate) async fn launch(db: &DatabaseConnection, request: LaunchRequest<'_>) -> Result<(i64, Effects), Error> {
-    let refuse = |reason| Error::LaunchRefused { pipeline: request.pipeline.to_owned(), reason };
+/// What a launch did, for the caller to act on after commit.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Launched {
+    /// The new run.
+    pub(crate) run_id: i64,
+    /// What starting it did (nothing when it was buffered).
+    pub(crate) effects: Effects,
+    /// Runs canceled by [`Overlap::CancelRunning`], with what canceling each did.
+    pub(crate) canceled: Vec<(i64, Effects)>,
+}
+
+impl Launched {
+    /// What the launch did, with what canceling each run did.
+    pub(crate) fn all_effects(&self) -> Effects {
+        self.canceled.iter().fold(self.effects, |all, (_, e)| all.merge(*e))
+    }
+}
+
+/// Creates a pipeline run in its own transaction; see [`launch_in`].
+pub(crate) async fn launch(db: &DatabaseConnection, request: LaunchRequest<'_>) -> Result<Launched, Error> {
     let txn = store::begin(db).await?;
-    let Some(pipeline) = launches::lock_pipeline(&txn, request.pipeline).await? else {
+    let launched = launch_in(&txn, &request).await?;
+    // Runs canceled to make room are counted in the metrics once the commit succeeded.
+    let mut canceled = Vec::with_capacity(launched.canceled.len());
+    for (run_id, effects) in &launched.canceled {
+        canceled.push(crate::metrics::ended_run(&txn, *run_id, *effects).await?);
+    }
+    super::commit(txn, launched.run_id, launched.effects).await?;
+    for run in &canceled {
+        crate::metrics::run_ended(run.as_ref());
+    }
+    tracing::info!(pipeline = request.pipeline, pipeline.run = launched.run_id, trigger = request.trigger.as_str(), "pipeline run launched");
+    Ok(launched)
+}
+
+/// Creates a pipeline run inside `txn` by the pipeline's overlap policy, and starts its
+/// stages without prerequisites unless it is buffered.
+///
+/// The pipeline row is locked first, so two launches of one pipeline are decided one after
+/// the other. A buffered launch also locks the active run, so a transition ending that run
+/// either committed before (the launch then starts at once) or waits for the launch and then
+/// finds the buffered run to start.
+pub(crate) async fn launch_in(txn: &DatabaseTransaction, request: &LaunchRequest<'_>) -> Result<Launched, Error> {
+    let refuse = |reason| Error::LaunchRefused { pipeline: request.pipeline.to_owned(), reason };
+    let Some(pipeline) = launches::lock_pipeline(txn, request.pipeline).await? else {
         return Err(Error::UnknownPipeline { name: request.pipeline.to_owned() });
     };
     if request.trigger == Trigger::Schedule && !pipeline.enabled {
         return Err(refuse(LaunchRefusal::Disabled));
     }
     if let Some(tick) = request.scheduled_for
-        && launches::tick_fired(&txn, pipeline.id, tick).await?
+        && launches::tick_fired(txn, pipeline.id, tick).await?
     {
         return Err(refuse(LaunchRefusal::TickAlreadyFired));
     }
-    crate::arguments::check_launch(&txn, pipeline.id, request.arguments).await?;
-    if pipeline.prevent_overlap {
-        if let Some(last) = launches::last_run(&txn, pipeline.id).await?
-            && last.status == RunStatus::Failed
-            && !request.overlap_failed
-        {
-            return Err(refuse(LaunchRefusal::LastRunFailed { run_id: last.id }));
-        }
-        if let Some(run_id) = launches::open_run(&txn, pipeline.id).await? {
-            return Err(refuse(LaunchRefusal::Overlap { run_id }));
-        }
-    }
+    crate::arguments::check_launch(txn, pipeline.id, request.arguments).await?;
     let now = now();
+    let (buffered, canceled) = apply_policy(txn, request, pipeline, now).await?;
     let arguments = request.arguments.to_string();
-    let run = NewRun { pipeline_id: pipeline.id, trigger: request.trigger, scheduled_for: request.scheduled_for, arguments: &arguments, now };
-    let run_id = launches::insert_run(&txn, run).await?;
+    let run = NewRun {
+        pipeline_id: pipeline.id,
+        status: if buffered { RunStatus::Queued } else { RunStatus::Running },
+        trigger: request.trigger,
+        scheduled_for: request.scheduled_for,
+        arguments: &arguments,
+        retry_of: request.retry_of,
+        now,
+    };
+    let run_id = launches::insert_run(txn, run).await?;
     if let Some(tick) = request.scheduled_for {
-        launches::record_tick(&txn, pipeline.id, tick).await?;
+        launches::record_tick(txn, pipeline.id, tick).await?;
     }
-    let roots = launches::root_stages(&txn, pipeline.id).await?;
-    let effects = advance::start_stages(&txn, run_id, roots, now).await?;
-    super::commit(txn, run_id, effects).await?;
-    tracing::info!(pipeline = request.pipeline, pipeline.run = run_id, trigger = request.trigger.as_str(), "pipeline run launched");
-    Ok((run_id, effects))
+    let effects = if buffered { Effects::default() } else { start::begin_run(txn, run_id, pipeline.id, request.retry_of, now).await? };
+    Ok(Launched { run_id, effects, canceled })
+}
+
+/// The overlap checks of `pipeline`'s policy; returns whether the new run is buffered and
+/// the runs canceled to make room for it.
+async fn apply_policy(
+    txn: &DatabaseTransaction,
+    request: &LaunchRequest<'_>,
+    pipeline: LaunchedPipeline,
+    now: DateTime<Utc>,
+) -> Result<(bool, Vec<(i64, Effects)>), Error> {
+    let refuse = |reason| Error::LaunchRefused { pipeline: request.pipeline.to_owned(), reason };
+    if pipeline.overlap == Overlap::Allow {
+        return Ok((false, Vec::new()));
+    }
+    if let Some(last) = launches::last_run(txn, pipeline.id).await?
+        && last.status == RunStatus::Failed
+        && !request.overlap_failed
+        && request.retry_of != Some(last.id)
+    {
+        return Err(refuse(LaunchRefusal::LastRunFailed { run_id: last.id }));
+    }
+    let open = launches::open_runs(txn, pipeline.id).await?;
+    match pipeline.overlap {
+        Overlap::Allow => Ok((false, Vec::new())),
+        Overlap::Skip => match open.first() {
+            Some(run) => Err(refuse(LaunchRefusal::Overlap { run_id: run.id })),
+            None => Ok((false, Vec::new())),
+        },
+        Overlap::BufferOne => {
+            if let Some(queued) = open.iter().find(|r| r.status == RunStatus::Queued) {
+                return Err(refuse(LaunchRefusal::AlreadyBuffered { run_id: queued.id }));
+            }
+            // Lock the active run: whoever ends it waits for this launch and then starts
+            // the buffered run; if it ended meanwhile, the new run starts at once.
+            let mut buffered = false;
+            for run in &open {
+                buffered |= lock_run(txn, run.id).await?.is_some_and(|s| !s.is_terminal());
+            }
+            Ok((buffered, Vec::new()))
+        }
+        Overlap::CancelRunning => {
+            let mut canceled = Vec::new();
+            // Oldest first: ending one may start a buffered newer one, canceled in turn.
+            for run in &open {
+                if lock_run(txn, run.id).await?.is_some_and(|s| !s.is_terminal()) {
+                    let effects = advance::end_run(txn, run.id, RunStatus::Canceled, None, now).await?;
+                    notify(txn, &format!("cancel:{}", run.id)).await?;
+                    super::learn_if_ended(txn, run.id, effects, request.learn_weights).await?;
+                    tracing::info!(pipeline.run = run.id, "pipeline run canceled by a launch (overlap policy cancel_running)");
+                    canceled.push((run.id, effects));
+                }
+            }
+            Ok((false, canceled))
+        }
+    }
 }

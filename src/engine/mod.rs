@@ -8,6 +8,7 @@ pub(crate) mod cancel;
 pub(crate) mod claim;
 pub(crate) mod finish;
 pub(crate) mod launch;
+pub(crate) mod start;
 
 pub(crate) use crate::signals::Effects;
 

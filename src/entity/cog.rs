@@ -14,8 +14,11 @@ pub struct Model {
     pub name: String,
     /// Rust module that defines it.
     pub module: String,
-    /// Whether the running binary has it.
+    /// Whether a live worker carries it.
     pub present: bool,
+    /// Its parameters as JSON (`[{"name", "type_name", "optional"}]`), written by the workers
+    /// that carry it; `None` until one registered.
+    pub parameters: Option<String>,
     /// Last sync.
     pub updated_at: DateTimeUtc,
 }

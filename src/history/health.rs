@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::catalog::Catalog;
-use super::types::{CogHealth, QueueHealth, TaskRef, WorkerInfo};
+use super::types::{CogHealth, ParameterInfo, QueueHealth, TaskRef, WorkerInfo};
 use crate::entity::status::RunStatus;
 use crate::entity::{queue, task_run, worker, worker_cog, worker_error_handler};
 use crate::error::Error;
@@ -71,12 +71,19 @@ pub(crate) async fn cogs(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Resul
         .map(|c| {
             let mut workers = carriers.remove(&c.id).unwrap_or_default();
             workers.sort();
+            // What the workers recorded; else what this binary knows.
+            let details = c
+                .parameters
+                .as_deref()
+                .and_then(|json| serde_json::from_str::<Vec<ParameterInfo>>(json).ok())
+                .or_else(|| crate::registry::cog(&c.name).map(ParameterInfo::of));
             CogHealth {
                 name: c.name.clone(),
                 module: c.module.clone(),
                 present: !workers.is_empty(),
                 workers,
-                parameters: crate::registry::cog(&c.name).map(|d| d.params.iter().map(|p| (*p).to_owned()).collect()),
+                parameters: details.as_ref().map(|d| d.iter().map(|p| p.name.clone()).collect()),
+                parameter_details: details,
                 used_by: used_by(&catalog, |t| t.cog_id == c.id),
             }
         })
@@ -114,6 +121,7 @@ pub(crate) async fn error_handlers(db: &impl ConnectionTrait, now: DateTime<Utc>
                 present: !workers.is_empty(),
                 workers,
                 parameters: None,
+                parameter_details: None,
                 used_by: used_by(&catalog, |t| t.error_handler_id == Some(h.id)),
             }
         })
@@ -141,10 +149,20 @@ fn used_by(catalog: &Catalog, pick: impl Fn(&crate::entity::task::Model) -> bool
 pub(crate) async fn queues(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Vec<QueueHealth>, Error> {
     let mut out: BTreeMap<String, QueueHealth> = BTreeMap::new();
     let entry = |out: &mut BTreeMap<String, QueueHealth>, name: &str| {
-        out.entry(name.to_owned()).or_insert_with(|| QueueHealth { name: name.to_owned(), queued: 0, running: 0, oldest_queued_at: None, workers: Vec::new() });
+        out.entry(name.to_owned()).or_insert_with(|| QueueHealth {
+            name: name.to_owned(),
+            queued: 0,
+            running: 0,
+            oldest_queued_at: None,
+            workers: Vec::new(),
+            paused: false,
+        });
     };
     for q in queue::Entity::find().all(db).await? {
         entry(&mut out, &q.name);
+        if let Some(known) = out.get_mut(&q.name) {
+            known.paused = q.paused;
+        }
     }
     let counts: Vec<(String, RunStatus, i64, Option<DateTime<Utc>>)> = task_run::Entity::find()
         .select_only()

@@ -28,8 +28,8 @@ pub(crate) mod types;
 
 pub use filter::{ErrorFilter, RunFilter};
 pub use types::{
-    CogHealth, ErrorRow, MinuteCount, PipelineDetail, PipelineSummary, QueueHealth, RunDetail, RunSummary, StageInfo, StageRunRow, TaskInfo, TaskRef,
-    TaskRunRow, WorkerInfo,
+    CogHealth, ErrorRow, MinuteCount, ParameterInfo, PipelineDetail, PipelineSummary, QueueHealth, RunDetail, RunSummary, StageInfo, StageRunRow, TaskInfo,
+    TaskRef, TaskRunRow, WorkerInfo,
 };
 
 /// The most rows one listing returns.

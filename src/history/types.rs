@@ -240,10 +240,32 @@ pub struct CogHealth {
     pub present: bool,
     /// The live workers that carry it.
     pub workers: Vec<String>,
-    /// Its parameters, when this binary has it compiled in (else unknown here).
+    /// Its parameters' names, when known (recorded by a worker that carries it, or compiled
+    /// into this binary).
     pub parameters: Option<Vec<String>>,
+    /// Its parameters with their types, when known (as `parameters`).
+    pub parameter_details: Option<Vec<ParameterInfo>>,
     /// The tasks (not archived) that use it.
     pub used_by: Vec<TaskRef>,
+}
+
+/// One parameter of a cog, as recorded in `cog_cog.parameters`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct ParameterInfo {
+    /// The JSON key its value is taken from.
+    pub name: String,
+    /// Its Rust type as written in the cog's signature.
+    pub type_name: String,
+    /// Whether it may be left out (`Option<T>`).
+    pub optional: bool,
+}
+
+impl ParameterInfo {
+    /// The parameters of a cog compiled into this binary.
+    pub(crate) fn of(def: &crate::registry::CogDef) -> Vec<ParameterInfo> {
+        def.parameters.iter().map(|p| ParameterInfo { name: p.name.to_owned(), type_name: p.type_name.to_owned(), optional: p.optional }).collect()
+    }
 }
 
 /// A queue's depth and servers.
@@ -260,6 +282,8 @@ pub struct QueueHealth {
     pub oldest_queued_at: Option<DateTime<Utc>>,
     /// The live workers that work on it.
     pub workers: Vec<String>,
+    /// Whether it is paused (`rt.pause_queue`): no process claims from it.
+    pub paused: bool,
 }
 
 /// A live worker.

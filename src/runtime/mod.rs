@@ -144,9 +144,10 @@ impl CogRuntime {
             trigger: Trigger::Manual,
             scheduled_for: None,
             overlap_failed: self.inner.config.overlap_failed,
+            retry_of: None,
+            learn_weights: self.inner.learn_weights(),
         };
-        let (run_id, effects) = engine::launch::launch(&self.inner.db, request).await?;
-        self.inner.signals.apply(effects);
+        let run_id = crate::control::launch::launch_and_apply(&self.inner, request).await?;
         Ok(self.handle(run_id))
     }
 

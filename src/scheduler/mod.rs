@@ -54,6 +54,9 @@ pub struct SchedulerPass {
     pub skipped: Vec<(String, DateTime<Utc>)>,
     /// The next tick of any pipeline, if one is scheduled.
     pub next_tick: Option<DateTime<Utc>>,
+    /// What the leader's retention prune deleted in this pass (`Config::retention`); `None`
+    /// when none was due.
+    pub pruned: Option<crate::PruneReport>,
 }
 
 /// Most ticks counted when looking back over downtime.
@@ -67,6 +70,7 @@ pub(crate) async fn pass(scheduler: &Scheduler) -> Result<SchedulerPass, Error> 
     }
     crate::metrics::refresh_queue_depths(&scheduler.db).await?;
     let now = scheduler.clock.now();
+    report.pruned = crate::control::prune::prune_if_due(&scheduler.db, scheduler.config.retention, &scheduler.holder, now).await?;
     for row in schedules::scheduled(&scheduler.db).await? {
         let schedules::Scheduled { id, name, schedule: expr, timezone: tz, last_tick } = row;
         let (Ok(schedule), Some(tz)) = (crate::scheduler::expression::parse(&expr), crate::scheduler::expression::parse_timezone(&tz)) else {
@@ -118,10 +122,15 @@ async fn handle_tick(
         trigger: Trigger::Schedule,
         scheduled_for: Some(tick),
         overlap_failed: scheduler.config.overlap_failed,
+        retry_of: None,
+        learn_weights: scheduler.config.auto_weight.then_some(scheduler.config.weight_sample_size),
     };
     match launch(&scheduler.db, request).await.map_err(|e| crate::arguments::scheduled_refusal(name, e)) {
-        Ok((run_id, effects)) => {
-            scheduler.signals.apply(effects);
+        Ok(launched) => {
+            // Cogs of runs canceled by the launch (`Overlap::CancelRunning`) hear of it through
+            // the notification (PostgreSQL), the cancel check (MySQL) or the lease heartbeat.
+            scheduler.signals.apply(launched.all_effects());
+            let run_id = launched.run_id;
             if older > 0 {
                 advance(scheduler, id, tick, 0, older).await?;
             }

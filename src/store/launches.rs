@@ -6,13 +6,14 @@ use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 
 use super::{Backend, Sql};
 use crate::entity::status::{RunStatus, Trigger};
+use crate::spec::Overlap;
 
 /// What a launch needs of its pipeline.
 #[derive(Debug, Clone, Copy, FromQueryResult)]
 pub(crate) struct LaunchedPipeline {
     pub(crate) id: i64,
     pub(crate) enabled: bool,
-    pub(crate) prevent_overlap: bool,
+    pub(crate) overlap: Overlap,
 }
 
 /// Locks pipeline `name` for the rest of the transaction, so two launches of it are decided
@@ -21,10 +22,8 @@ pub(crate) struct LaunchedPipeline {
 pub(crate) async fn lock_pipeline(conn: &impl ConnectionTrait, name: &str) -> Result<Option<LaunchedPipeline>, DbErr> {
     let b = Backend::of(conn)?;
     let sql = match b {
-        Backend::Postgres | Backend::MySql => Sql::new(b, "SELECT id, enabled, prevent_overlap FROM cog_pipeline WHERE name = ").bind(name).push(" FOR UPDATE"),
-        Backend::Sqlite => {
-            Sql::new(b, "UPDATE cog_pipeline SET updated_at = updated_at WHERE name = ").bind(name).push(" RETURNING id, enabled, prevent_overlap")
-        }
+        Backend::Postgres | Backend::MySql => Sql::new(b, "SELECT id, enabled, overlap FROM cog_pipeline WHERE name = ").bind(name).push(" FOR UPDATE"),
+        Backend::Sqlite => Sql::new(b, "UPDATE cog_pipeline SET updated_at = updated_at WHERE name = ").bind(name).push(" RETURNING id, enabled, overlap"),
     };
     sql.one(conn).await
 }
@@ -56,38 +55,30 @@ pub(crate) async fn last_run(conn: &impl ConnectionTrait, pipeline_id: i64) -> R
         .await
 }
 
-/// The oldest run of pipeline `pipeline_id` still queued or running.
-pub(crate) async fn open_run(conn: &impl ConnectionTrait, pipeline_id: i64) -> Result<Option<i64>, DbErr> {
-    let ids = Sql::new(Backend::of(conn)?, "SELECT id FROM cog_pipeline_run WHERE pipeline_id = ")
-        .bind(pipeline_id)
-        .push(" AND status IN (")
-        .bind_list([RunStatus::Queued, RunStatus::Running])
-        .push(") ORDER BY id LIMIT 1")
-        .ids(conn)
-        .await?;
-    Ok(ids.first().copied())
-}
-
 /// A run to insert.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct NewRun<'a> {
     pub(crate) pipeline_id: i64,
+    /// `running`, or `queued` when buffered.
+    pub(crate) status: RunStatus,
     pub(crate) trigger: Trigger,
     pub(crate) scheduled_for: Option<DateTime<Utc>>,
     /// JSON text of the launch arguments.
     pub(crate) arguments: &'a str,
+    /// The run a retry retries.
+    pub(crate) retry_of: Option<i64>,
     pub(crate) now: DateTime<Utc>,
 }
 
-/// Inserts a `running` pipeline run; returns its id.
+/// Inserts a pipeline run, `running` (started now) or `queued` (not started); returns its id.
 pub(crate) async fn insert_run(conn: &impl ConnectionTrait, run: NewRun<'_>) -> Result<i64, DbErr> {
     let b = Backend::of(conn)?;
     Sql::new(b, "INSERT INTO cog_pipeline_run (pipeline_id, status, ")
         .push(b.trigger_column())
-        .push(", scheduled_for, arguments, created_at, started_at) VALUES (")
+        .push(", scheduled_for, arguments, retry_of, created_at, started_at) VALUES (")
         .bind(run.pipeline_id)
         .push(", ")
-        .bind(RunStatus::Running)
+        .bind(run.status)
         .push(", ")
         .bind(run.trigger)
         .push(", ")
@@ -95,9 +86,11 @@ pub(crate) async fn insert_run(conn: &impl ConnectionTrait, run: NewRun<'_>) -> 
         .push(", ")
         .bind(run.arguments)
         .push(", ")
-        .bind(run.now)
+        .bind(run.retry_of)
         .push(", ")
         .bind(run.now)
+        .push(", ")
+        .bind((run.status == RunStatus::Running).then_some(run.now))
         .push(")")
         .insert(conn)
         .await
@@ -123,4 +116,49 @@ pub(crate) async fn root_stages(conn: &impl ConnectionTrait, pipeline_id: i64) -
         .push(" AND NOT s.archived AND NOT EXISTS (SELECT 1 FROM cog_stage_prerequisite p WHERE p.stage_id = s.id) ORDER BY s.position")
         .ids(conn)
         .await
+}
+
+/// The runs of pipeline `pipeline_id` still queued or running, oldest first.
+pub(crate) async fn open_runs(conn: &impl ConnectionTrait, pipeline_id: i64) -> Result<Vec<RunState>, DbErr> {
+    Sql::new(Backend::of(conn)?, "SELECT id, status FROM cog_pipeline_run WHERE pipeline_id = ")
+        .bind(pipeline_id)
+        .push(" AND status IN (")
+        .bind_list([RunStatus::Queued, RunStatus::Running])
+        .push(") ORDER BY id")
+        .all(conn)
+        .await
+}
+
+/// A queued (buffered) run to start.
+#[derive(Debug, Clone, Copy, FromQueryResult)]
+pub(crate) struct QueuedRun {
+    pub(crate) id: i64,
+    pub(crate) pipeline_id: i64,
+    pub(crate) retry_of: Option<i64>,
+}
+
+/// The oldest `queued` run of the pipeline of run `run_id`.
+pub(crate) async fn next_queued_run(conn: &impl ConnectionTrait, run_id: i64) -> Result<Option<QueuedRun>, DbErr> {
+    Sql::new(Backend::of(conn)?, "SELECT id, pipeline_id, retry_of FROM cog_pipeline_run WHERE status = ")
+        .bind(RunStatus::Queued)
+        .push(" AND pipeline_id = (SELECT pipeline_id FROM cog_pipeline_run WHERE id = ")
+        .bind(run_id)
+        .push(") ORDER BY id LIMIT 1")
+        .one(conn)
+        .await
+}
+
+/// Moves queued run `id` to `running` (`started_at` written); returns whether it did.
+pub(crate) async fn start_queued_run(conn: &impl ConnectionTrait, id: i64, now: DateTime<Utc>) -> Result<bool, DbErr> {
+    let n = Sql::new(Backend::of(conn)?, "UPDATE cog_pipeline_run SET status = ")
+        .bind(RunStatus::Running)
+        .push(", started_at = ")
+        .bind(now)
+        .push(" WHERE id = ")
+        .bind(id)
+        .push(" AND status = ")
+        .bind(RunStatus::Queued)
+        .execute(conn)
+        .await?;
+    Ok(n > 0)
 }

@@ -9,7 +9,7 @@
 //!
 //! Submodules are by area: [`arguments`], [`claims`], [`transitions`], [`outcomes`], [`launches`],
 //! [`definitions`], [`weights`], [`leases`], [`presence`], [`schedules`],
-//! [`reports`], [`queues`]. Where SeaORM's query builder renders every dialect cleanly ([`presence`]), it
+//! [`reports`], [`queues`], [`retries`], [`prune`]. Where SeaORM's query builder renders every dialect cleanly ([`presence`]), it
 //! writes the SQL.
 
 pub(crate) mod arguments;
@@ -20,8 +20,10 @@ pub(crate) mod launches;
 pub(crate) mod leases;
 pub(crate) mod outcomes;
 pub(crate) mod presence;
+pub(crate) mod prune;
 pub(crate) mod queues;
 pub(crate) mod reports;
+pub(crate) mod retries;
 pub(crate) mod schedules;
 pub(crate) mod transitions;
 pub(crate) mod weights;

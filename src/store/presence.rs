@@ -26,23 +26,35 @@ pub(crate) struct WorkerRecord<'a> {
     pub(crate) alive_for: chrono::TimeDelta,
 }
 
+/// A cog's parameters as recorded in `cog_cog.parameters`: `[{"name", "type_name", "optional"}]`.
+fn parameters_json(def: &registry::CogDef) -> String {
+    let list: Vec<serde_json::Value> =
+        def.parameters.iter().map(|p| serde_json::json!({ "name": p.name, "type_name": p.type_name, "optional": p.optional })).collect();
+    serde_json::Value::Array(list).to_string()
+}
+
 /// Registers this worker and the cogs and error handlers compiled into it (upserting their
 /// `cog_cog` / `cog_error_handler` rows), replacing an earlier row of the same name, and
 /// refreshes `present`. Returns the worker's id.
 pub(crate) async fn register(db: &DatabaseConnection, record: &WorkerRecord<'_>, now: DateTime<Utc>) -> Result<i64, DbErr> {
     let txn = super::begin(db).await?;
     super::lock_definitions(&txn).await?;
-    let cogs: Vec<_> = registry::cogs().iter().map(|c| (c.name, c.module)).collect();
+    let cogs: Vec<_> = registry::cogs().iter().map(|c| (c.name, c.module, parameters_json(c))).collect();
     let handlers: Vec<_> = registry::error_handlers().iter().map(|h| (h.name, h.module)).collect();
     if !cogs.is_empty() {
-        cog::Entity::insert_many(cogs.iter().map(|(name, module)| cog::ActiveModel {
+        cog::Entity::insert_many(cogs.iter().map(|(name, module, parameters)| cog::ActiveModel {
             name: Set((*name).to_owned()),
             module: Set((*module).to_owned()),
             present: Set(true),
+            parameters: Set(Some(parameters.clone())),
             updated_at: Set(now),
             ..Default::default()
         }))
-        .on_conflict(OnConflict::column(cog::Column::Name).update_columns([cog::Column::Module, cog::Column::Present, cog::Column::UpdatedAt]).to_owned())
+        .on_conflict(
+            OnConflict::column(cog::Column::Name)
+                .update_columns([cog::Column::Module, cog::Column::Present, cog::Column::Parameters, cog::Column::UpdatedAt])
+                .to_owned(),
+        )
         .exec_without_returning(&txn)
         .await?;
     }

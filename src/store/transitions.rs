@@ -161,16 +161,17 @@ pub(crate) async fn complete_run(conn: &impl ConnectionTrait, run_id: i64, now: 
 
 /// Ends run `run_id` with `status` (failed or canceled) if it is still open; with
 /// `failed_stage_run`, that stage run becomes `failed`; queued task runs and open stage runs
-/// of the run become `canceled`. `completed_at` is left to [`settle`].
+/// of the run become `canceled`. `completed_at` is left to [`settle`]. Returns whether the
+/// run's status changed.
 pub(crate) async fn end_run(
     conn: &impl ConnectionTrait,
     run_id: i64,
     status: RunStatus,
     failed_stage_run: Option<i64>,
     now: DateTime<Utc>,
-) -> Result<(), DbErr> {
+) -> Result<bool, DbErr> {
     let b = Backend::of(conn)?;
-    Sql::new(b, "UPDATE cog_pipeline_run SET status = ")
+    let ended = Sql::new(b, "UPDATE cog_pipeline_run SET status = ")
         .bind(status)
         .push(" WHERE id = ")
         .bind(run_id)
@@ -210,7 +211,7 @@ pub(crate) async fn end_run(
         .push(")")
         .execute(conn)
         .await?;
-    Ok(())
+    Ok(ended > 0)
 }
 
 /// Writes `completed_at` (once) on the ended stage runs of run `run_id` and on the run itself

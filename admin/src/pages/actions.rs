@@ -1,5 +1,6 @@
 //! The form actions (POST, CSRF-checked, refused in read-only mode): Launch Now with
-//! optional JSON arguments, enable/disable, Cancel Run. Each answers with a redirect
+//! optional JSON arguments, enable/disable, Cancel Run, Retry (a failed or canceled run),
+//! pause/resume a queue. Each answers with a redirect
 //! (303) to the page showing the result, or an error page naming the problem.
 
 use axum::Form;
@@ -96,6 +97,38 @@ pub(crate) async fn cancel(ctx: Ctx, Path(id): Path<i64>, headers: HeaderMap, Fo
     }
     match ctx.state.rt.cancel(id).await {
         Ok(()) => see_other(&ctx, &format!("runs/{id}")),
+        Err(e) => error_page(&ctx, &Failure::from(e)),
+    }
+}
+
+/// Retry: retries a failed or canceled run from where it stopped and shows the new run.
+pub(crate) async fn retry(ctx: Ctx, Path(id): Path<i64>, headers: HeaderMap, Form(form): Form<ActionForm>) -> Response {
+    if let Err(refused) = allowed(&ctx, &headers, &form) {
+        return error_page(&ctx, &refused);
+    }
+    match ctx.state.rt.retry(id).await {
+        Ok(run) => see_other(&ctx, &format!("runs/{}", run.id())),
+        Err(e) => error_page(&ctx, &Failure::from(e)),
+    }
+}
+
+/// Pauses a queue and returns to the queues page.
+pub(crate) async fn pause_queue(ctx: Ctx, path: Path<String>, headers: HeaderMap, form: Form<ActionForm>) -> Response {
+    set_paused(ctx, path, headers, form, true).await
+}
+
+/// Resumes a queue and returns to the queues page.
+pub(crate) async fn resume_queue(ctx: Ctx, path: Path<String>, headers: HeaderMap, form: Form<ActionForm>) -> Response {
+    set_paused(ctx, path, headers, form, false).await
+}
+
+async fn set_paused(ctx: Ctx, Path(name): Path<String>, headers: HeaderMap, Form(form): Form<ActionForm>, paused: bool) -> Response {
+    if let Err(refused) = allowed(&ctx, &headers, &form) {
+        return error_page(&ctx, &refused);
+    }
+    let done = if paused { ctx.state.rt.pause_queue(&name).await } else { ctx.state.rt.resume_queue(&name).await };
+    match done {
+        Ok(()) => see_other(&ctx, "queues"),
         Err(e) => error_page(&ctx, &Failure::from(e)),
     }
 }

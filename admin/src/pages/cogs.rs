@@ -59,13 +59,13 @@ fn table(ctx: &Ctx, items: &[CogHealth], kind: &str, parameters: bool) -> Markup
                     @else { span.badge.status-failed title="No live worker carries it: its tasks wait or fail" { "missing" } }
                 }
                 @if parameters {
-                    td { @match cog::registry::cog(&c.name) {
-                        Some(def) if def.parameters.is_empty() => span.muted { "none" },
-                        Some(def) => { ul.plain { @for p in def.parameters { li {
+                    td { @match &c.parameter_details {
+                        Some(list) if list.is_empty() => span.muted { "none" },
+                        Some(list) => { ul.plain { @for p in list { li {
                             code { (p.name) ": " (p.type_name) }
                             @if p.optional { " " span.tag title="May be left out of the arguments" { "optional" } }
                         } } } },
-                        None => span.muted title="Known only to binaries that compile this cog in" { "not in this binary" },
+                        None => span.muted title="Recorded once a worker that carries this cog has started" { "unknown until a worker carries it" },
                     } }
                 }
                 td { @if c.used_by.is_empty() { span.muted { "unused" } } @else {

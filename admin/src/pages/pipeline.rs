@@ -3,6 +3,7 @@
 
 use axum::extract::Path;
 use chrono::Utc;
+use cog::Overlap;
 use cog::history::RunFilter;
 use maud::html;
 
@@ -40,7 +41,7 @@ pub(crate) async fn page(ctx: Ctx, Path(name): Path<String>) -> PageResult {
         div.facts {
             div { span.fact-label { "Schedule" } (schedule(p)) }
             div { span.fact-label { "Next ticks" } (ticks(p)) }
-            div { span.fact-label { "Overlap" } @if p.prevent_overlap { "refused while a run is going" } @else { "allowed" } }
+            div { span.fact-label { "Overlap" } span.tag #overlap-policy { (p.overlap.as_str()) } " " span.muted.small { (overlap_text(p.overlap)) } }
         }
         div.card {
             (section("Stage graph", Some(detail.stages.len())))
@@ -80,4 +81,14 @@ pub(crate) async fn page(ctx: Ctx, Path(name): Path<String>) -> PageResult {
         }
     };
     Ok(layout(&ctx, "pipelines", &p.name, body))
+}
+
+/// What a launch does while a run is going, under `policy`.
+fn overlap_text(policy: Overlap) -> &'static str {
+    match policy {
+        Overlap::Skip => "a launch is refused while a run is going",
+        Overlap::BufferOne => "one launch waits for the run going, further ones are refused",
+        Overlap::CancelRunning => "a launch cancels the run going",
+        Overlap::Allow => "runs may overlap",
+    }
 }

@@ -1,9 +1,10 @@
-//! Queues: depth, oldest queued task run's age, which live workers serve each queue.
+//! Queues: depth, oldest queued task run's age, which live workers serve each queue, a
+//! "paused" badge and Pause / Resume buttons.
 
 use chrono::Utc;
 use maud::html;
 
-use super::{PageResult, empty, fail, live_layout};
+use super::{PageResult, empty, enc, fail, live_layout};
 use crate::ctx::Ctx;
 use crate::views::fmt;
 
@@ -16,9 +17,9 @@ pub(crate) async fn page(ctx: Ctx) -> PageResult {
         div.card.flush {
             @if queues.is_empty() { (empty("No queue.")) } @else {
                 div.table-wrap { table.data {
-                    thead { tr { th { "Queue" } th.num { "Queued" } th.num { "Running" } th { "Oldest queued" } th { "Served by" } } }
+                    thead { tr { th { "Queue" } th.num { "Queued" } th.num { "Running" } th { "Oldest queued" } th { "Served by" } @if !ctx.state.read_only { th { } } } }
                     tbody { @for q in &queues { tr id={ "queue-" (q.name) } {
-                        td.strong { (q.name) }
+                        td.strong { (q.name) @if q.paused { " " span.badge.status-canceled.queue-paused title="Paused: no worker claims its task runs until it is resumed" { "paused" } } }
                         td.num { (q.queued) }
                         td.num { (q.running) }
                         td { @match q.oldest_queued_at {
@@ -31,6 +32,18 @@ pub(crate) async fn page(ctx: Ctx) -> PageResult {
                                 span.badge.status-failed title="No live worker works on this queue: its task runs wait" { "no live worker" }
                             } @else {
                                 ul.plain { @for w in &q.workers { li.mono.small { (w) } } }
+                            }
+                        }
+                        @if !ctx.state.read_only {
+                            td {
+                                form method="post" action=(ctx.url(&format!("queues/{}/{}", enc(&q.name), if q.paused { "resume" } else { "pause" }))) {
+                                    input type="hidden" name="csrf" value=(ctx.csrf);
+                                    @if q.paused {
+                                        button.btn.btn-ghost type="submit" { "Resume" }
+                                    } @else {
+                                        button.btn.btn-ghost type="submit" title="Stop claiming this queue's task runs; running ones finish" { "Pause" }
+                                    }
+                                }
                             }
                         }
                     } } }

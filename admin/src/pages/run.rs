@@ -1,12 +1,13 @@
 //! Run detail: the stage graph coloured by stage status, the Gantt timeline of task runs
 //! (when and on which worker), stage runs and task runs with attempts, results, errors and
-//! durations, Cancel Run (confirmed), launch arguments. While the run is active the script
+//! durations, Cancel Run (confirmed), Retry (a failed or canceled run that ended), launch arguments. While the run is active the script
 //! polls `api/runs/{id}` every second and swaps in a fresh `?fragment=live` on any change.
 
 use axum::extract::{Path, Query};
 use axum::http::header;
 use axum::response::IntoResponse;
 use chrono::Utc;
+use cog::RunStatus;
 use cog::history::RunDetail;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -59,6 +60,12 @@ fn live(ctx: &Ctx, d: &RunDetail) -> Markup {
                 h1 { "Run #" (r.id) " " span #run-status data-status=(r.status.as_str()) { (fmt::status(r.status)) } }
             }
             div.head-actions {
+                @if r.completed_at.is_some() && matches!(r.status, RunStatus::Failed | RunStatus::Canceled) && !ctx.state.read_only {
+                    form method="post" action=(ctx.url(&format!("runs/{}/retry", r.id))) {
+                        input type="hidden" name="csrf" value=(ctx.csrf);
+                        button.btn type="submit" #retry-run title="A new run in which the stages that completed here are not run again" { "Retry" }
+                    }
+                }
                 @if !r.status.is_terminal() && !ctx.state.read_only {
                     form method="post" action=(ctx.url(&format!("runs/{}/cancel", r.id))) data-confirm={ "Cancel run #" (r.id) " of " (r.pipeline) "? Queued tasks are canceled and running cogs are told to stop." } {
                         input type="hidden" name="csrf" value=(ctx.csrf);
@@ -70,6 +77,7 @@ fn live(ctx: &Ctx, d: &RunDetail) -> Markup {
         div.facts {
             div { span.fact-label { "Pipeline" } a href=(ctx.url(&format!("pipelines/{}", enc(&r.pipeline)))) { (r.pipeline) } }
             div { span.fact-label { "Trigger" } span.tag { (r.trigger.as_str()) } @if let Some(t) = r.scheduled_for { " for " (fmt::time(t)) } }
+            @if let Some(old) = r.retry_of { div { span.fact-label { "Retry of" } a #retry-of href=(ctx.url(&format!("runs/{old}"))) { "run #" (old) } } }
             div { span.fact-label { "Created" } (fmt::time(r.created_at)) }
             div { span.fact-label { "Started" } (fmt::time_opt(r.started_at)) }
             div { span.fact-label { "Ended" } (fmt::time_opt(r.completed_at)) }

@@ -46,7 +46,8 @@ impl RunsQuery {
             f = f.trigger(match t {
                 "manual" => Trigger::Manual,
                 "schedule" => Trigger::Schedule,
-                other => return Err(Failure::bad_request(format!("unknown trigger `{other}`: use manual or schedule"))),
+                "retry" => Trigger::Retry,
+                other => return Err(Failure::bad_request(format!("unknown trigger `{other}`: use manual, schedule or retry"))),
             });
         }
         if let Some(from) = given(&self.from) {
@@ -135,7 +136,7 @@ pub(crate) async fn page(ctx: Ctx, Query(q): Query<RunsQuery>) -> PageResult {
             label { "Trigger"
                 select name="trigger" {
                     option value="" { "any" }
-                    @for t in ["manual", "schedule"] {
+                    @for t in ["manual", "schedule", "retry"] {
                         option value=(t) selected[filter.trigger.map(|x| x.as_str()) == Some(t)] { (t) }
                     }
                 }
