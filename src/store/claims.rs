@@ -69,17 +69,22 @@ pub(crate) async fn claim(
             .push(", started_at = ")
             .bind(now)
     };
-    let pick = |sql: Sql, queue_filter: &dyn Fn(Sql) -> Sql| {
-        let sql = sql.push("SELECT id FROM cog_task_run WHERE status = ").bind(RunStatus::Queued).push(" AND run_after <= ").now().push(" AND ");
+    let pick = |sql: Sql, columns: &str, queue_filter: &dyn Fn(Sql) -> Sql| {
+        let sql =
+            sql.push("SELECT ").push(columns).push(" FROM cog_task_run WHERE status = ").bind(RunStatus::Queued).push(" AND run_after <= ").now().push(" AND ");
         queue_filter(sql).push(" ORDER BY weight DESC, id LIMIT ").bind(limit as i64)
     };
     let listed = |sql: Sql| sql.push("name IN (").bind_list(queues.iter().map(String::as_str)).push(") AND NOT paused");
     match b {
         Backend::Postgres => {
-            let sql =
-                listed(Sql::new(b, "WITH running_queues AS MATERIALIZED (SELECT name FROM cog_queue WHERE ")).push(" FOR SHARE), picked AS MATERIALIZED (");
-            let sql = pick(sql, &|s| s.push("queue = ANY(ARRAY(SELECT name FROM running_queues))"))
-                .push(" FOR UPDATE SKIP LOCKED) UPDATE cog_task_run SET status = ");
+            // One ordered index scan per queue (`queue = ANY(...)` would make PostgreSQL read
+            // and sort every queued row of the queues at each claim), then the heaviest overall.
+            let sql = listed(Sql::new(b, "WITH running_queues AS MATERIALIZED (SELECT name FROM cog_queue WHERE "))
+                .push(" FOR SHARE), picked AS MATERIALIZED (SELECT c.id FROM running_queues q CROSS JOIN LATERAL (");
+            let sql = pick(sql, "id, weight", &|s| s.push("queue = q.name"))
+                .push(" FOR UPDATE SKIP LOCKED) c ORDER BY c.weight DESC, c.id LIMIT ")
+                .bind(limit as i64)
+                .push(") UPDATE cog_task_run SET status = ");
             set(sql)
                 .push(" FROM picked WHERE cog_task_run.id = picked.id AND cog_task_run.status = ")
                 .bind(RunStatus::Queued)
@@ -88,9 +93,28 @@ pub(crate) async fn claim(
                 .await
         }
         Backend::Sqlite => {
-            let sql = set(Sql::new(b, "UPDATE cog_task_run SET status = ")).push(" WHERE status = ").bind(RunStatus::Queued).push(" AND id IN (");
-            let sql = pick(sql, &|s| listed(s.push("queue IN (SELECT name FROM cog_queue WHERE ")).push(")"));
-            sql.push(") RETURNING id").ids(conn).await
+            // One ordered index scan per queue, as on PostgreSQL (`queue IN (...)` would sort
+            // every queued row of the queues at each claim).
+            let mut sql = set(Sql::new(b, "UPDATE cog_task_run SET status = ")).push(" FROM (SELECT id FROM (");
+            for (i, queue) in queues.iter().enumerate() {
+                sql = pick(sql.push(if i == 0 { "SELECT id, weight FROM (" } else { " UNION ALL SELECT id, weight FROM (" }), "id, weight", &|s| {
+                    s.push("queue = ")
+                        .bind(queue.as_str())
+                        .push(" AND EXISTS (SELECT 1 FROM cog_queue WHERE name = ")
+                        .bind(queue.as_str())
+                        .push(" AND NOT paused)")
+                })
+                .push(")");
+            }
+            // Joined on the primary key: `WHERE status = .. AND id IN (..)` made SQLite walk
+            // every queued row through the status index to find the picked ones.
+            sql.push(") ORDER BY weight DESC, id LIMIT ")
+                .bind(limit as i64)
+                .push(") AS picked WHERE cog_task_run.id = picked.id AND cog_task_run.status = ")
+                .bind(RunStatus::Queued)
+                .push(" RETURNING id")
+                .ids(conn)
+                .await
         }
         Backend::MySql => {
             #[derive(FromQueryResult)]
@@ -107,7 +131,7 @@ pub(crate) async fn claim(
             if running.is_empty() {
                 return Ok(Vec::new());
             }
-            let ids = pick(Sql::new(b, ""), &|s| s.push("queue IN (").bind_list(running.iter().map(String::as_str)).push(")"))
+            let ids = pick(Sql::new(b, ""), "id", &|s| s.push("queue IN (").bind_list(running.iter().map(String::as_str)).push(")"))
                 .push(" FOR UPDATE SKIP LOCKED")
                 .ids(conn)
                 .await?;
