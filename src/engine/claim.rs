@@ -26,6 +26,7 @@ pub(crate) async fn claim(
     if ids.len() > limit {
         // Never leave a claimed row with nobody to run it: hand the extras back untouched.
         let extras = ids.split_off(limit);
+        OVERCLAIMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::error!(claimed = limit + extras.len(), limit, "a claim returned more task runs than asked for; handing the extras back");
         claims::unclaim(&txn, &extras).await?;
     }
@@ -35,6 +36,10 @@ pub(crate) async fn claim(
     claimed.sort_by_key(|c| ids.iter().position(|id| *id == c.task_run_id));
     Ok(claimed)
 }
+
+/// How many claims in this process returned more rows than asked for (each one logged at
+/// error level and its extras handed back); stays 0 unless a claim statement misbehaves.
+pub(crate) static OVERCLAIMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Running task runs whose lease has expired (their worker died or hung), at most `limit`.
 pub(crate) async fn expired(conn: &impl ConnectionTrait, limit: usize) -> Result<Vec<Claimed>, DbErr> {
