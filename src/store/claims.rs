@@ -70,8 +70,14 @@ pub(crate) async fn claim(
             .bind(now)
     };
     let pick = |sql: Sql, columns: &str, queue_filter: &dyn Fn(Sql) -> Sql| {
-        let sql =
-            sql.push("SELECT ").push(columns).push(" FROM cog_task_run WHERE status = ").status(RunStatus::Queued).push(" AND run_after <= ").now().push(" AND ");
+        let sql = sql
+            .push("SELECT ")
+            .push(columns)
+            .push(" FROM cog_task_run WHERE status = ")
+            .status(RunStatus::Queued)
+            .push(" AND run_after <= ")
+            .now()
+            .push(" AND ");
         queue_filter(sql).push(" ORDER BY weight DESC, id LIMIT ").bind(limit as i64)
     };
     let listed = |sql: Sql| sql.push("name IN (").bind_list(queues.iter().map(String::as_str)).push(") AND NOT paused");
