@@ -70,8 +70,14 @@ pub(crate) async fn claim(
             .bind(now)
     };
     let pick = |sql: Sql, columns: &str, queue_filter: &dyn Fn(Sql) -> Sql| {
-        let sql =
-            sql.push("SELECT ").push(columns).push(" FROM cog_task_run WHERE status = ").bind(RunStatus::Queued).push(" AND run_after <= ").now().push(" AND ");
+        let sql = sql
+            .push("SELECT ")
+            .push(columns)
+            .push(" FROM cog_task_run WHERE status = ")
+            .status(RunStatus::Queued)
+            .push(" AND run_after <= ")
+            .now()
+            .push(" AND ");
         queue_filter(sql).push(" ORDER BY weight DESC, id LIMIT ").bind(limit as i64)
     };
     let listed = |sql: Sql| sql.push("name IN (").bind_list(queues.iter().map(String::as_str)).push(") AND NOT paused");
@@ -196,7 +202,7 @@ pub(crate) async fn load(conn: &impl ConnectionTrait, ids: &[i64]) -> Result<Vec
 /// database's clock, oldest lease first, at most `limit`.
 pub(crate) async fn expired(conn: &impl ConnectionTrait, limit: usize) -> Result<Vec<i64>, DbErr> {
     Sql::new(Backend::of(conn)?, "SELECT id FROM cog_task_run WHERE status = ")
-        .bind(RunStatus::Running)
+        .status(RunStatus::Running)
         .push(" AND lease_until < ")
         .now()
         .push(" ORDER BY lease_until LIMIT ")
@@ -213,7 +219,7 @@ pub(crate) async fn next_due(conn: &impl ConnectionTrait, queues: &[String]) -> 
         due: Option<DateTime<Utc>>,
     }
     let row = Sql::new(Backend::of(conn)?, "SELECT MIN(run_after) AS due FROM cog_task_run WHERE status = ")
-        .bind(RunStatus::Queued)
+        .status(RunStatus::Queued)
         .push(" AND queue IN (SELECT name FROM cog_queue WHERE name IN (")
         .bind_list(queues.iter().map(String::as_str))
         .push(") AND NOT paused)")
