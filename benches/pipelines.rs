@@ -15,6 +15,7 @@
 //! being on this machine; `-` for SQLite, which runs inside cog's process, and for MySQL, whose
 //! one server process serves every database), and the machine's load average when the
 //! measurement started (the cores are shared: CPU per task is the steadier figure).
+//! `first_task_ms` is `launch()` called -> first cog call started, in the measuring process.
 //! Each measurement runs in a fresh child process (so peak memory is its own); the 4-process
 //! measurements add 3 worker processes. PostgreSQL is taken from `COG_BENCH_POSTGRES_URL`
 //! (default `postgres://postgres@127.0.0.1:5432/test`), MySQL/MariaDB from
