@@ -50,7 +50,9 @@ pub(crate) struct Claimed {
 /// MySQL hold the claimed queues' `cog_queue` rows in share mode until the claim commits
 /// (re-reading `paused` once a pause in progress commits), so `pause_queue` waits for the
 /// claims that read the queue as running and no claim after it sees the queue running;
-/// SQLite reads `paused` inside its one write transaction.
+/// SQLite reads `paused` inside its one write transaction. The queues a claim may take from
+/// are bound as values, never a subquery, so that (with one queue) the planner walks the
+/// claim index in weight order and stops at the limit.
 pub(crate) async fn claim(
     conn: &impl ConnectionTrait,
     worker: &str,
@@ -74,12 +76,16 @@ pub(crate) async fn claim(
         queue_filter(sql).push(" ORDER BY weight DESC, id LIMIT ").bind(limit as i64)
     };
     let listed = |sql: Sql| sql.push("name IN (").bind_list(queues.iter().map(String::as_str)).push(") AND NOT paused");
+    // The picked queues are bound as values (not a subquery), so that with one queue the
+    // planner walks the claim index in weight order and stops at the limit.
+    let among = |sql: Sql, running: &[String]| sql.push("queue IN (").bind_list(running.iter().map(String::as_str)).push(")");
     match b {
         Backend::Postgres => {
-            let sql =
-                listed(Sql::new(b, "WITH running_queues AS MATERIALIZED (SELECT name FROM cog_queue WHERE ")).push(" FOR SHARE), picked AS MATERIALIZED (");
-            let sql = pick(sql, &|s| s.push("queue = ANY(ARRAY(SELECT name FROM running_queues))"))
-                .push(" FOR UPDATE SKIP LOCKED) UPDATE cog_task_run SET status = ");
+            let running = running_queues(conn, listed(Sql::new(b, "SELECT name FROM cog_queue WHERE ")).push(" FOR SHARE")).await?;
+            if running.is_empty() {
+                return Ok(Vec::new());
+            }
+            let sql = pick(Sql::new(b, "WITH picked AS MATERIALIZED ("), &|s| among(s, &running)).push(" FOR UPDATE SKIP LOCKED) UPDATE cog_task_run SET status = ");
             set(sql)
                 .push(" FROM picked WHERE cog_task_run.id = picked.id AND cog_task_run.status = ")
                 .bind(RunStatus::Queued)
@@ -88,26 +94,20 @@ pub(crate) async fn claim(
                 .await
         }
         Backend::Sqlite => {
+            // One statement, so the transaction's first statement writes (a read first could fail
+            // to take the write lock later); `paused` is read inside it, row by row.
             let sql = set(Sql::new(b, "UPDATE cog_task_run SET status = ")).push(" WHERE status = ").bind(RunStatus::Queued).push(" AND id IN (");
-            let sql = pick(sql, &|s| listed(s.push("queue IN (SELECT name FROM cog_queue WHERE ")).push(")"));
-            sql.push(") RETURNING id").ids(conn).await
+            let guarded = |s: Sql| {
+                among(s, queues).push(" AND NOT EXISTS (SELECT 1 FROM cog_queue q WHERE q.name = cog_task_run.queue AND q.paused)")
+            };
+            pick(sql, &guarded).push(") RETURNING id").ids(conn).await
         }
         Backend::MySql => {
-            #[derive(FromQueryResult)]
-            struct Name {
-                name: String,
-            }
-            let running: Vec<String> = listed(Sql::new(b, "SELECT name FROM cog_queue WHERE "))
-                .push(" LOCK IN SHARE MODE")
-                .all::<Name>(conn)
-                .await?
-                .into_iter()
-                .map(|r| r.name)
-                .collect();
+            let running = running_queues(conn, listed(Sql::new(b, "SELECT name FROM cog_queue WHERE ")).push(" LOCK IN SHARE MODE")).await?;
             if running.is_empty() {
                 return Ok(Vec::new());
             }
-            let ids = pick(Sql::new(b, ""), &|s| s.push("queue IN (").bind_list(running.iter().map(String::as_str)).push(")"))
+            let ids = pick(Sql::new(b, ""), &|s| among(s, &running))
                 .push(" FOR UPDATE SKIP LOCKED")
                 .ids(conn)
                 .await?;
@@ -124,6 +124,16 @@ pub(crate) async fn claim(
             Ok(ids)
         }
     }
+}
+
+/// The names a locking query of `cog_queue` returns: the listed queues that are not paused,
+/// held in share mode until the claim commits (a pause waits for the claim).
+async fn running_queues(conn: &impl ConnectionTrait, query: Sql) -> Result<Vec<String>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Name {
+        name: String,
+    }
+    Ok(query.all::<Name>(conn).await?.into_iter().map(|r| r.name).collect())
 }
 
 /// Undoes the claim of task runs `ids` made in this transaction: queued again, attempt as before.
