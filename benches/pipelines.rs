@@ -4,8 +4,17 @@
 //! Workloads of DESIGN.md "Performance targets": A = 1 stage x 1,000 no-op tasks;
 //! B = a chain of 100 stages x 1 task; C = 10 stages x 100 tasks; D = diamond
 //! A -> (B, C) -> D with 10 tasks of 50 ms sleep each; E = 1 stage x 100,000 no-op tasks;
+//! F = 50 runs launched at once, each a chain of 5 stages x 40 no-op tasks (reported besides
+//! tasks/s: the spread of run durations, and the longest any run waited for its first task,
+//! as fairness: no run may wait for all the others);
 //! W = cross-process wake-up: 50 one-task runs launched one after the other by a process that
 //! does not work, each run by an idle worker process (reported: launch -> task start, ms).
+//! Every line also reports the CPU time per task, in µs, spent by cog's processes (the
+//! measuring one and the workers, from `/proc/<pid>/stat` as `getrusage` counts it) and by the
+//! PostgreSQL backends serving the bench database (`/proc/<pid>/stat` of each, the server
+//! being on this machine; `-` for SQLite, which runs inside cog's process, and for MySQL, whose
+//! one server process serves every database), and the machine's load average when the
+//! measurement started (the cores are shared: CPU per task is the steadier figure).
 //! Each measurement runs in a fresh child process (so peak memory is its own); the 4-process
 //! measurements add 3 worker processes. PostgreSQL is taken from `COG_BENCH_POSTGRES_URL`
 //! (default `postgres://postgres@127.0.0.1:5432/test`), MySQL/MariaDB from
@@ -20,11 +29,17 @@ use cog::{CogRuntime, Config, PipelineSpec, RunStatus, StageSpec, TaskSpec, cog}
 use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::json;
 
+/// When this process first started a task (first-task latency, measured in-process).
+static FIRST_TASK: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
 #[cog]
-async fn bench_noop() {}
+async fn bench_noop() {
+    FIRST_TASK.get_or_init(Instant::now);
+}
 
 #[cog]
 async fn bench_sleep(ms: u64) {
+    FIRST_TASK.get_or_init(Instant::now);
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
@@ -32,6 +47,9 @@ const CONCURRENCY: usize = 32;
 
 /// Runs of workload W.
 const WAKEUP_RUNS: usize = 50;
+
+/// Runs of workload F, launched at once.
+const FAIR_RUNS: usize = 50;
 
 fn stage(name: String, after: &[String], tasks: usize, task: impl Fn(usize) -> TaskSpec) -> StageSpec {
     (0..tasks).fold(StageSpec::new(name).after(after.to_vec()), |s, i| s.task(task(i).name(format!("t{i}"))))
@@ -58,6 +76,11 @@ fn workload(name: &str) -> (PipelineSpec, usize) {
             (p, 40)
         }
         "E" => (p.stage(stage("s0".into(), &[], 100_000, noop)), 100_000),
+        "F" => {
+            let chain = (0..5)
+                .fold(p.prevent_overlap(false), |p, i| p.stage(stage(format!("s{i}"), &if i == 0 { vec![] } else { vec![format!("s{}", i - 1)] }, 40, noop)));
+            (chain, FAIR_RUNS * 200)
+        }
         "W" => (p.stage(stage("s0".into(), &[], 1, noop)), WAKEUP_RUNS),
         other => panic!("unknown workload {other}"),
     }
@@ -78,6 +101,43 @@ fn peak_rss_mb(pid: u32) -> f64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// CPU time (user + system) process `pid` has used so far, in seconds, as `getrusage` counts
+/// it (`/proc/<pid>/stat`, in clock ticks of 10 ms); 0 if the process is gone.
+fn cpu_s(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces), from field 3 on.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
+}
+
+/// The database server's processes serving the bench database (PostgreSQL backends, by pid),
+/// or none (SQLite runs inside this process; MySQL serves every connection from one process).
+async fn db_backends(db: &sea_orm::DatabaseConnection, db_kind: &str) -> Vec<u32> {
+    if db_kind != "postgres" {
+        return Vec::new();
+    }
+    let sql = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()";
+    let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap_or_default();
+    rows.iter().filter_map(|r| r.try_get_by_index::<i32>(0).ok()).map(|p| p as u32).collect()
+}
+
+/// CPU seconds used so far by each of `pids`.
+fn cpu_of(pids: &[u32]) -> std::collections::HashMap<u32, f64> {
+    pids.iter().map(|&p| (p, cpu_s(p))).collect()
+}
+
+/// CPU seconds `after` used beyond `before` (processes new in `after` count whole).
+fn cpu_used(before: &std::collections::HashMap<u32, f64>, after: &std::collections::HashMap<u32, f64>) -> f64 {
+    after.iter().map(|(pid, t)| t - before.get(pid).copied().unwrap_or(0.0)).sum()
+}
+
+/// The machine's 1-minute load average.
+fn load1() -> String {
+    std::fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split_whitespace().next().map(str::to_owned)).unwrap_or_else(|| "-".to_owned())
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -120,18 +180,39 @@ async fn handoffs(db: &sea_orm::DatabaseConnection, run_id: i64) -> Vec<f64> {
     out
 }
 
-/// Launch to first task start (ms), and tasks per second between the first task start and
-/// the last task end: what the run costs around its tasks, and the rate once it runs.
-async fn ramp_and_steady_rate(db: &sea_orm::DatabaseConnection, run_id: i64, tasks: usize) -> (f64, f64) {
+/// Tasks per second between the first task start and the last task end of `runs`: the rate
+/// once they run.
+async fn steady_rate(db: &sea_orm::DatabaseConnection, runs: &[i64], tasks: usize) -> f64 {
+    let ids = runs.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
     let sql = format!(
-        "SELECT r.started_at, MIN(t.started_at), MAX(t.completed_at) FROM cog_pipeline_run r JOIN cog_stage_run sr ON sr.pipeline_run_id = r.id \
-         JOIN cog_task_run t ON t.stage_run_id = sr.id WHERE r.id = {run_id} GROUP BY r.started_at"
+        "SELECT MIN(t.started_at), MAX(t.completed_at) FROM cog_stage_run sr \
+         JOIN cog_task_run t ON t.stage_run_id = sr.id WHERE sr.pipeline_run_id IN ({ids})"
     );
     let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
-    let (run_start, first, last): (DateTime<Utc>, DateTime<Utc>, DateTime<Utc>) =
-        (row.try_get_by_index(0).unwrap(), row.try_get_by_index(1).unwrap(), row.try_get_by_index(2).unwrap());
+    let (first, last): (DateTime<Utc>, DateTime<Utc>) = (row.try_get_by_index(0).unwrap(), row.try_get_by_index(1).unwrap());
+    tasks as f64 / ((last - first).num_microseconds().unwrap_or(0) as f64 / 1e6).max(1e-6)
+}
+
+/// Workload F's fairness over `runs`: each run's duration (launch -> `completed_at`, s),
+/// sorted, and the longest any run waited between its launch and its first task start (ms).
+async fn run_spread(db: &sea_orm::DatabaseConnection, runs: &[i64]) -> (Vec<f64>, f64) {
+    let ids = runs.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "SELECT r.id, r.created_at, r.completed_at, MIN(t.started_at) FROM cog_pipeline_run r JOIN cog_stage_run sr ON sr.pipeline_run_id = r.id \
+         JOIN cog_task_run t ON t.stage_run_id = sr.id WHERE r.id IN ({ids}) GROUP BY r.id, r.created_at, r.completed_at"
+    );
+    let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap();
     let ms = |a: DateTime<Utc>, b: DateTime<Utc>| (b - a).num_microseconds().unwrap_or(0) as f64 / 1000.0;
-    (ms(run_start, first), tasks as f64 / (ms(first, last) / 1000.0).max(1e-6))
+    let mut durations = Vec::new();
+    let mut wait_max: f64 = 0.0;
+    for row in rows {
+        let (created, completed, first): (DateTime<Utc>, DateTime<Utc>, DateTime<Utc>) =
+            (row.try_get_by_index(1).unwrap(), row.try_get_by_index(2).unwrap(), row.try_get_by_index(3).unwrap());
+        durations.push(ms(created, completed) / 1000.0);
+        wait_max = wait_max.max(ms(created, first));
+    }
+    durations.sort_by(|a, b| a.total_cmp(b));
+    (durations, wait_max)
 }
 
 fn spawn_self(args: &[&str]) -> Child {
@@ -197,11 +278,20 @@ async fn measure(name: &str, db_kind: &str, procs: usize, admin_url: &str) {
     if procs > 1 {
         tokio::time::sleep(Duration::from_millis(500)).await; // let the workers connect
     }
+    let load = load1();
+    let cog_pids: Vec<u32> = std::iter::once(std::process::id()).chain(workers.iter().map(Child::id)).collect();
+    let (cog_before, db_before) = (cpu_of(&cog_pids), cpu_of(&db_backends(rt.connection(), db_kind).await));
     rt.start();
     let started = Instant::now();
-    let run = rt.launch(&format!("bench_{name}")).await.unwrap();
-    let status = run.wait().await.unwrap();
+    let launches = if name == "F" { FAIR_RUNS } else { 1 };
+    let pipeline = format!("bench_{name}");
+    let runs = futures::future::try_join_all((0..launches).map(|_| rt.launch(&pipeline))).await.unwrap();
+    let statuses = futures::future::try_join_all(runs.iter().map(|r| r.wait())).await.unwrap();
     let wall = started.elapsed().as_secs_f64();
+    let (cog_after, db_after) = (cpu_of(&cog_pids), cpu_of(&db_backends(rt.connection(), db_kind).await));
+    let per_task_us = |s: f64| format!("{:.1}", s * 1e6 / tasks as f64);
+    let cog_cpu = per_task_us(cpu_used(&cog_before, &cog_after));
+    let db_cpu = if db_kind == "postgres" { per_task_us(cpu_used(&db_before, &db_after)) } else { "-".to_owned() };
     let rss = peak_rss_mb(std::process::id());
     let worker_rss = workers.iter().map(|w| peak_rss_mb(w.id())).fold(0.0, f64::max);
     for w in &mut workers {
@@ -209,13 +299,31 @@ async fn measure(name: &str, db_kind: &str, procs: usize, admin_url: &str) {
         let _ = w.wait();
     }
     rt.shutdown().await;
-    assert_eq!(status, RunStatus::Completed, "workload {name} did not complete");
-    let h = handoffs(rt.connection(), run.id()).await;
-    let (ramp_ms, steady) = ramp_and_steady_rate(rt.connection(), run.id(), tasks).await;
+    assert!(statuses.iter().all(|s| *s == RunStatus::Completed), "workload {name} did not complete");
+    let mut h = Vec::new();
+    for run in &runs {
+        h.extend(handoffs(rt.connection(), run.id()).await);
+    }
+    h.sort_by(|a, b| a.total_cmp(b));
     let (p50, p99) =
         if h.is_empty() { ("-".to_owned(), "-".to_owned()) } else { (format!("{:.2}", percentile(&h, 0.5)), format!("{:.2}", percentile(&h, 0.99))) };
+    let run_ids: Vec<i64> = runs.iter().map(|r| r.id()).collect();
+    let fairness = if runs.len() > 1 {
+        let (durations, wait_max) = run_spread(rt.connection(), &run_ids).await;
+        format!(
+            " runs={} run_min_s={:.3} run_p50_s={:.3} run_max_s={:.3} run_first_task_max_ms={wait_max:.1}",
+            runs.len(),
+            durations.first().copied().unwrap_or(0.0),
+            percentile(&durations, 0.5),
+            durations.last().copied().unwrap_or(0.0)
+        )
+    } else {
+        String::new()
+    };
+    let steady = steady_rate(rt.connection(), &run_ids, tasks).await;
+    let ramp_ms = FIRST_TASK.get().map_or(f64::NAN, |t| t.duration_since(started).as_secs_f64() * 1000.0);
     println!(
-        "bench workload={name} db={db_kind} procs={procs} tasks={tasks} wall_s={wall:.3} tasks_per_s={:.0} handoff_p50_ms={p50} handoff_p99_ms={p99} peak_rss_mb={rss:.1} worker_peak_rss_mb={} define_s={define_s:.2} first_task_ms={ramp_ms:.1} steady_tasks_per_s={steady:.0}",
+        "bench workload={name} db={db_kind} procs={procs} tasks={tasks} wall_s={wall:.3} tasks_per_s={:.0} handoff_p50_ms={p50} handoff_p99_ms={p99} peak_rss_mb={rss:.1} worker_peak_rss_mb={} define_s={define_s:.2} first_task_ms={ramp_ms:.1} steady_tasks_per_s={steady:.0} cpu_us_per_task={cog_cpu} db_cpu_us_per_task={db_cpu} load1={load}{fairness}",
         tasks as f64 / wall,
         if workers.is_empty() { "-".to_owned() } else { format!("{worker_rss:.1}") }
     );
@@ -273,7 +381,7 @@ async fn main() {
         Some("--measure") => return measure(&args[1], &args[2], args[3].parse().unwrap(), &admin_of(&args[2])).await,
         _ => {}
     }
-    let chosen: Vec<&str> = ["A", "B", "C", "D", "E", "W"].into_iter().filter(|w| args.is_empty() || args.iter().any(|a| a == w)).collect();
+    let chosen: Vec<&str> = ["A", "B", "C", "D", "E", "F", "W"].into_iter().filter(|w| args.is_empty() || args.iter().any(|a| a == w)).collect();
     let pg = Database::connect(pg_admin.as_str()).await.is_ok();
     if !pg {
         eprintln!("notice: PostgreSQL at {pg_admin} is unreachable; skipping it");
@@ -306,14 +414,14 @@ async fn main() {
     }
     println!("\nsummary ({} cores, {}):", std::thread::available_parallelism().map_or(0, |n| n.get()), Utc::now().format("%Y-%m-%d"));
     println!(
-        "{:<9} {:<9} {:>5} {:>8} {:>9} {:>11} {:>11} {:>9} {:>11}",
-        "workload", "db", "procs", "tasks", "tasks/s", "handoff p50", "handoff p99", "peak MiB", "worker MiB"
+        "{:<9} {:<9} {:>5} {:>8} {:>9} {:>11} {:>11} {:>9} {:>11} {:>10} {:>10} {:>10}",
+        "workload", "db", "procs", "tasks", "tasks/s", "handoff p50", "handoff p99", "peak MiB", "worker MiB", "first ms", "cog µs/t", "db µs/t"
     );
     let (wakeup_lines, lines): (Vec<String>, Vec<String>) = lines.into_iter().partition(|l| l.contains("workload=W "));
     for line in lines {
         let field = |k: &str| line.split_whitespace().find_map(|kv| kv.strip_prefix(&format!("{k}="))).unwrap_or("-").to_owned();
         println!(
-            "{:<9} {:<9} {:>5} {:>8} {:>9} {:>11} {:>11} {:>9} {:>11}",
+            "{:<9} {:<9} {:>5} {:>8} {:>9} {:>11} {:>11} {:>9} {:>11} {:>10} {:>10} {:>10}",
             field("workload"),
             field("db"),
             field("procs"),
@@ -322,7 +430,10 @@ async fn main() {
             field("handoff_p50_ms"),
             field("handoff_p99_ms"),
             field("peak_rss_mb"),
-            field("worker_peak_rss_mb")
+            field("worker_peak_rss_mb"),
+            field("first_task_ms"),
+            field("cpu_us_per_task"),
+            field("db_cpu_us_per_task")
         );
     }
     if !wakeup_lines.is_empty() {

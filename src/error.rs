@@ -188,6 +188,10 @@ impl fmt::Display for LaunchRefusal {
     }
 }
 
+/// The longest name (pipeline, stage, task, queue) a definition may use: names are indexed, and
+/// 255 characters is what every backend can index (`VARCHAR(255)` on MySQL).
+pub const MAX_NAME_CHARS: usize = 255;
+
 /// A pipeline definition that `define` rejects. Each variant names what was wrong.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -199,6 +203,18 @@ pub enum DefinitionError {
         pipeline: String,
         /// "stage", "task", "queue" or "pipeline".
         what: &'static str,
+    },
+    /// A name is longer than the 255 characters every backend can index.
+    #[error("{what} name `{name}` in pipeline `{pipeline}` is {length} characters long; names may have at most {MAX_NAME_CHARS} characters, shorten it")]
+    NameTooLong {
+        /// Pipeline.
+        pipeline: String,
+        /// "stage", "task", "queue" or "pipeline".
+        what: &'static str,
+        /// The name, shortened for the message.
+        name: String,
+        /// Its length in characters.
+        length: usize,
     },
     /// Two stages of one pipeline have the same name.
     #[error("pipeline `{pipeline}` has two stages named `{stage}`")]

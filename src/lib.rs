@@ -32,7 +32,7 @@ pub use context::TaskContext;
 pub use control::prune::PruneReport;
 pub use control::queues::QueueState;
 pub use entity::status::{RunStatus, Trigger};
-pub use error::{DefinitionError, Error, LaunchRefusal, Result, TaskError, TaskErrorKind, TaskRunInfo};
+pub use error::{DefinitionError, Error, LaunchRefusal, MAX_NAME_CHARS, Result, TaskError, TaskErrorKind, TaskRunInfo};
 pub use health::{Health, LoopHealth, LoopState};
 pub use report::RunReport;
 pub use runtime::{CogRuntime, CogRuntimeBuilder, RunHandle};

@@ -62,3 +62,9 @@ pub fn sample_task_run_info() -> TaskRunInfo {
         critical: true,
     }
 }
+
+/// How many claims in this process returned more task runs than asked for (tests of the
+/// claim statement assert it stays 0).
+pub fn overclaims() -> u64 {
+    crate::engine::claim::OVERCLAIMS.load(std::sync::atomic::Ordering::Relaxed)
+}

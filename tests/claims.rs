@@ -61,6 +61,9 @@ async fn claims_respect_their_limit(db: TestDb) {
     assert_eq!(wait(&run).await, RunStatus::Completed);
     assert_eq!(scalar(&rt, "SELECT COUNT(*) FROM cog_task_run WHERE attempt <> 1").await, 0, "a task run was claimed and not run");
     assert_eq!(scalar(&rt, "SELECT COUNT(*) FROM cog_error").await, 0, "no attempt may fail");
+    // Extras would be handed back (and the run still complete): the statement itself must
+    // never return more rows than asked for.
+    assert_eq!(cog::__private::overclaims(), 0, "a claim returned more task runs than its limit");
     for r in &rts {
         r.shutdown().await;
     }

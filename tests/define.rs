@@ -355,6 +355,63 @@ async fn empty_names_are_refused(db: TestDb) {
     .await;
 }
 
+async fn names_longer_than_255_characters_are_refused(db: TestDb) {
+    let rt = setup(&db).await;
+    let long = "x".repeat(256);
+    let (e, _) = rejected(&rt, changes(&long)).await;
+    assert!(matches!(&e, DefinitionError::NameTooLong { what: "pipeline", length: 256, .. }), "{e:?}");
+    assert!(e.to_string().contains("at most 255 characters"), "{e}");
+    let l = long.clone();
+    refuse_both(
+        &rt,
+        move |s| s.stage(StageSpec::new(l.clone()).task(TaskSpec::new("d_noop"))),
+        |e, _, _| assert!(matches!(e, DefinitionError::NameTooLong { what: "stage", length: 256, .. }), "{e:?}"),
+    )
+    .await;
+    let l = long.clone();
+    refuse_both(
+        &rt,
+        move |s| s.stage(StageSpec::new("late").task(TaskSpec::new("d_noop").queue(l.clone()))),
+        |e, _, _| assert!(matches!(e, DefinitionError::NameTooLong { what: "queue", length: 256, .. }), "{e:?}"),
+    )
+    .await;
+    // 255 characters (multi-byte ones too) fit, on every backend.
+    let fits: String = "é".repeat(255);
+    rt.define(PipelineSpec::new(fits.clone()).stage(StageSpec::new(fits.clone()).task(TaskSpec::new("d_noop").name(fits.clone()).queue(fits))))
+        .await
+        .expect("255 characters fit");
+}
+
+async fn defines_never_deadlock_with_claims(db: TestDb) {
+    // Two workers claim from queues `qa` and `qb` (claims hold queue rows in share mode) while
+    // a pipeline naming them in the other order is defined again and again.
+    let work = PipelineSpec::new("work")
+        .prevent_overlap(false)
+        .stage((0..20).fold(StageSpec::new("s"), |s, n| s.task(TaskSpec::new("d_noop").name(format!("t{n}")).queue(if n % 2 == 0 { "qa" } else { "qb" }))));
+    let first = db.runtime_with(|b| b.queues(["qa", "qb"]).concurrency(4)).await;
+    let second = db.runtime_with(|b| b.queues(["qb", "qa"]).concurrency(4)).await;
+    first.define(work).await.unwrap();
+    first.start();
+    second.start();
+    let launcher = {
+        let rt = first.clone();
+        tokio::spawn(async move {
+            for _ in 0..30 {
+                assert_eq!(wait(&rt.launch("work").await.unwrap()).await, RunStatus::Completed);
+            }
+        })
+    };
+    for n in 0..60 {
+        let spec = PipelineSpec::new("redefined")
+            .stage(StageSpec::new("s").task(TaskSpec::new("d_noop").name("b").queue("qb")).task(TaskSpec::new("d_noop").name("a").queue("qa")));
+        let spec = if n % 2 == 0 { spec } else { spec.stage(StageSpec::new("extra").after(["s"]).task(TaskSpec::new("d_noop").queue("qb"))) };
+        second.define(spec).await.unwrap_or_else(|e| panic!("define #{n} failed while workers claimed: {e}"));
+    }
+    launcher.await.unwrap();
+    first.shutdown().await;
+    second.shutdown().await;
+}
+
 // ---- saved definitions -----------------------------------------------------------------------
 
 fn two_stages(name: &str) -> PipelineSpec {
@@ -583,6 +640,8 @@ async fn migrations_table_is_cog_migrations(db: TestDb) {
 }
 
 on_all_backends!(
+    defines_never_deadlock_with_claims,
+    names_longer_than_255_characters_are_refused,
     unknown_cog_is_refused,
     unknown_error_handler_is_refused,
     unknown_prerequisite_is_refused,

@@ -10,6 +10,7 @@ mod m20261124_000001_create_tables;
 mod m20261124_000002_admin;
 mod m20261124_000003_run_control;
 mod m20261203_000004_cog_parameters;
+mod m20261203_000005_active_indexes;
 
 /// The migrator of cog's tables.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_admin::Migration),
             Box::new(m20261124_000003_run_control::Migration),
             Box::new(m20261203_000004_cog_parameters::Migration),
+            Box::new(m20261203_000005_active_indexes::Migration),
         ]
     }
 }

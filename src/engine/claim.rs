@@ -1,6 +1,5 @@
 //! Claiming queued task runs for a worker, and reading what it needs to run them.
 
-use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr};
 
 pub(crate) use crate::store::claims::Claimed;
@@ -8,6 +7,8 @@ use crate::store::{self, claims};
 
 /// Marks up to `limit` queued task runs of `queues` whose `run_after` has passed as running
 /// for `worker`, heaviest first; returns them with their definitions, in claim order.
+/// Their `started_at` is the time the claim runs (taken once its transaction has begun, not
+/// before waiting for a connection).
 /// The claim and the read of the definitions are one transaction: if the read fails, the
 /// claim is undone rather than left `running` with nobody to run it.
 pub(crate) async fn claim(
@@ -15,17 +16,17 @@ pub(crate) async fn claim(
     worker: &str,
     queues: &[String],
     limit: usize,
-    now: DateTime<Utc>,
     lease: std::time::Duration,
 ) -> Result<Vec<Claimed>, DbErr> {
     if queues.is_empty() || limit == 0 {
         return Ok(Vec::new());
     }
     let txn = store::begin(db).await?;
-    let mut ids = claims::claim(&txn, worker, queues, limit, now, lease).await?;
+    let mut ids = claims::claim(&txn, worker, queues, limit, store::now(), lease).await?;
     if ids.len() > limit {
         // Never leave a claimed row with nobody to run it: hand the extras back untouched.
         let extras = ids.split_off(limit);
+        OVERCLAIMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::error!(claimed = limit + extras.len(), limit, "a claim returned more task runs than asked for; handing the extras back");
         claims::unclaim(&txn, &extras).await?;
     }
@@ -35,6 +36,10 @@ pub(crate) async fn claim(
     claimed.sort_by_key(|c| ids.iter().position(|id| *id == c.task_run_id));
     Ok(claimed)
 }
+
+/// How many claims in this process returned more rows than asked for (each one logged at
+/// error level and its extras handed back); stays 0 unless a claim statement misbehaves.
+pub(crate) static OVERCLAIMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Running task runs whose lease has expired (their worker died or hung), at most `limit`.
 pub(crate) async fn expired(conn: &impl ConnectionTrait, limit: usize) -> Result<Vec<Claimed>, DbErr> {

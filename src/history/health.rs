@@ -8,7 +8,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Que
 use super::catalog::Catalog;
 use super::types::{CogHealth, ParameterInfo, QueueHealth, TaskRef, WorkerInfo};
 use crate::entity::status::RunStatus;
-use crate::entity::{queue, task_run, worker, worker_cog, worker_error_handler};
+use crate::entity::{queue, worker, worker_cog, worker_error_handler};
 use crate::error::Error;
 
 /// The live workers, by name.
@@ -164,19 +164,7 @@ pub(crate) async fn queues(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Res
             known.paused = q.paused;
         }
     }
-    let counts: Vec<(String, RunStatus, i64, Option<DateTime<Utc>>)> = task_run::Entity::find()
-        .select_only()
-        .column(task_run::Column::Queue)
-        .column(task_run::Column::Status)
-        .column_as(task_run::Column::Id.count(), "n")
-        .column_as(task_run::Column::RunAfter.min(), "oldest")
-        .filter(task_run::Column::Status.is_in([RunStatus::Queued, RunStatus::Running]))
-        .group_by(task_run::Column::Queue)
-        .group_by(task_run::Column::Status)
-        .into_tuple()
-        .all(db)
-        .await?;
-    for (name, status, n, oldest) in counts {
+    for crate::store::reports::ActiveRow { queue: name, status, n, oldest } in crate::store::reports::active_per_queue(db).await? {
         entry(&mut out, &name);
         let q = out.get_mut(&name).expect("inserted above");
         match status {

@@ -98,6 +98,9 @@ impl CogRuntimeBuilder {
             return Err(Error::InvalidSetting("concurrency must be at least 1".into()));
         }
         let queues = self.queues.unwrap_or_else(|| vec!["default".to_owned()]);
+        if queues.is_empty() {
+            return Err(Error::InvalidSetting("queues: the list is empty; name at least one queue (the default is `default`)".into()));
+        }
         if let Some(empty) = queues.iter().position(|q| q.trim().is_empty()) {
             return Err(Error::InvalidSetting(format!("queue #{} has an empty name", empty + 1)));
         }

@@ -68,9 +68,20 @@ pub(crate) async fn pass(scheduler: &Scheduler) -> Result<SchedulerPass, Error> 
     if !report.leader {
         return Ok(report);
     }
-    crate::metrics::refresh_queue_depths(&scheduler.db).await?;
+    // The leader's side jobs: a failure is logged and shown in health, and the ticks still fire.
+    if let Err(e) = crate::metrics::refresh_queue_depths(&scheduler.db).await {
+        tracing::warn!(error = %e, "could not refresh the queue depth gauges; retrying at the next pass");
+        scheduler.health.pass("scheduler", Err(format!("queue depth gauges: {e}")));
+    }
     let now = scheduler.clock.now();
-    report.pruned = crate::control::prune::prune_if_due(&scheduler.db, scheduler.config.retention, &scheduler.holder, now).await?;
+    report.pruned = match crate::control::prune::prune_if_due(&scheduler.db, scheduler.config.retention, &scheduler.holder, now).await {
+        Ok(pruned) => pruned,
+        Err(e) => {
+            tracing::error!(error = %e, "pruning old history failed; retrying at a later pass");
+            scheduler.health.pass("scheduler", Err(format!("pruning: {e}")));
+            None
+        }
+    };
     for row in schedules::scheduled(&scheduler.db).await? {
         let schedules::Scheduled { id, name, schedule: expr, timezone: tz, last_tick } = row;
         let (Ok(schedule), Some(tz)) = (crate::scheduler::expression::parse(&expr), crate::scheduler::expression::parse_timezone(&tz)) else {

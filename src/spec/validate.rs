@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::PipelineSpec;
 use crate::error::DefinitionError;
+use crate::error::MAX_NAME_CHARS;
 use crate::registry;
 use crate::scheduler::expression as schedule;
 
@@ -14,8 +15,30 @@ use crate::scheduler::expression as schedule;
 pub(crate) fn validate(spec: &PipelineSpec) -> Result<(), DefinitionError> {
     let pipeline = &spec.name;
     let empty = |what| DefinitionError::EmptyName { pipeline: pipeline.clone(), what };
+    let too_long = |what: &'static str, name: &str| {
+        let length = name.chars().count();
+        (length > MAX_NAME_CHARS).then(|| DefinitionError::NameTooLong {
+            pipeline: pipeline.chars().take(60).collect(),
+            what,
+            name: name.chars().take(60).chain("…".chars()).collect(),
+            length,
+        })
+    };
     if pipeline.trim().is_empty() {
         return Err(empty("pipeline"));
+    }
+    if let Some(e) = too_long("pipeline", pipeline) {
+        return Err(e);
+    }
+    for stage in &spec.stages {
+        if let Some(e) = too_long("stage", &stage.name) {
+            return Err(e);
+        }
+        for task in &stage.tasks {
+            if let Some(e) = too_long("task", task.task_name()).or_else(|| too_long("queue", &task.queue)) {
+                return Err(e);
+            }
+        }
     }
     if let Some(expr) = &spec.schedule {
         schedule::parse(expr).map_err(|reason| DefinitionError::InvalidSchedule { pipeline: pipeline.clone(), schedule: expr.clone(), reason })?;

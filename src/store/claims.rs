@@ -50,9 +50,7 @@ pub(crate) struct Claimed {
 /// MySQL hold the claimed queues' `cog_queue` rows in share mode until the claim commits
 /// (re-reading `paused` once a pause in progress commits), so `pause_queue` waits for the
 /// claims that read the queue as running and no claim after it sees the queue running;
-/// SQLite reads `paused` inside its one write transaction. The queues a claim may take from
-/// are bound as values, never a subquery, so that (with one queue) the planner walks the
-/// claim index in weight order and stops at the limit.
+/// SQLite reads `paused` inside its one write transaction.
 pub(crate) async fn claim(
     conn: &impl ConnectionTrait,
     worker: &str,
@@ -71,21 +69,28 @@ pub(crate) async fn claim(
             .push(", started_at = ")
             .bind(now)
     };
-    let pick = |sql: Sql, queue_filter: &dyn Fn(Sql) -> Sql| {
-        let sql = sql.push("SELECT id FROM cog_task_run WHERE status = ").bind(RunStatus::Queued).push(" AND run_after <= ").now().push(" AND ");
+    let pick = |sql: Sql, columns: &str, queue_filter: &dyn Fn(Sql) -> Sql| {
+        let sql = sql
+            .push("SELECT ")
+            .push(columns)
+            .push(" FROM cog_task_run WHERE status = ")
+            .status(RunStatus::Queued)
+            .push(" AND run_after <= ")
+            .now()
+            .push(" AND ");
         queue_filter(sql).push(" ORDER BY weight DESC, id LIMIT ").bind(limit as i64)
     };
     let listed = |sql: Sql| sql.push("name IN (").bind_list(queues.iter().map(String::as_str)).push(") AND NOT paused");
-    // The picked queues are bound as values (not a subquery), so that with one queue the
-    // planner walks the claim index in weight order and stops at the limit.
-    let among = |sql: Sql, running: &[String]| sql.push("queue IN (").bind_list(running.iter().map(String::as_str)).push(")");
     match b {
         Backend::Postgres => {
-            let running = running_queues(conn, listed(Sql::new(b, "SELECT name FROM cog_queue WHERE ")).push(" FOR SHARE")).await?;
-            if running.is_empty() {
-                return Ok(Vec::new());
-            }
-            let sql = pick(Sql::new(b, "WITH picked AS MATERIALIZED ("), &|s| among(s, &running)).push(" FOR UPDATE SKIP LOCKED) UPDATE cog_task_run SET status = ");
+            // One ordered index scan per queue (`queue = ANY(...)` would make PostgreSQL read
+            // and sort every queued row of the queues at each claim), then the heaviest overall.
+            let sql = listed(Sql::new(b, "WITH running_queues AS MATERIALIZED (SELECT name FROM cog_queue WHERE "))
+                .push(" FOR SHARE), picked AS MATERIALIZED (SELECT c.id FROM running_queues q CROSS JOIN LATERAL (");
+            let sql = pick(sql, "id, weight", &|s| s.push("queue = q.name"))
+                .push(" FOR UPDATE SKIP LOCKED) c ORDER BY c.weight DESC, c.id LIMIT ")
+                .bind(limit as i64)
+                .push(") UPDATE cog_task_run SET status = ");
             set(sql)
                 .push(" FROM picked WHERE cog_task_run.id = picked.id AND cog_task_run.status = ")
                 .bind(RunStatus::Queued)
@@ -94,20 +99,45 @@ pub(crate) async fn claim(
                 .await
         }
         Backend::Sqlite => {
-            // One statement, so the transaction's first statement writes (a read first could fail
-            // to take the write lock later); `paused` is read inside it, row by row.
-            let sql = set(Sql::new(b, "UPDATE cog_task_run SET status = ")).push(" WHERE status = ").bind(RunStatus::Queued).push(" AND id IN (");
-            let guarded = |s: Sql| {
-                among(s, queues).push(" AND NOT EXISTS (SELECT 1 FROM cog_queue q WHERE q.name = cog_task_run.queue AND q.paused)")
-            };
-            pick(sql, &guarded).push(") RETURNING id").ids(conn).await
+            // One ordered index scan per queue, as on PostgreSQL (`queue IN (...)` would sort
+            // every queued row of the queues at each claim).
+            let mut sql = set(Sql::new(b, "UPDATE cog_task_run SET status = ")).push(" FROM (SELECT id FROM (");
+            for (i, queue) in queues.iter().enumerate() {
+                sql = pick(sql.push(if i == 0 { "SELECT id, weight FROM (" } else { " UNION ALL SELECT id, weight FROM (" }), "id, weight", &|s| {
+                    s.push("queue = ")
+                        .bind(queue.as_str())
+                        .push(" AND EXISTS (SELECT 1 FROM cog_queue WHERE name = ")
+                        .bind(queue.as_str())
+                        .push(" AND NOT paused)")
+                })
+                .push(")");
+            }
+            // Joined on the primary key: `WHERE status = .. AND id IN (..)` made SQLite walk
+            // every queued row through the status index to find the picked ones.
+            sql.push(") ORDER BY weight DESC, id LIMIT ")
+                .bind(limit as i64)
+                .push(") AS picked WHERE cog_task_run.id = picked.id AND cog_task_run.status = ")
+                .bind(RunStatus::Queued)
+                .push(" RETURNING id")
+                .ids(conn)
+                .await
         }
         Backend::MySql => {
-            let running = running_queues(conn, listed(Sql::new(b, "SELECT name FROM cog_queue WHERE ")).push(" LOCK IN SHARE MODE")).await?;
+            #[derive(FromQueryResult)]
+            struct Name {
+                name: String,
+            }
+            let running: Vec<String> = listed(Sql::new(b, "SELECT name FROM cog_queue WHERE "))
+                .push(" LOCK IN SHARE MODE")
+                .all::<Name>(conn)
+                .await?
+                .into_iter()
+                .map(|r| r.name)
+                .collect();
             if running.is_empty() {
                 return Ok(Vec::new());
             }
-            let ids = pick(Sql::new(b, ""), &|s| among(s, &running))
+            let ids = pick(Sql::new(b, ""), "id", &|s| s.push("queue IN (").bind_list(running.iter().map(String::as_str)).push(")"))
                 .push(" FOR UPDATE SKIP LOCKED")
                 .ids(conn)
                 .await?;
@@ -124,16 +154,6 @@ pub(crate) async fn claim(
             Ok(ids)
         }
     }
-}
-
-/// The names a locking query of `cog_queue` returns: the listed queues that are not paused,
-/// held in share mode until the claim commits (a pause waits for the claim).
-async fn running_queues(conn: &impl ConnectionTrait, query: Sql) -> Result<Vec<String>, DbErr> {
-    #[derive(FromQueryResult)]
-    struct Name {
-        name: String,
-    }
-    Ok(query.all::<Name>(conn).await?.into_iter().map(|r| r.name).collect())
 }
 
 /// Undoes the claim of task runs `ids` made in this transaction: queued again, attempt as before.
@@ -182,7 +202,7 @@ pub(crate) async fn load(conn: &impl ConnectionTrait, ids: &[i64]) -> Result<Vec
 /// database's clock, oldest lease first, at most `limit`.
 pub(crate) async fn expired(conn: &impl ConnectionTrait, limit: usize) -> Result<Vec<i64>, DbErr> {
     Sql::new(Backend::of(conn)?, "SELECT id FROM cog_task_run WHERE status = ")
-        .bind(RunStatus::Running)
+        .status(RunStatus::Running)
         .push(" AND lease_until < ")
         .now()
         .push(" ORDER BY lease_until LIMIT ")
@@ -199,7 +219,7 @@ pub(crate) async fn next_due(conn: &impl ConnectionTrait, queues: &[String]) -> 
         due: Option<DateTime<Utc>>,
     }
     let row = Sql::new(Backend::of(conn)?, "SELECT MIN(run_after) AS due FROM cog_task_run WHERE status = ")
-        .bind(RunStatus::Queued)
+        .status(RunStatus::Queued)
         .push(" AND queue IN (SELECT name FROM cog_queue WHERE name IN (")
         .bind_list(queues.iter().map(String::as_str))
         .push(") AND NOT paused)")

@@ -5,9 +5,15 @@ use std::time::Duration;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
+/// Connections a PostgreSQL or MySQL pool opens at once and keeps open: about what a started
+/// runtime uses together (claims, outcome writers, leases, presence, the listener, a launch),
+/// so the first task after a launch never waits for a connection to be opened.
+const WARM_CONNECTIONS: u32 = 8;
+
 /// Opens `url` with settings fit for cog: on SQLite one long-lived connection in WAL mode
 /// (an in-memory database lives exactly as long as its connection); on PostgreSQL and MySQL
-/// a pool, whose MySQL sessions read and write timestamps in UTC.
+/// a pool, whose MySQL sessions read and write timestamps in UTC, with its first connections
+/// opened here rather than when first needed.
 pub(crate) async fn connect(url: &str, pool_size: Option<u32>) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url.to_owned());
     options.sqlx_logging(false);
@@ -20,11 +26,33 @@ pub(crate) async fn connect(url: &str, pool_size: Option<u32>) -> Result<Databas
             },
         );
     } else {
+        let max = pool_size.unwrap_or(16);
         options
-            .max_connections(pool_size.unwrap_or(16))
-            .min_connections(1)
+            .max_connections(max)
+            .min_connections(max.min(WARM_CONNECTIONS))
             .acquire_timeout(Duration::from_secs(30))
             .map_sqlx_mysql_opts(|o| o.timezone(Some("+00:00".to_owned())));
+        let db = Database::connect(options).await?;
+        warm(&db, max.min(WARM_CONNECTIONS)).await?;
+        return Ok(db);
     }
     Database::connect(options).await
+}
+
+/// Opens `n` connections of `db`'s pool now, together (a pool otherwise opens them one by one
+/// as they are first needed, each costing a few milliseconds then), and gives them back idle.
+async fn warm(db: &DatabaseConnection, n: u32) -> Result<(), DbErr> {
+    let n = n as usize;
+    let opened = match super::Backend::of(db)? {
+        super::Backend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            futures::future::try_join_all((0..n).map(|_| pool.acquire())).await.map(drop)
+        }
+        super::Backend::MySql => {
+            let pool = db.get_mysql_connection_pool();
+            futures::future::try_join_all((0..n).map(|_| pool.acquire())).await.map(drop)
+        }
+        super::Backend::Sqlite => Ok(()),
+    };
+    opened.map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))
 }

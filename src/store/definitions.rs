@@ -80,19 +80,24 @@ pub(crate) async fn upsert_pipeline(conn: &impl ConnectionTrait, row: PipelineRo
 /// The id of queue `name`, inserting it if new.
 pub(crate) async fn upsert_queue(conn: &impl ConnectionTrait, name: &str) -> Result<i64, DbErr> {
     let b = Backend::of(conn)?;
-    let insert = Sql::new(b, "INSERT INTO cog_queue (name) VALUES (").bind(name).push(")");
-    match b {
-        Backend::Sqlite | Backend::Postgres => insert
-            .push(" ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id")
-            .one::<Id>(conn)
-            .await?
-            .map(|r| r.id)
-            .ok_or(DbErr::RecordNotInserted),
-        Backend::MySql => {
-            insert.push(" ON DUPLICATE KEY UPDATE name = name").execute(conn).await?;
-            id_by_name(conn, b, "cog_queue", name).await
-        }
+    id_or_insert(conn, b, "cog_queue", name, Sql::new(b, "INSERT INTO cog_queue (name) VALUES (").bind(name).push(")")).await
+}
+
+/// The id of row `name` of `table`, running `insert` (an `INSERT` of that row) only when it is
+/// missing. An existing row is read, never written: writing it would lock it, and claims hold
+/// queue rows in share mode, so `define` would wait for them and could deadlock with them.
+async fn id_or_insert(conn: &impl ConnectionTrait, b: Backend, table: &str, name: &str, insert: Sql) -> Result<i64, DbErr> {
+    let find = || Sql::new(b, &format!("SELECT id FROM {table} WHERE name = ")).bind(name).one::<Id>(conn);
+    if let Some(found) = find().await? {
+        return Ok(found.id);
     }
+    // Another transaction may insert the same name meanwhile: then nothing is inserted here
+    // and its row is read.
+    match b {
+        Backend::Sqlite | Backend::Postgres => insert.push(" ON CONFLICT (name) DO NOTHING").execute(conn).await?,
+        Backend::MySql => insert.push(" ON DUPLICATE KEY UPDATE name = name").execute(conn).await?,
+    };
+    id_by_name(conn, b, table, name).await
 }
 
 /// A registry table.
@@ -121,18 +126,7 @@ pub(crate) async fn registered(conn: &impl ConnectionTrait, registry: Registry, 
     let insert = Sql::new(b, &format!("INSERT INTO {table} (name, module, present, updated_at) VALUES ("))
         .bind_list([Value::from(name), module.into(), false.into(), now.into()])
         .push(")");
-    match b {
-        Backend::Sqlite | Backend::Postgres => insert
-            .push(" ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id")
-            .one::<Id>(conn)
-            .await?
-            .map(|r| r.id)
-            .ok_or(DbErr::RecordNotInserted),
-        Backend::MySql => {
-            insert.push(" ON DUPLICATE KEY UPDATE name = name").execute(conn).await?;
-            id_by_name(conn, b, table, name).await
-        }
-    }
+    id_or_insert(conn, b, table, name, insert).await
 }
 
 /// Archives every stage and task of pipeline `pipeline_id` and removes its prerequisites, before

@@ -29,6 +29,8 @@ pub(crate) mod transitions;
 pub(crate) mod weights;
 
 mod connect;
+#[cfg(test)]
+mod plans;
 mod sql;
 
 pub(crate) use connect::connect;

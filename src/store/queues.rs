@@ -33,7 +33,7 @@ pub(crate) struct QueueRow {
 /// Every known queue with its queued task runs (zero included) and paused flag, by name.
 pub(crate) async fn queues(conn: &impl ConnectionTrait) -> Result<Vec<QueueRow>, DbErr> {
     Sql::new(Backend::of(conn)?, "SELECT q.name, q.paused, (SELECT COUNT(*) FROM cog_task_run t WHERE t.queue = q.name AND t.status = ")
-        .bind(RunStatus::Queued)
+        .status(RunStatus::Queued)
         .push(") AS queued FROM cog_queue q ORDER BY q.name")
         .all(conn)
         .await

@@ -96,11 +96,31 @@ pub(crate) async fn queue_depths(conn: &impl ConnectionTrait) -> Result<Vec<(Str
         queued: i64,
     }
     let rows = Sql::new(Backend::of(conn)?, "SELECT q.name, (SELECT COUNT(*) FROM cog_task_run t WHERE t.queue = q.name AND t.status = ")
-        .bind(RunStatus::Queued)
+        .status(RunStatus::Queued)
         .push(") AS queued FROM cog_queue q ORDER BY q.name")
         .all::<Depth>(conn)
         .await?;
     Ok(rows.into_iter().map(|r| (r.name, r.queued)).collect())
+}
+
+/// Active task runs of one queue with one status (`queued` or `running`).
+#[derive(Debug, Clone, FromQueryResult)]
+pub(crate) struct ActiveRow {
+    pub(crate) queue: String,
+    pub(crate) status: RunStatus,
+    pub(crate) n: i64,
+    /// The earliest `run_after` among them.
+    pub(crate) oldest: Option<DateTime<Utc>>,
+}
+
+/// Queued and running task runs per queue and status (read through the partial indexes on
+/// active task runs, so the cost follows the active rows, not the history).
+pub(crate) async fn active_per_queue(conn: &impl ConnectionTrait) -> Result<Vec<ActiveRow>, DbErr> {
+    Sql::new(Backend::of(conn)?, "SELECT queue, status, COUNT(*) AS n, MIN(run_after) AS oldest FROM cog_task_run WHERE status IN (")
+        .statuses([RunStatus::Queued, RunStatus::Running])
+        .push(") GROUP BY queue, status")
+        .all(conn)
+        .await
 }
 
 /// Task runs that ended with `status` in one minute.

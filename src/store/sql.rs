@@ -62,6 +62,12 @@ pub(crate) struct Sql {
     values: Vec<Value>,
 }
 
+#[cfg(test)]
+thread_local! {
+    /// The statements built on this thread, for tests that look at their query plans.
+    pub(crate) static SENT: std::cell::RefCell<Vec<Statement>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A row holding one id.
 #[derive(Debug, Clone, Copy, FromQueryResult)]
 pub(crate) struct Id {
@@ -90,6 +96,26 @@ impl Sql {
                 self.text.push_str(&self.values.len().to_string());
             }
             Backend::Sqlite | Backend::MySql => self.text.push('?'),
+        }
+        self
+    }
+
+    /// Appends `status` as a literal (`'queued'`), from the enum's stored text. Used where a
+    /// statement must read the partial indexes on active task runs (migration
+    /// `m20261203_000005_active_indexes`): a planner can use a partial index only when the
+    /// statement's own text implies the index's condition, which a bound value hides (SQLite
+    /// never uses the index then; PostgreSQL not once it caches a generic plan).
+    pub(crate) fn status(self, status: crate::entity::status::RunStatus) -> Self {
+        self.push("'").push(status.as_str()).push("'")
+    }
+
+    /// Appends `'a', 'b'`: [`status`](Self::status) for each of `statuses`.
+    pub(crate) fn statuses(mut self, statuses: impl IntoIterator<Item = crate::entity::status::RunStatus>) -> Self {
+        for (i, status) in statuses.into_iter().enumerate() {
+            if i > 0 {
+                self.text.push_str(", ");
+            }
+            self = self.status(status);
         }
         self
     }
@@ -130,7 +156,10 @@ impl Sql {
 
     /// The statement to send.
     pub(crate) fn statement(self) -> Statement {
-        Statement::from_sql_and_values(self.backend.sea_orm(), self.text, self.values)
+        let statement = Statement::from_sql_and_values(self.backend.sea_orm(), self.text, self.values);
+        #[cfg(test)]
+        SENT.with(|sent| sent.borrow_mut().push(statement.clone()));
+        statement
     }
 
     /// Runs it; returns the number of rows it changed (on MySQL: the rows it matched).

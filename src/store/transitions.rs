@@ -96,7 +96,7 @@ pub(crate) async fn complete_stage_run_if_done(conn: &impl ConnectionTrait, stag
         .push(" AND NOT EXISTS (SELECT 1 FROM cog_task_run WHERE stage_run_id = ")
         .bind(stage_run_id)
         .push(" AND status IN (")
-        .bind_list(OPEN)
+        .statuses(OPEN)
         .push("))");
     match b {
         Backend::Sqlite | Backend::Postgres => Ok(update.push(" RETURNING stage_id").one::<Stage>(conn).await?.map(|r| r.stage_id)),
@@ -196,7 +196,7 @@ pub(crate) async fn end_run(
         .push(", completed_at = ")
         .bind(now)
         .push(" WHERE status = ")
-        .bind(RunStatus::Queued)
+        .status(RunStatus::Queued)
         .push(" AND stage_run_id IN (SELECT id FROM cog_stage_run WHERE pipeline_run_id = ")
         .bind(run_id)
         .push(")")
@@ -225,7 +225,7 @@ pub(crate) async fn settle(conn: &impl ConnectionTrait, run_id: i64, now: DateTi
         .push(" AND completed_at IS NULL AND status IN (")
         .bind_list(ENDED)
         .push(") AND NOT EXISTS (SELECT 1 FROM cog_task_run t WHERE t.stage_run_id = cog_stage_run.id AND t.status = ")
-        .bind(RunStatus::Running)
+        .status(RunStatus::Running)
         .push(")")
         .execute(conn)
         .await?;
@@ -238,7 +238,7 @@ pub(crate) async fn settle(conn: &impl ConnectionTrait, run_id: i64, now: DateTi
         .push(") AND NOT EXISTS (SELECT 1 FROM cog_task_run t JOIN cog_stage_run s ON s.id = t.stage_run_id WHERE s.pipeline_run_id = ")
         .bind(run_id)
         .push(" AND t.status = ")
-        .bind(RunStatus::Running)
+        .status(RunStatus::Running)
         .push(")")
         .execute(conn)
         .await?;

@@ -24,7 +24,17 @@ use crate::worker::completions::Completion;
 /// handler has run and a handler failure is recorded with it, in the same transaction.
 #[tracing::instrument(name = "cog.task", skip_all, fields(pipeline = %task.pipeline_name, pipeline.run = task.pipeline_run_id, stage = %task.stage_name, stage.run = task.stage_run_id, task = %task.task_name, task.run = task.task_run_id, cog = %task.cog, attempt = task.attempt))]
 pub(super) async fn execute(worker: &Arc<Worker>, task: Claimed) {
-    let outcome = run_cog(worker, &task).await;
+    // Tracked from the start, so its lease is renewed whatever happens next (a slow error
+    // handler included) and a cancel reaches it.
+    let cancel = CancellationToken::new();
+    worker.track(RunningTask { claimed: task.clone(), cancel: cancel.clone(), abort: None });
+    let outcome = run_cog(worker, &task, cancel).await;
+    if !worker.is_tracked(task.task_run_id, task.attempt) {
+        // Given back at shutdown (past its deadline): the attempt is over; its cog was stopped,
+        // not failed, so neither its handler nor an outcome is due.
+        tracing::debug!("task run was given back at shutdown; its attempt's end is not recorded");
+        return;
+    }
     let handler_error = match &outcome {
         Outcome::Failure(error) => {
             // Whether another attempt follows, as far as the task knows (a run that failed or
@@ -35,7 +45,7 @@ pub(super) async fn execute(worker: &Arc<Worker>, task: Claimed) {
         Outcome::Success(_) => None,
     };
     let finished = record(worker, &task, &outcome, handler_error).await;
-    worker.untrack(task.task_run_id);
+    worker.untrack(task.task_run_id, task.attempt);
     match (&outcome, finished) {
         (_, None) => {}
         (Outcome::Failure(error), Some(Finished::Failed)) => tracing::error!(error = %error, "task run failed"),
@@ -46,7 +56,7 @@ pub(super) async fn execute(worker: &Arc<Worker>, task: Claimed) {
 }
 
 /// Calls the cog and turns whatever happens into an [`Outcome`].
-async fn run_cog(worker: &Arc<Worker>, task: &Claimed) -> Outcome {
+async fn run_cog(worker: &Arc<Worker>, task: &Claimed, cancel: CancellationToken) -> Outcome {
     let Some(def) = registry::cog(&task.cog) else {
         return failure(
             TaskErrorKind::CogMissing,
@@ -61,7 +71,6 @@ async fn run_cog(worker: &Arc<Worker>, task: &Claimed) -> Outcome {
         Ok(args) => args,
         Err(message) => return failure(TaskErrorKind::Arguments, "arguments", message),
     };
-    let cancel = CancellationToken::new();
     let ctx = TaskContext {
         pipeline_run_id: task.pipeline_run_id,
         stage_run_id: task.stage_run_id,
@@ -70,7 +79,7 @@ async fn run_cog(worker: &Arc<Worker>, task: &Claimed) -> Outcome {
         cancel: cancel.clone(),
     };
     let mut handle = tokio::spawn((def.invoke)(CogArgs::new(args), ctx));
-    worker.track(RunningTask { claimed: task.clone(), cancel, abort: Some(handle.abort_handle()) });
+    worker.set_abort(task.task_run_id, task.attempt, handle.abort_handle());
     let joined = match task.timeout_ms {
         Some(ms) => match tokio::time::timeout(Duration::from_millis(ms.max(0) as u64), &mut handle).await {
             Ok(joined) => joined,

@@ -70,7 +70,9 @@ pub(crate) async fn reclaim_loop(worker: Arc<Worker>) {
 /// One pass of [`reclaim_loop`]; returns how many task runs it took over.
 pub(crate) async fn reclaim_expired(worker: &Arc<Worker>) -> Result<usize, sea_orm::DbErr> {
     let policy = worker.retry_policy();
-    let expired = claim::expired(&worker.db, 100).await?;
+    // A task run this process is still running is not taken from it: its lease ran out while
+    // the database was unreachable, and the heartbeat renews it now that it is back.
+    let expired: Vec<_> = claim::expired(&worker.db, 100).await?.into_iter().filter(|t| !worker.is_tracked(t.task_run_id, t.attempt)).collect();
     let mut taken = 0;
     for task in expired {
         let error = TaskError {

@@ -17,7 +17,9 @@ pub(crate) async fn listen_loop(worker: Arc<Worker>) {
     match Backend::of(&worker.db) {
         Ok(Backend::Postgres) => listen(worker).await,
         Ok(Backend::MySql) => super::watcher::watch_loop(worker).await,
-        Ok(Backend::Sqlite) => {}
+        // One process per SQLite database: its own signals are all it hears. The loop stays
+        // (idle) until the runtime stops, so health shows it running.
+        Ok(Backend::Sqlite) => worker.stopped.cancelled().await,
         Err(e) => tracing::error!(error = %e, "cannot hear other processes on this database; polling only"),
     }
 }

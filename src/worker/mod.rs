@@ -43,7 +43,7 @@ pub(crate) async fn claim_loop(worker: Arc<Worker>) {
         let notified = worker.signals.wake.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        match claim::claim(&worker.db, &worker.worker_id, &worker.queues, batch.len(), now(), worker.config.lease_duration).await {
+        match claim::claim(&worker.db, &worker.worker_id, &worker.queues, batch.len(), worker.config.lease_duration).await {
             Ok(claimed) if !claimed.is_empty() => {
                 failures = 0;
                 worker.health.pass::<&str>("claim", Ok(()));

@@ -131,9 +131,28 @@ impl Worker {
         running.insert(task.claimed.task_run_id, task);
     }
 
-    /// Stops tracking task run `task_run_id` (its outcome is recorded or given up).
-    pub(crate) fn untrack(&self, task_run_id: i64) {
-        self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&task_run_id);
+    /// Records how to stop the cog of attempt `attempt` of task run `task_run_id`.
+    pub(crate) fn set_abort(&self, task_run_id: i64, attempt: i32, abort: tokio::task::AbortHandle) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        match running.get_mut(&task_run_id) {
+            Some(task) if task.claimed.attempt == attempt => task.abort = Some(abort),
+            // Given back meanwhile (shutdown): stop the cog at once.
+            _ => abort.abort(),
+        }
+    }
+
+    /// Whether attempt `attempt` of task run `task_run_id` is tracked here (not given back).
+    pub(crate) fn is_tracked(&self, task_run_id: i64, attempt: i32) -> bool {
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).get(&task_run_id).is_some_and(|t| t.claimed.attempt == attempt)
+    }
+
+    /// Stops tracking attempt `attempt` of task run `task_run_id` (its outcome is recorded or
+    /// given up). A later attempt of the same task run claimed by this process stays tracked.
+    pub(crate) fn untrack(&self, task_run_id: i64, attempt: i32) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if running.get(&task_run_id).is_some_and(|t| t.claimed.attempt == attempt) {
+            running.remove(&task_run_id);
+        }
     }
 
     /// The ids of the task runs running here.

@@ -1,0 +1,63 @@
+//! The hot statements read the partial indexes on active task runs (SQLite's query plans):
+//! their cost follows the work in flight, not the length of the history.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, Statement};
+
+use super::sql::SENT;
+use super::{claims, now, transitions};
+
+/// A line of `EXPLAIN QUERY PLAN`.
+#[derive(FromQueryResult)]
+struct PlanLine {
+    detail: String,
+}
+
+/// A migrated in-memory SQLite database.
+async fn database() -> DatabaseConnection {
+    let db = super::connect("sqlite::memory:", None).await.expect("open SQLite in memory");
+    crate::migrate(&db).await.expect("migrate");
+    SENT.with(|sent| sent.borrow_mut().clear());
+    db
+}
+
+/// The query plan of the statement built last on this thread, one line per step.
+async fn plan_of_last(db: &impl ConnectionTrait) -> Vec<String> {
+    let last = SENT.with(|sent| sent.borrow_mut().pop()).expect("a statement was built");
+    let explain = Statement::from_sql_and_values(last.db_backend, format!("EXPLAIN QUERY PLAN {}", last.sql), last.values.map(|v| v.0).unwrap_or_default());
+    let rows = db.query_all_raw(explain).await.expect("explain");
+    rows.iter().map(|r| PlanLine::from_query_result(r, "").expect("plan line").detail).collect()
+}
+
+/// Fails unless `plan` reads task runs through `index` and never scans the whole table.
+fn assert_reads(plan: &[String], index: &str) {
+    assert!(plan.iter().any(|l| l.contains("cog_task_run") && l.contains(index)), "expected index {index} in the plan: {plan:#?}");
+    assert!(!plan.iter().any(|l| l.starts_with("SCAN cog_task_run") || l.contains("SCAN t ") || l == "SCAN t"), "a full scan of task runs: {plan:#?}");
+}
+
+#[tokio::test]
+async fn a_claim_reads_queued_task_runs_through_the_claim_index() {
+    let db = database().await;
+    let txn = super::begin(&db).await.unwrap();
+    let claimed = claims::claim(&txn, "w", &["default".to_owned(), "io".to_owned()], 8, now(), Duration::from_secs(30)).await.unwrap();
+    assert!(claimed.is_empty());
+    let plan = plan_of_last(&txn).await;
+    assert_reads(&plan, "cog_task_run_claim");
+    assert!(plan.iter().any(|l| l.contains("INTEGER PRIMARY KEY")), "claimed rows are updated by key: {plan:#?}");
+    assert!(!plan.iter().any(|l| l.contains("cog_task_run_claim (status")), "the outer update must not walk the claim index: {plan:#?}");
+}
+
+#[tokio::test]
+async fn finding_expired_leases_reads_the_lease_index() {
+    let db = database().await;
+    claims::expired(&db, 10).await.unwrap();
+    assert_reads(&plan_of_last(&db).await, "cog_task_run_lease");
+}
+
+#[tokio::test]
+async fn completing_a_stage_run_reads_the_open_task_runs_index() {
+    let db = database().await;
+    transitions::complete_stage_run_if_done(&db, 1, now()).await.unwrap();
+    assert_reads(&plan_of_last(&db).await, "cog_task_run_open");
+}
