@@ -1,7 +1,6 @@
-//! Run control (issue 9): paused queues, overlap policies at launch, retrying a run from where
-//! it failed, launching inside the host's transaction, and pruning old history. Each part adds
-//! its calls to [`CogRuntime`](crate::CogRuntime) from its own file.
+//! Run control (issue 9) below the runtime: the types its calls return (`PruneReport`,
+//! `QueueState`) and the prune passes the scheduler shares. The `CogRuntime` methods
+//! (`retry`, `launch_in`, `prune`, `pause_queue`, ...) live in `runtime::control`.
 
-pub(crate) mod launch;
 pub(crate) mod prune;
 pub(crate) mod queues;

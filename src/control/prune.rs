@@ -1,5 +1,5 @@
-//! History retention: `rt.prune(older_than)` and the scheduler leader's hourly prune
-//! (`Config::retention`).
+//! History retention: the prune passes behind `rt.prune(older_than)` (in `runtime::control`)
+//! and the scheduler leader's hourly prune (`Config::retention`).
 
 use std::time::Duration;
 
@@ -7,8 +7,6 @@ use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, DbErr};
 use serde::Serialize;
 
-use crate::error::Error;
-use crate::runtime::CogRuntime;
 use crate::store::prune::{self, Child};
 use crate::store::{self, now};
 
@@ -34,31 +32,6 @@ pub struct PruneReport {
     pub task_runs: u64,
     /// The `cog_error` rows of those task runs.
     pub errors: u64,
-}
-
-impl CogRuntime {
-    /// Deletes the pipeline runs that ended (`completed_at` written) more than `older_than`
-    /// ago, with their stage runs, task runs and `cog_error` rows, in transactions of at most
-    /// 1,000 rows each (children first), so it never holds long locks. A run that has not
-    /// ended is never touched. Weights already learned stay on `cog_task`; later weights
-    /// average the history that remains.
-    ///
-    /// ```no_run
-    /// # async fn f(rt: cog::CogRuntime) -> Result<(), cog::Error> {
-    /// let report = rt.prune(chrono::Duration::days(30)).await?;
-    /// println!("deleted {} runs ({} task runs)", report.pipeline_runs, report.task_runs);
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// `Error::InvalidSetting` if `older_than` is negative.
-    pub async fn prune(&self, older_than: chrono::Duration) -> Result<PruneReport, Error> {
-        if older_than < chrono::Duration::zero() {
-            return Err(Error::InvalidSetting(format!("prune: older_than must not be negative, got {older_than}")));
-        }
-        let (report, _) = prune_before(&self.inner.db, now() - older_than, usize::MAX).await?;
-        tracing::info!(?report, "history pruned");
-        Ok(report)
-    }
 }
 
 /// Deletes runs that ended before `before` and everything under them, spending at most

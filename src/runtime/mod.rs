@@ -11,6 +11,7 @@
 //! ```
 
 mod builder;
+mod control;
 mod history;
 mod run_handle;
 
@@ -61,7 +62,7 @@ pub(crate) struct Inner {
 
 impl Inner {
     /// The sample size to learn weights with when a run ends, or `None` if learning is off.
-    fn learn_weights(&self) -> Option<u32> {
+    pub(crate) fn learn_weights(&self) -> Option<u32> {
         self.config.auto_weight.then_some(self.config.weight_sample_size)
     }
 }
@@ -147,7 +148,7 @@ impl CogRuntime {
             retry_of: None,
             learn_weights: self.inner.learn_weights(),
         };
-        let run_id = crate::control::launch::launch_and_apply(&self.inner, request).await?;
+        let run_id = control::launch_and_apply(&self.inner, request).await?;
         Ok(self.handle(run_id))
     }
 

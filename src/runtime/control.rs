@@ -1,15 +1,18 @@
-//! Launches through the overlap policy: acting on what a launch did (`launched`), a launch
-//! inside the host's transaction (`rt.launch_in`), and retrying a run from where it stopped
-//! (`rt.retry`).
+//! The run-control methods of `CogRuntime`: launching through the overlap policy inside the
+//! host's transaction (`launch_in`), retrying a run (`retry`), pruning history (`prune`),
+//! pausing and resuming queues. What they share with the scheduler (the types, the prune
+//! passes) lives in [`crate::control`].
 
 use sea_orm::{DatabaseTransaction, TransactionTrait};
 use serde_json::Value;
 
+use super::{CogRuntime, Inner, RunHandle};
+use crate::control::prune::{PruneReport, prune_before};
+use crate::control::queues::QueueState;
 use crate::engine::launch::{self, LaunchRequest};
 use crate::entity::status::{RunStatus, Trigger};
 use crate::error::Error;
-use crate::runtime::{CogRuntime, Inner, RunHandle};
-use crate::store::retries;
+use crate::store::{self, notify, now, queues, retries};
 
 /// Launches by `request` and acts on it after commit: the cogs of runs canceled to make room
 /// (`Overlap::CancelRunning`) that run in this process are told, workers and waiters woken.
@@ -21,11 +24,6 @@ pub(crate) async fn launch_and_apply(inner: &Inner, request: LaunchRequest<'_>) 
     }
     inner.signals.apply(launched.all_effects());
     Ok(launched.run_id)
-}
-
-/// The sample size weights are learned with when a run ends, if learning is on.
-fn learn_weights(inner: &Inner) -> Option<u32> {
-    inner.config.auto_weight.then_some(inner.config.weight_sample_size)
 }
 
 impl CogRuntime {
@@ -60,7 +58,7 @@ impl CogRuntime {
             scheduled_for: None,
             overlap_failed: self.inner.config.overlap_failed,
             retry_of: None,
-            learn_weights: learn_weights(&self.inner),
+            learn_weights: self.inner.learn_weights(),
         };
         // A savepoint: a refused launch leaves the host's transaction as it was.
         let savepoint = txn.begin().await?;
@@ -109,10 +107,76 @@ impl CogRuntime {
             scheduled_for: None,
             overlap_failed: self.inner.config.overlap_failed,
             retry_of: Some(run_id),
-            learn_weights: learn_weights(&self.inner),
+            learn_weights: self.inner.learn_weights(),
         };
         let new_run = launch_and_apply(&self.inner, request).await?;
         tracing::info!(pipeline.run = new_run, retry_of = run_id, "pipeline run retried");
         Ok(self.handle(new_run))
+    }
+}
+
+impl CogRuntime {
+    /// Deletes the pipeline runs that ended (`completed_at` written) more than `older_than`
+    /// ago, with their stage runs, task runs and `cog_error` rows, in transactions of at most
+    /// 1,000 rows each (children first), so it never holds long locks. A run that has not
+    /// ended is never touched. Weights already learned stay on `cog_task`; later weights
+    /// average the history that remains.
+    ///
+    /// ```no_run
+    /// # async fn f(rt: cog::CogRuntime) -> Result<(), cog::Error> {
+    /// let report = rt.prune(chrono::Duration::days(30)).await?;
+    /// println!("deleted {} runs ({} task runs)", report.pipeline_runs, report.task_runs);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// `Error::InvalidSetting` if `older_than` is negative.
+    pub async fn prune(&self, older_than: chrono::Duration) -> Result<PruneReport, Error> {
+        if older_than < chrono::Duration::zero() {
+            return Err(Error::InvalidSetting(format!("prune: older_than must not be negative, got {older_than}")));
+        }
+        let (report, _) = prune_before(&self.inner.db, now() - older_than, usize::MAX).await?;
+        tracing::info!(?report, "history pruned");
+        Ok(report)
+    }
+}
+
+impl CogRuntime {
+    /// Pauses queue `name`: no process claims its task runs until [`resume_queue`](Self::resume_queue);
+    /// running task runs finish, queued ones wait. When this returns, every claim that could
+    /// still take a task run of the queue has committed: nothing of it starts afterwards.
+    /// Pausing a paused queue does nothing more. `Error::UnknownQueue` if no task ever named it.
+    pub async fn pause_queue(&self, name: &str) -> Result<(), Error> {
+        self.set_queue_paused(name, true).await?;
+        tracing::info!(queue = name, "queue paused");
+        Ok(())
+    }
+
+    /// Resumes queue `name`: its queued task runs are claimed again, and idle workers of every
+    /// process are woken (this process at once, others by notification on PostgreSQL, by
+    /// their change watcher on MySQL). `Error::UnknownQueue` if no task ever named it.
+    pub async fn resume_queue(&self, name: &str) -> Result<(), Error> {
+        self.set_queue_paused(name, false).await?;
+        self.inner.signals.wake.notify_waiters();
+        tracing::info!(queue = name, "queue resumed");
+        Ok(())
+    }
+
+    /// Every known queue with its queued task runs and whether it is paused, by name.
+    /// (`queue_depths()` gives the same depths without the paused flag.)
+    pub async fn queues(&self) -> Result<Vec<QueueState>, Error> {
+        let rows = queues::queues(&self.inner.db).await?;
+        Ok(rows.into_iter().map(|r| QueueState { name: r.name, queued: r.queued, paused: r.paused }).collect())
+    }
+
+    async fn set_queue_paused(&self, name: &str, paused: bool) -> Result<(), Error> {
+        let txn = store::begin(&self.inner.db).await?;
+        if !queues::set_paused(&txn, name, paused).await? {
+            return Err(Error::UnknownQueue { name: name.to_owned() });
+        }
+        if !paused {
+            notify(&txn, "work").await?;
+        }
+        txn.commit().await?;
+        Ok(())
     }
 }
