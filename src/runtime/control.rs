@@ -51,7 +51,13 @@ impl CogRuntime {
         let request = self.inner.manual_launch(name, &arguments)?;
         // A savepoint: a refused launch leaves the host's transaction as it was.
         let savepoint = txn.begin().await?;
-        let launched = launch::launch_in(&savepoint, &request).await?;
+        let launched = match launch::launch_in(&savepoint, &request).await {
+            Ok(launched) => launched,
+            Err(e) => {
+                savepoint.rollback().await?;
+                return Err(e);
+            }
+        };
         savepoint.commit().await?;
         tracing::info!(pipeline = name, pipeline.run = launched.run_id, "pipeline run launched in the host's transaction");
         Ok(self.handle(launched.run_id))
