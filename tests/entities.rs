@@ -61,6 +61,7 @@ async fn every_table_reads_through_its_entity(db: TestDb) {
     let queues = queue::Entity::find().all(conn).await.unwrap();
     let default = queues.iter().find(|q| q.name == "default").expect("queue default");
     assert!(default.paused && default.version > 0, "{default:?}");
+    rt.resume_queue("default").await.unwrap();
     let r = first::<pipeline_run::Entity>(conn, "cog_pipeline_run").await;
     assert_eq!((r.id, r.status, r.trigger), (run.id(), RunStatus::Completed, Trigger::Manual));
     assert!(r.completed_at.is_some());
@@ -73,6 +74,14 @@ async fn every_table_reads_through_its_entity(db: TestDb) {
     let e = first::<error::Entity>(conn, "cog_error").await;
     assert!(e.message.contains("planned failure"), "{}", e.message);
     first::<lock::Entity>(conn, "cog_lock").await;
+    // A retried run: `retry_of` and trigger `retry` read back through the entity.
+    rt.define(PipelineSpec::new("entities_fail").stage(StageSpec::new("only").task(TaskSpec::new("entity_fails")))).await.unwrap();
+    let failed = rt.launch("entities_fail").await.unwrap();
+    assert_eq!(wait(&failed).await, RunStatus::Failed);
+    let retry = rt.retry(failed.id()).await.unwrap();
+    assert_eq!(wait(&retry).await, RunStatus::Failed);
+    let r = pipeline_run::Entity::find_by_id(retry.id()).one(conn).await.unwrap().expect("the retry's row");
+    assert_eq!((r.trigger, r.retry_of), (Trigger::Retry, Some(failed.id())));
     first::<worker::Entity>(conn, "cog_worker").await;
     first::<worker_cog::Entity>(conn, "cog_worker_cog").await;
     first::<worker_error_handler::Entity>(conn, "cog_worker_error_handler").await;

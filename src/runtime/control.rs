@@ -48,21 +48,16 @@ impl CogRuntime {
     /// # Ok(()) }
     /// ```
     pub async fn launch_in(&self, txn: &DatabaseTransaction, name: &str, arguments: Value) -> Result<RunHandle, Error> {
-        if !arguments.is_object() {
-            return Err(Error::LaunchArgumentsNotObject { pipeline: name.to_owned() });
-        }
-        let request = LaunchRequest {
-            pipeline: name,
-            arguments: &arguments,
-            trigger: Trigger::Manual,
-            scheduled_for: None,
-            overlap_failed: self.inner.config.overlap_failed,
-            retry_of: None,
-            learn_weights: self.inner.learn_weights(),
-        };
+        let request = self.inner.manual_launch(name, &arguments)?;
         // A savepoint: a refused launch leaves the host's transaction as it was.
         let savepoint = txn.begin().await?;
-        let launched = launch::launch_in(&savepoint, &request).await?;
+        let launched = match launch::launch_in(&savepoint, &request).await {
+            Ok(launched) => launched,
+            Err(e) => {
+                savepoint.rollback().await?;
+                return Err(e);
+            }
+        };
         savepoint.commit().await?;
         tracing::info!(pipeline = name, pipeline.run = launched.run_id, "pipeline run launched in the host's transaction");
         Ok(self.handle(launched.run_id))

@@ -61,7 +61,23 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    /// The sample size to learn weights with when a run ends, or `None` if learning is off.
+    /// A manual launch of pipeline `name` with `arguments`, which must be a JSON object.
+    pub(crate) fn manual_launch<'a>(&self, name: &'a str, arguments: &'a Value) -> Result<LaunchRequest<'a>, Error> {
+        if !arguments.is_object() {
+            return Err(Error::LaunchArgumentsNotObject { pipeline: name.to_owned() });
+        }
+        Ok(LaunchRequest {
+            pipeline: name,
+            arguments,
+            trigger: Trigger::Manual,
+            scheduled_for: None,
+            overlap_failed: self.config.overlap_failed,
+            retry_of: None,
+            learn_weights: self.learn_weights(),
+        })
+    }
+
+    /// The sample size weights are learned with when a run ends, or `None` if learning is off.
     pub(crate) fn learn_weights(&self) -> Option<u32> {
         self.config.auto_weight.then_some(self.config.weight_sample_size)
     }
@@ -136,18 +152,7 @@ impl CogRuntime {
     /// Launches a run with launch arguments (a JSON object): a task receives argument `k`
     /// when its cog has a parameter named `k`; launch arguments override the task's own.
     pub async fn launch_with(&self, name: &str, arguments: Value) -> Result<RunHandle, Error> {
-        if !arguments.is_object() {
-            return Err(Error::LaunchArgumentsNotObject { pipeline: name.to_owned() });
-        }
-        let request = LaunchRequest {
-            pipeline: name,
-            arguments: &arguments,
-            trigger: Trigger::Manual,
-            scheduled_for: None,
-            overlap_failed: self.inner.config.overlap_failed,
-            retry_of: None,
-            learn_weights: self.inner.learn_weights(),
-        };
+        let request = self.inner.manual_launch(name, &arguments)?;
         let run_id = control::launch_and_apply(&self.inner, request).await?;
         Ok(self.handle(run_id))
     }
