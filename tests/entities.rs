@@ -10,7 +10,7 @@ use cog::entity::{
 };
 use cog::{Overlap, PipelineSpec, RunStatus, StageSpec, TaskError, TaskSpec, Trigger, cog, cog_error_handler};
 use sea_orm::{EntityTrait, PaginatorTrait};
-use support::{TestDb, eventually, wait};
+use support::{TestDb, wait};
 
 #[cog]
 async fn entity_ok(n: i64) -> Result<i64, std::io::Error> {
@@ -47,7 +47,8 @@ async fn every_table_reads_through_its_entity(db: TestDb) {
     assert_eq!(wait(&run).await, RunStatus::Completed);
     assert!(rt.run_scheduler_once().await.unwrap().leader, "the only runtime leads");
     let conn = rt.connection();
-    eventually("the worker registered", || async { worker::Entity::find().count(conn).await.unwrap() > 0 }).await;
+    rt.ready().await;
+    assert!(worker::Entity::find().count(conn).await.unwrap() > 0, "ready() returns once the worker is recorded");
 
     let p = first::<pipeline::Entity>(conn, "cog_pipeline").await;
     assert_eq!(p.name, "entities");

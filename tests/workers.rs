@@ -7,7 +7,7 @@ mod support;
 
 use cog::{PipelineSpec, StageSpec, TaskSpec, cog, cog_error_handler};
 use sea_orm::{ActiveValue::Set, EntityTrait};
-use support::{TestDb, eventually, rows, scalar};
+use support::{TestDb, rows, scalar};
 
 #[cog]
 fn w_number() -> i64 {
@@ -50,7 +50,7 @@ async fn start_records_the_worker_and_its_cogs_and_shutdown_removes_them(db: Tes
 
     let rt = db.runtime_with(|b| b.worker_name("w-1").queues(["default", "io"])).await;
     rt.start();
-    eventually("the worker registers", || async { !rt.workers().await.unwrap().is_empty() }).await;
+    rt.ready().await;
     let workers = rt.workers().await.unwrap();
     assert_eq!(workers.len(), 1);
     assert_eq!(workers[0].name, "w-1");
@@ -95,7 +95,8 @@ async fn a_live_worker_of_another_binary_keeps_its_cogs_present(db: TestDb) {
         .await;
 
     rt.start();
-    eventually("the worker registers", || async { rt.workers().await.unwrap().len() == 2 }).await;
+    rt.ready().await;
+    assert_eq!(rt.workers().await.unwrap().len(), 2);
     assert!(state(&rt, "cog_cog", "elsewhere").await.0, "another live worker's cog stays present");
     let elsewhere = rt.cogs_overview().await.unwrap().into_iter().find(|c| c.name == "elsewhere").unwrap();
     assert_eq!((elsewhere.present, elsewhere.workers), (true, vec!["w-b".to_owned()]));
@@ -124,7 +125,7 @@ async fn workers_record_each_cogs_parameters_for_dashboards_without_it(db: TestD
     )
     .await;
     rt.start();
-    eventually("the worker registers", || async { !rt.workers().await.unwrap().is_empty() }).await;
+    rt.ready().await;
     let stored = rows(&rt, "SELECT parameters FROM cog_cog WHERE name = 'w_params'").await;
     let stored: serde_json::Value = serde_json::from_str(&stored[0].try_get_by_index::<String>(0).unwrap()).unwrap();
     assert_eq!(

@@ -115,6 +115,21 @@ impl CogRuntime {
         tracing::info!(worker = %self.inner.worker.worker_id, "cog runtime stopped");
     }
 
+    /// Waits until `start()` has recorded this worker and the cogs it carries (`cog_worker`,
+    /// `cog_cog.present`, `rt.workers()`): from then on other processes and the admin see it.
+    /// Returns at once if it already has, or if the runtime was never started or has shut down.
+    pub async fn ready(&self) {
+        let worker = &self.inner.worker;
+        if !*self.inner.started.lock().unwrap_or_else(|e| e.into_inner()) {
+            return;
+        }
+        let mut registered = worker.registered.subscribe();
+        tokio::select! {
+            _ = registered.wait_for(|r| *r) => {}
+            _ = worker.stopped.cancelled() => {}
+        }
+    }
+
     /// The state of each background loop (claiming, writing outcomes, leases, presence,
     /// listening, scheduling): running, failing (with its last error), restarting after a
     /// panic (with how often), or stopped. Empty before `start()`.

@@ -25,6 +25,7 @@ pub(crate) async fn presence_loop(worker: Arc<Worker>) {
             None => sync::register(&worker.db, &record(&worker), now()).await.map(|new| {
                 tracing::debug!(worker = %worker.worker_id, "registered the worker and its cogs");
                 id = Some(new);
+                worker.registered.send_replace(true);
             }),
             Some(current) => sync::heartbeat(&worker.db, current, record(&worker).alive_for, now()).await.map(|renewed| {
                 if !renewed {

@@ -56,6 +56,8 @@ pub(crate) struct Worker {
     completions_rx: Mutex<Option<mpsc::Receiver<Completion>>>,
     /// This worker's `cog_worker` row once registered.
     pub(crate) worker_row: Mutex<Option<i64>>,
+    /// Set once the worker and its cogs were first recorded (see `CogRuntime::ready`).
+    pub(crate) registered: tokio::sync::watch::Sender<bool>,
     /// The claim loop (joined first on shutdown, so no claim slips past it) and the others.
     loops: Mutex<Loops>,
 }
@@ -92,6 +94,7 @@ impl Worker {
             completions,
             completions_rx: Mutex::new(Some(rx)),
             worker_row: Mutex::new(None),
+            registered: tokio::sync::watch::Sender::new(false),
             loops: Mutex::new((None, Vec::new())),
         }
     }
