@@ -119,14 +119,14 @@ async fn apply_policy(
     if pipeline.overlap == Overlap::Allow {
         return Ok((false, Vec::new()));
     }
-    if let Some(last) = launches::last_run(txn, pipeline.id).await?
+    let launches::OverlapState { last, open } = launches::overlap_state(txn, pipeline.id).await?;
+    if let Some(last) = last
         && last.status == RunStatus::Failed
         && !request.overlap_failed
         && request.retry_of != Some(last.id)
     {
         return Err(refuse(LaunchRefusal::LastRunFailed { run_id: last.id }));
     }
-    let open = launches::open_runs(txn, pipeline.id).await?;
     match pipeline.overlap {
         Overlap::Allow => Ok((false, Vec::new())),
         Overlap::Skip => match open.first() {

@@ -46,15 +46,6 @@ pub(crate) struct RunState {
     pub(crate) status: RunStatus,
 }
 
-/// The latest run of pipeline `pipeline_id`.
-pub(crate) async fn last_run(conn: &impl ConnectionTrait, pipeline_id: i64) -> Result<Option<RunState>, DbErr> {
-    Sql::new(Backend::of(conn)?, "SELECT id, status FROM cog_pipeline_run WHERE pipeline_id = ")
-        .bind(pipeline_id)
-        .push(" ORDER BY id DESC LIMIT 1")
-        .one(conn)
-        .await
-}
-
 /// A run to insert.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct NewRun<'a> {
@@ -118,15 +109,31 @@ pub(crate) async fn root_stages(conn: &impl ConnectionTrait, pipeline_id: i64) -
         .await
 }
 
-/// The runs of pipeline `pipeline_id` still queued or running, oldest first.
-pub(crate) async fn open_runs(conn: &impl ConnectionTrait, pipeline_id: i64) -> Result<Vec<RunState>, DbErr> {
-    Sql::new(Backend::of(conn)?, "SELECT id, status FROM cog_pipeline_run WHERE pipeline_id = ")
+/// What an overlap policy decides on: the latest run of a pipeline and its runs still
+/// queued or running (oldest first).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OverlapState {
+    pub(crate) last: Option<RunState>,
+    pub(crate) open: Vec<RunState>,
+}
+
+/// The latest run of pipeline `pipeline_id` and its open runs, read by **one** statement, so
+/// both come from one snapshot: read apart, a run ending between the two reads looked still
+/// running to the first and ended to the second, and a launch slipped past both checks.
+pub(crate) async fn overlap_state(conn: &impl ConnectionTrait, pipeline_id: i64) -> Result<OverlapState, DbErr> {
+    let rows: Vec<RunState> = Sql::new(Backend::of(conn)?, "SELECT id, status FROM (SELECT id, status FROM cog_pipeline_run WHERE pipeline_id = ")
+        .bind(pipeline_id)
+        .push(" ORDER BY id DESC LIMIT 1) latest UNION SELECT id, status FROM cog_pipeline_run WHERE pipeline_id = ")
         .bind(pipeline_id)
         .push(" AND status IN (")
         .bind_list([RunStatus::Queued, RunStatus::Running])
         .push(") ORDER BY id")
         .all(conn)
-        .await
+        .await?;
+    let last = rows.iter().copied().max_by_key(|r| r.id);
+    let mut open: Vec<RunState> = rows.into_iter().filter(|r| matches!(r.status, RunStatus::Queued | RunStatus::Running)).collect();
+    open.dedup_by_key(|r| r.id);
+    Ok(OverlapState { last, open })
 }
 
 /// A queued (buffered) run to start.
