@@ -46,6 +46,12 @@ async fn bench_sleep(ms: u64) {
 
 const CONCURRENCY: usize = 32;
 
+/// Task runs a worker claims ahead of its free slots (`Config::prefetch`), from
+/// `COG_BENCH_PREFETCH` (default 224: claims of up to 256 task runs).
+fn prefetch() -> usize {
+    std::env::var("COG_BENCH_PREFETCH").ok().and_then(|v| v.parse().ok()).unwrap_or(224)
+}
+
 /// Runs of workload W.
 const WAKEUP_RUNS: usize = 50;
 
@@ -88,7 +94,7 @@ fn workload(name: &str) -> (PipelineSpec, usize) {
 }
 
 fn config() -> Config {
-    Config::default().poll_interval(Duration::from_millis(100))
+    Config::default().poll_interval(Duration::from_millis(100)).prefetch(prefetch())
 }
 
 /// Peak resident memory of process `pid` in MiB (`VmHWM`). The measuring process's figure

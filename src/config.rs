@@ -50,6 +50,14 @@ pub struct Config {
     /// Keep ended runs this long: the scheduler leader prunes older ones once an hour (see
     /// `CogRuntime::prune`). Default `None`: keep everything.
     pub retention: Option<Duration>,
+    /// How many task runs a worker may claim ahead of its free slots (default 0). Claimed task
+    /// runs wait in the worker, their leases renewed, and start in claim order (heaviest first)
+    /// as slots free up. Larger claims cost the database far less per task, so for many short
+    /// tasks a prefetch of a few times the concurrency multiplies throughput; for long tasks
+    /// keep it 0, or prefetched task runs wait behind long ones while other workers idle.
+    /// Task runs still waiting at shutdown are given back at once; a paused queue's task runs
+    /// already prefetched still run.
+    pub prefetch: usize,
 }
 
 impl Default for Config {
@@ -68,6 +76,7 @@ impl Default for Config {
             missed_ticks: MissedTicks::FireOnce,
             schedule_grace: Duration::from_secs(60),
             retention: None,
+            prefetch: 0,
         }
     }
 }
@@ -114,6 +123,12 @@ impl Config {
     /// Sets [`Config::shutdown_timeout`].
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Sets [`Config::prefetch`].
+    pub fn prefetch(mut self, task_runs: usize) -> Self {
+        self.prefetch = task_runs;
         self
     }
 

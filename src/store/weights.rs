@@ -6,7 +6,7 @@ use super::{Backend, Sql};
 use crate::entity::status::RunStatus;
 
 /// Sets the weight of every task that completed in run `run_id` to the mean duration, in
-/// seconds, of its last `sample_size` completed runs; returns how many tasks it set.
+/// seconds, of its last `sample_size` completed runs; returns how many weights changed.
 pub(crate) async fn learn(conn: &impl ConnectionTrait, run_id: i64, sample_size: u32) -> Result<u64, DbErr> {
     let b = Backend::of(conn)?;
     let means = |sql: Sql| {
@@ -28,8 +28,13 @@ pub(crate) async fn learn(conn: &impl ConnectionTrait, run_id: i64, sample_size:
         .push(" GROUP BY task_id")
     };
     let sql = match b {
-        Backend::Sqlite | Backend::Postgres => means(Sql::new(b, "UPDATE cog_task SET weight = w.seconds FROM (")).push(") w WHERE cog_task.id = w.task_id"),
-        Backend::MySql => means(Sql::new(b, "UPDATE cog_task JOIN (")).push(") w ON cog_task.id = w.task_id SET cog_task.weight = w.seconds"),
+        // Unchanged weights are not written: a run of many tasks whose durations did not
+        // change then updates no row (and its final transaction stays short).
+        Backend::Sqlite | Backend::Postgres => {
+            means(Sql::new(b, "UPDATE cog_task SET weight = w.seconds FROM (")).push(") w WHERE cog_task.id = w.task_id AND cog_task.weight <> w.seconds")
+        }
+        Backend::MySql => means(Sql::new(b, "UPDATE cog_task JOIN ("))
+            .push(") w ON cog_task.id = w.task_id SET cog_task.weight = w.seconds WHERE cog_task.weight <> w.seconds"),
     };
     sql.execute(conn).await
 }

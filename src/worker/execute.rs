@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::Worker;
-use super::state::RunningTask;
+use super::dispatch::Permits;
 use crate::context::TaskContext;
 use crate::engine::claim::Claimed;
 use crate::engine::finish::{Finished, Outcome};
@@ -22,12 +22,19 @@ use crate::worker::completions::Completion;
 /// The handler runs before the outcome is recorded, while the task run still holds its lease
 /// (this process keeps renewing it): once the failure is visible — to `wait()`, say — its
 /// handler has run and a handler failure is recorded with it, in the same transaction.
+///
+/// The task run is tracked already (see `dispatch`), with `cancel` its cog's cancellation.
+/// `permits` are its slot and its room among the claimed task runs. After a success both are
+/// given back once the outcome is handed to the completion writer, before it is written (a
+/// failure keeps them until written: it may end the run): the write is batched with others
+/// and its commit takes a round trip, and holding a slot through it would leave the worker's
+/// capacity idle. The task run stays tracked (its lease renewed) until the outcome is
+/// written; the completion channel is bounded, so when writes fall behind, finished cogs keep
+/// their slots and no new ones start.
 #[tracing::instrument(name = "cog.task", skip_all, fields(pipeline = %task.pipeline_name, pipeline.run = task.pipeline_run_id, stage = %task.stage_name, stage.run = task.stage_run_id, task = %task.task_name, task.run = task.task_run_id, cog = %task.cog, attempt = task.attempt))]
-pub(super) async fn execute(worker: &Arc<Worker>, task: Claimed) {
-    // Tracked from the start, so its lease is renewed whatever happens next (a slow error
-    // handler included) and a cancel reaches it.
-    let cancel = CancellationToken::new();
-    worker.track(RunningTask { claimed: task.clone(), cancel: cancel.clone(), abort: None });
+pub(super) async fn execute(worker: &Arc<Worker>, mut task: Claimed, cancel: CancellationToken, permits: Permits) {
+    // Its duration (and so its learned weight) counts from here, not from the claim.
+    task.started_at = Some(crate::store::now());
     let outcome = run_cog(worker, &task, cancel).await;
     if !worker.is_tracked(task.task_run_id, task.attempt) {
         // Given back at shutdown (past its deadline): the attempt is over; its cog was stopped,
@@ -44,7 +51,7 @@ pub(super) async fn execute(worker: &Arc<Worker>, task: Claimed) {
         }
         Outcome::Success(_) => None,
     };
-    let finished = record(worker, &task, &outcome, handler_error).await;
+    let finished = record(worker, &task, &outcome, handler_error, permits).await;
     worker.untrack(task.task_run_id, task.attempt);
     match (&outcome, finished) {
         (_, None) => {}
@@ -131,15 +138,27 @@ fn merge_arguments(task: &Claimed, params: &[&str]) -> Result<Map<String, Value>
     Ok(args)
 }
 
-/// Hands the outcome to the completion loop and waits until it is written.
-async fn record(worker: &Arc<Worker>, task: &Claimed, outcome: &Outcome, handler_error: Option<TaskError>) -> Option<Finished> {
+/// Hands the outcome to the completion loop, gives the slot and the room back, and waits until the outcome
+/// is written.
+async fn record(worker: &Arc<Worker>, task: &Claimed, outcome: &Outcome, handler_error: Option<TaskError>, permits: Permits) -> Option<Finished> {
     let (reply, written) = tokio::sync::oneshot::channel();
     let completion = Completion { task: task.clone(), outcome: outcome.clone(), handler_error, reply };
+    let success = matches!(outcome, Outcome::Success(_));
     if worker.completions.send(completion).await.is_err() {
         tracing::error!("the completion loop has stopped; the lease will expire and the task run be retried or failed");
         return None;
     }
-    written.await.ok().flatten()
+    // A failure keeps its slot until it is written: it may fail the run and cancel its queued
+    // task runs, which must not start in the slot meanwhile.
+    let permits = if success {
+        drop(permits);
+        None
+    } else {
+        Some(permits)
+    };
+    let finished = written.await.ok().flatten();
+    drop(permits);
+    finished
 }
 
 /// Calls the task's own error handler, if it has one. A handler that fails, panics or times

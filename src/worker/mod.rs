@@ -3,6 +3,7 @@
 //! holds its state; the runtime owns one.
 
 pub(crate) mod completions;
+mod dispatch;
 mod execute;
 pub(crate) mod leases;
 pub(crate) mod listener;
@@ -19,12 +20,13 @@ use crate::engine::{claim, finish};
 use crate::store::{claims, now};
 
 /// Most task runs claimed by one statement.
-const MAX_BATCH: usize = 64;
+const MAX_BATCH: usize = 256;
 
-/// Claims and starts task runs until shutdown.
+/// Claims task runs until shutdown, as many at a time as there is room for (free slots plus
+/// the prefetch), and starts each (it waits for a slot if prefetched).
 pub(crate) async fn claim_loop(worker: Arc<Worker>) {
     // The permits outlive a restart of this loop: task runs started before a panic still hold theirs.
-    let permits = Arc::clone(&worker.permits);
+    let permits = Arc::clone(&worker.claim_room);
     let mut failures: u32 = 0;
     loop {
         worker.health.checkpoint("claim");
@@ -47,13 +49,8 @@ pub(crate) async fn claim_loop(worker: Arc<Worker>) {
             Ok(claimed) if !claimed.is_empty() => {
                 failures = 0;
                 worker.health.pass::<&str>("claim", Ok(()));
-                for (task, permit) in claimed.into_iter().zip(batch.drain(..)) {
-                    let worker = Arc::clone(&worker);
-                    worker.tracker.clone().spawn(async move {
-                        execute::execute(&worker, task).await;
-                        drop(permit);
-                    });
-                }
+                let claimed: Vec<_> = claimed.into_iter().zip(batch.drain(..)).collect();
+                worker.tracker.spawn(dispatch::dispatch(Arc::clone(&worker), claimed));
             }
             Ok(_) => {
                 drop(batch);

@@ -37,8 +37,12 @@ pub(crate) struct Worker {
     pub(crate) worker_id: String,
     pub(crate) signals: Arc<Signals>,
     pub(crate) health: Arc<HealthBoard>,
-    /// One per task run this process may execute at once.
+    /// One per task run this process may execute at once (a cog and its error handler run
+    /// under one).
     pub(crate) permits: Arc<Semaphore>,
+    /// One per task run this process may hold claimed before its outcome is handed to the
+    /// completion writer: the concurrency plus [`Config::prefetch`].
+    pub(crate) claim_room: Arc<Semaphore>,
     /// Task runs executing in this process, by task run id.
     running: Mutex<HashMap<i64, RunningTask>>,
     /// Runs recently canceled: a cog that registers after the cancel reached this process
@@ -76,7 +80,8 @@ impl Worker {
         signals: Arc<Signals>,
         health: Arc<HealthBoard>,
     ) -> Self {
-        let (completions, rx) = mpsc::channel(concurrency.saturating_mul(COMPLETIONS_PER_SLOT).max(64));
+        let room = concurrency.saturating_add(config.prefetch);
+        let (completions, rx) = mpsc::channel(room.saturating_mul(COMPLETIONS_PER_SLOT).max(64));
         Worker {
             db,
             config,
@@ -86,6 +91,7 @@ impl Worker {
             signals,
             health,
             permits: Arc::new(Semaphore::new(concurrency)),
+            claim_room: Arc::new(Semaphore::new(room)),
             running: Mutex::new(HashMap::new()),
             canceled_runs: Mutex::new(VecDeque::new()),
             stop_claiming: CancellationToken::new(),

@@ -1,0 +1,100 @@
+//! Handing claimed task runs to slots, in claim order (heaviest first): at once while slots
+//! are free, else (prefetched, see `Config::prefetch`) as slots free up; giving back the ones
+//! that never start.
+
+use std::sync::Arc;
+
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
+
+use super::Worker;
+use super::execute::execute;
+use super::state::RunningTask;
+use crate::engine::claim::Claimed;
+use crate::entity::status::RunStatus;
+
+/// What a started task run holds: its slot (a cog running) and its room among the task runs
+/// this worker holds claimed.
+pub(crate) type Permits = (OwnedSemaphorePermit, OwnedSemaphorePermit);
+
+/// Tracks every task run of one claim at once (their leases are renewed from now on, and a
+/// cancel reaches them), then starts them in order, each when a slot is free. Task runs still
+/// waiting when the runtime begins to shut down are given back at once; a task run whose run
+/// ended while it waited is given back too (it ends `canceled`, as if still queued).
+pub(super) async fn dispatch(worker: Arc<Worker>, claimed: Vec<(Claimed, OwnedSemaphorePermit)>) {
+    let tracked: Vec<(Claimed, CancellationToken, OwnedSemaphorePermit)> = claimed
+        .into_iter()
+        .map(|(task, room)| {
+            let cancel = CancellationToken::new();
+            worker.track(RunningTask { claimed: task.clone(), cancel: cancel.clone(), abort: None });
+            (task, cancel, room)
+        })
+        .collect();
+    let mut tracked = tracked.into_iter();
+    // Once one had to wait, time has passed since the claim: each later one checks its run.
+    let mut waited = false;
+    let mut ended_runs: Vec<i64> = Vec::new();
+    while let Some((task, cancel, room)) = tracked.next() {
+        let slot = match Arc::clone(&worker.permits).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => match wait_for_slot(&worker).await {
+                Some(slot) => {
+                    waited = true;
+                    slot
+                }
+                None => {
+                    // Shutting down: this one and every one after it go back.
+                    give_back_unstarted(&worker, &task).await;
+                    for (task, _, _) in tracked.by_ref() {
+                        give_back_unstarted(&worker, &task).await;
+                    }
+                    return;
+                }
+            },
+        };
+        // Its run may have ended while it waited (a critical sibling failed, say).
+        if waited && (ended_runs.contains(&task.pipeline_run_id) || !run_still_going(&worker, &task).await) {
+            ended_runs.push(task.pipeline_run_id);
+            drop(slot);
+            give_back_unstarted(&worker, &task).await;
+            continue;
+        }
+        let w = Arc::clone(&worker);
+        worker.tracker.spawn(async move { execute(&w, task, cancel, (slot, room)).await });
+    }
+}
+
+/// Waits for a slot; `None` if the runtime began to shut down first.
+async fn wait_for_slot(worker: &Worker) -> Option<OwnedSemaphorePermit> {
+    tokio::select! {
+        biased;
+        slot = Arc::clone(&worker.permits).acquire_owned() => slot.ok(),
+        _ = worker.stop_claiming.cancelled() => None,
+    }
+}
+
+/// Whether the run of a prefetched `task` is still running, read just before it starts. If
+/// the read fails it starts anyway, as a task run claimed a moment earlier would have.
+async fn run_still_going(worker: &Arc<Worker>, task: &Claimed) -> bool {
+    match crate::store::reports::run_end(&worker.db, task.pipeline_run_id).await {
+        Ok(Some(run)) => run.status == RunStatus::Running,
+        Ok(None) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read whether the run of a prefetched task run is still going; starting it");
+            true
+        }
+    }
+}
+
+/// Gives back a prefetched task run that never started (shutdown, or its run ended while it
+/// waited): queued again, or `canceled` if its run has ended; its attempt counts no failure.
+async fn give_back_unstarted(worker: &Arc<Worker>, task: &Claimed) {
+    if worker.is_tracked(task.task_run_id, task.attempt) {
+        match crate::engine::finish::release(&worker.db, task, worker.learn_weights()).await {
+            Ok(effects) => worker.signals.apply(effects),
+            Err(e) => tracing::error!(error = %e, "could not give back a prefetched task run that did not start; its lease will expire"),
+        }
+    }
+    worker.untrack(task.task_run_id, task.attempt);
+    tracing::debug!("prefetched task run given back without starting");
+}
