@@ -83,6 +83,12 @@ pub(crate) async fn claim(
     let listed = |sql: Sql| sql.push("name IN (").bind_list(queues.iter().map(String::as_str)).push(") AND NOT paused");
     match b {
         Backend::Postgres => {
+            // The claim must walk the claim index in its order and stop at the limit. Right
+            // after a big launch the table's statistics still say "few queued rows" (nothing
+            // analyzed it yet), and the planner then reads every queued row with a bitmap scan
+            // and sorts them on disk: 100 ms per claim at 70,000 queued rows instead of 2 ms.
+            // Both settings last only until this transaction ends.
+            conn.execute_unprepared("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off").await?;
             // One ordered index scan per queue (`queue = ANY(...)` would make PostgreSQL read
             // and sort every queued row of the queues at each claim), then the heaviest overall.
             let sql = listed(Sql::new(b, "WITH running_queues AS MATERIALIZED (SELECT name FROM cog_queue WHERE "))

@@ -161,6 +161,9 @@ async fn write(worker: &Worker, group: &[Completion]) -> Result<Vec<Finished>, D
     loop {
         match finish::finish_batch(&worker.db, &items, policy).await {
             Ok((finished, effects)) => {
+                if effects.run_ended {
+                    worker.note_ended(run_id);
+                }
                 worker.signals.apply(effects);
                 worker.health.pass::<&str>("completions", Ok(()));
                 return Ok(finished);

@@ -2,7 +2,9 @@
 //! are free, else (prefetched, see `Config::prefetch`) as slots free up; giving back the ones
 //! that never start.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
@@ -33,7 +35,9 @@ pub(super) async fn dispatch(worker: Arc<Worker>, claimed: Vec<(Claimed, OwnedSe
     let mut tracked = tracked.into_iter();
     // Once one had to wait, time has passed since the claim: each later one checks its run.
     let mut waited = false;
-    let mut ended_runs: Vec<i64> = Vec::new();
+    // When each run was last read as still running; read again once that is older than
+    // `RECHECK` (a task run claimed a moment before its run ended starts as well).
+    let mut going: HashMap<i64, Instant> = HashMap::new();
     while let Some((task, cancel, room)) = tracked.next() {
         let slot = match Arc::clone(&worker.permits).try_acquire_owned() {
             Ok(slot) => slot,
@@ -53,8 +57,7 @@ pub(super) async fn dispatch(worker: Arc<Worker>, claimed: Vec<(Claimed, OwnedSe
             },
         };
         // Its run may have ended while it waited (a critical sibling failed, say).
-        if waited && (ended_runs.contains(&task.pipeline_run_id) || !run_still_going(&worker, &task).await) {
-            ended_runs.push(task.pipeline_run_id);
+        if waited && !still_going(&worker, &task, &mut going).await {
             drop(slot);
             give_back_unstarted(&worker, &task).await;
             continue;
@@ -73,9 +76,31 @@ async fn wait_for_slot(worker: &Worker) -> Option<OwnedSemaphorePermit> {
     }
 }
 
-/// Whether the run of a prefetched `task` is still running, read just before it starts. If
-/// the read fails it starts anyway, as a task run claimed a moment earlier would have.
-async fn run_still_going(worker: &Arc<Worker>, task: &Claimed) -> bool {
+/// How long a run read as running is taken to be still running.
+const RECHECK: Duration = Duration::from_millis(5);
+
+/// Whether the run of a prefetched `task` is still going before it starts: not if this
+/// process saw it end or be canceled; else as read at most [`RECHECK`] ago.
+async fn still_going(worker: &Worker, task: &Claimed, going: &mut HashMap<i64, Instant>) -> bool {
+    let run = task.pipeline_run_id;
+    if worker.saw_end(run) {
+        return false;
+    }
+    if going.get(&run).is_some_and(|at| at.elapsed() < RECHECK) {
+        return true;
+    }
+    let yes = run_still_going(worker, task).await;
+    if yes {
+        going.insert(run, Instant::now());
+    } else {
+        worker.note_ended(run);
+    }
+    yes
+}
+
+/// Whether the run of a prefetched `task` is still running, as the database says now. If the
+/// read fails it starts anyway, as a task run claimed a moment earlier would have.
+async fn run_still_going(worker: &Worker, task: &Claimed) -> bool {
     match crate::store::reports::run_end(&worker.db, task.pipeline_run_id).await {
         Ok(Some(run)) => run.status == RunStatus::Running,
         Ok(None) => false,

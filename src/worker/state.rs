@@ -48,6 +48,8 @@ pub(crate) struct Worker {
     /// Runs recently canceled: a cog that registers after the cancel reached this process
     /// (claimed just before it) is told at once. Bounded; oldest forgotten first.
     canceled_runs: Mutex<VecDeque<i64>>,
+    /// Runs this process saw end (its own writes ended them). Bounded; oldest forgotten first.
+    ended_runs: Mutex<VecDeque<i64>>,
     /// Cancelled by `shutdown`: stop claiming work.
     pub(crate) stop_claiming: CancellationToken,
     /// Cancelled once running work has drained: stop renewing leases.
@@ -94,6 +96,7 @@ impl Worker {
             claim_room: Arc::new(Semaphore::new(room)),
             running: Mutex::new(HashMap::new()),
             canceled_runs: Mutex::new(VecDeque::new()),
+            ended_runs: Mutex::new(VecDeque::new()),
             stop_claiming: CancellationToken::new(),
             stopped: CancellationToken::new(),
             tracker: TaskTracker::new(),
@@ -179,20 +182,35 @@ impl Worker {
         self.running.lock().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, t)| t).collect()
     }
 
+    /// Notes that run `run_id` ended by a write of this process: task runs of it that were
+    /// prefetched and have not started never start.
+    pub(crate) fn note_ended(&self, run_id: i64) {
+        remember(&self.ended_runs, run_id);
+    }
+
+    /// Whether this process saw run `run_id` end or be canceled.
+    pub(crate) fn saw_end(&self, run_id: i64) -> bool {
+        self.ended_runs.lock().unwrap_or_else(|e| e.into_inner()).contains(&run_id)
+            || self.canceled_runs.lock().unwrap_or_else(|e| e.into_inner()).contains(&run_id)
+    }
+
     /// Tells the cogs of run `run_id` running in this process that it was canceled.
     pub(crate) fn cancel_running(&self, run_id: i64) {
-        {
-            let mut canceled = self.canceled_runs.lock().unwrap_or_else(|e| e.into_inner());
-            if !canceled.contains(&run_id) {
-                if canceled.len() >= 1024 {
-                    canceled.pop_front();
-                }
-                canceled.push_back(run_id);
-            }
-        }
+        remember(&self.canceled_runs, run_id);
         let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         for task in running.values().filter(|t| t.claimed.pipeline_run_id == run_id) {
             task.cancel.cancel();
         }
+    }
+}
+
+/// Adds `run_id` to a bounded list of run ids (1,024; the oldest forgotten first).
+fn remember(runs: &Mutex<VecDeque<i64>>, run_id: i64) {
+    let mut runs = runs.lock().unwrap_or_else(|e| e.into_inner());
+    if !runs.contains(&run_id) {
+        if runs.len() >= 1024 {
+            runs.pop_front();
+        }
+        runs.push_back(run_id);
     }
 }
