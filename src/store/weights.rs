@@ -27,6 +27,27 @@ pub(crate) async fn learn(conn: &impl ConnectionTrait, run_id: i64, sample_size:
         .bind(i64::from(sample_size.max(1)))
         .push(" GROUP BY task_id")
     };
+    if b == Backend::Postgres {
+        // Each task's last `sample_size` durations read off the end of its index range
+        // (`cog_task_run_task`): the cost follows the run's size, not the history's. (MariaDB
+        // has no LATERAL; SQLite has one writer, so the window over the history is kept there.)
+        return Sql::new(
+            b,
+            "UPDATE cog_task SET weight = w.seconds FROM ( \
+                SELECT d.task_id, AVG(r.duration_ms) / 1000.0 AS seconds FROM ( \
+                    SELECT DISTINCT t.task_id FROM cog_task_run t JOIN cog_stage_run s ON s.id = t.stage_run_id WHERE s.pipeline_run_id = ",
+        )
+        .bind(run_id)
+        .push(" AND t.status = ")
+        .bind(RunStatus::Completed)
+        .push(") d CROSS JOIN LATERAL (SELECT tr.duration_ms FROM cog_task_run tr WHERE tr.task_id = d.task_id AND tr.status = ")
+        .bind(RunStatus::Completed)
+        .push(" AND tr.duration_ms IS NOT NULL ORDER BY tr.id DESC LIMIT ")
+        .bind(i64::from(sample_size.max(1)))
+        .push(") r GROUP BY d.task_id) w WHERE cog_task.id = w.task_id AND cog_task.weight <> w.seconds")
+        .execute(conn)
+        .await;
+    }
     let sql = match b {
         // Unchanged weights are not written: a run of many tasks whose durations did not
         // change then updates no row (and its final transaction stays short).
