@@ -380,6 +380,12 @@ async fn measure_wakeups(url: &str, db_kind: &str, admin_url: &str) {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    // cog's own warnings and errors on stderr (`RUST_LOG` to see more), so a stalled
+    // measurement says why.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")))
+        .with_writer(std::io::stderr)
+        .try_init();
     let pg_admin = std::env::var("COG_BENCH_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
     let my_admin = std::env::var("COG_BENCH_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_owned());
     let admin_of = |db: &str| if db == "mysql" { my_admin.clone() } else { pg_admin.clone() };

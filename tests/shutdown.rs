@@ -3,9 +3,7 @@
 
 mod support;
 
-use std::future::Future;
 use std::sync::atomic::Ordering;
-use std::task::Poll;
 use std::time::Duration;
 
 use cog::{CogRuntime, PipelineSpec, RunStatus, StageSpec, TaskSpec, cog};
@@ -55,12 +53,14 @@ async fn shutdown_lets_running_cogs_finish_and_stops_claiming(db: TestDb) {
     let p = probe(&key);
     eventually("the cog to run", || async { p.arrived.load(Ordering::SeqCst) == 1 }).await;
 
-    let mut shutdown = std::pin::pin!(rt.shutdown());
-    let first = std::future::poll_fn(|cx| Poll::Ready(shutdown.as_mut().poll(cx))).await;
-    assert!(first.is_pending(), "shutdown must wait for the running cog");
+    // Shutdown runs on its own task: a future polled once and then parked could hold the
+    // runtime's only SQLite connection (releasing scheduler leadership) while the test reads.
+    let stopping = rt.clone();
+    let shutdown = tokio::spawn(async move { stopping.shutdown().await });
     assert_eq!(only_task_run(&rt, run.id()).await.0, "running");
+    assert!(!shutdown.is_finished(), "shutdown must wait for the running cog");
     p.open();
-    shutdown.await;
+    shutdown.await.unwrap();
 
     let (status, attempt, worker, lease_cleared, result) = only_task_run(&rt, run.id()).await;
     assert_eq!((status.as_str(), attempt, worker.as_deref(), lease_cleared), ("completed", 1, Some(rt.worker_id()), true));

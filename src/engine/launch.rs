@@ -49,10 +49,30 @@ impl Launched {
     }
 }
 
-/// Creates a pipeline run in its own transaction; see [`launch_in`].
+/// Launch transactions the database rolled back as deadlock victims are run again up to this
+/// many times in all (MySQL picks victims among concurrent launches and run ends).
+const LAUNCH_TRIES: u32 = 10;
+
+/// Creates a pipeline run in its own transaction; see [`launch_in`]. A transaction the
+/// database rolled back whole (deadlock victim, serialization failure) is run again.
 pub(crate) async fn launch(db: &DatabaseConnection, request: LaunchRequest<'_>) -> Result<Launched, Error> {
+    let mut tries = 1;
+    loop {
+        match launch_once(db, &request).await {
+            Err(Error::Database(e)) if tries < LAUNCH_TRIES && store::errors::is_rolled_back(&e) => {
+                tracing::debug!(pipeline = request.pipeline, error = %e, "launch rolled back by the database; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(5 << tries.min(5))).await;
+                tries += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// One try of [`launch`].
+async fn launch_once(db: &DatabaseConnection, request: &LaunchRequest<'_>) -> Result<Launched, Error> {
     let txn = store::begin(db).await?;
-    let launched = launch_in(&txn, &request).await?;
+    let launched = launch_in(&txn, request).await?;
     // Runs canceled to make room are counted in the metrics once the commit succeeded.
     let mut canceled = Vec::with_capacity(launched.canceled.len());
     for (run_id, effects) in &launched.canceled {

@@ -14,14 +14,30 @@ pub(crate) fn is_transient(e: &DbErr) -> bool {
     }
 }
 
+/// Whether the database chose `e`'s transaction as a deadlock or serialization victim and
+/// rolled it back whole: running the same transaction again is safe (nothing of it was
+/// written) and may pass. Unlike a lost connection, it cannot hide a commit that happened.
+pub(crate) fn is_rolled_back(e: &DbErr) -> bool {
+    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = e else { return false };
+    let sqlx::Error::Database(db) = e.as_ref() else { return false };
+    if let Some(mysql) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        return mysql.number() == 1213;
+    }
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        return false;
+    }
+    matches!(db.code().as_deref(), Some("40001" | "40P01"))
+}
+
 fn sqlx_transient(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed | sqlx::Error::Protocol(_) => true,
         sqlx::Error::Database(db) => {
             if let Some(mysql) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
                 // Deadlock, lock wait timeout, too many connections, server gone away / lost,
-                // query interrupted (server shutting down), read-only during failover.
-                return matches!(mysql.number(), 1213 | 1205 | 1040 | 2006 | 2013 | 1053 | 1290 | 1927);
+                // query interrupted (server shutting down), read-only during failover, and
+                // MariaDB's "failed to read auto-increment value" (seen under deadlock storms).
+                return matches!(mysql.number(), 1213 | 1205 | 1040 | 2006 | 2013 | 1053 | 1290 | 1927 | 1467);
             }
             let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
             if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {

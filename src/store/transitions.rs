@@ -59,6 +59,9 @@ pub(crate) async fn queue_task_runs(conn: &impl ConnectionTrait, stage_run_id: i
              WHERE t.enabled AND NOT t.archived AND s.enabled AND t.stage_id = ",
         )
         .bind(stage_id)
+        // Tasks read (and, on MySQL, share-locked by the foreign key checks) in id order, the
+        // order in which weight learning locks them: the two never deadlock.
+        .push(" ORDER BY t.id")
         .execute(conn)
         .await
 }

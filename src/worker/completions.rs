@@ -21,7 +21,7 @@ use super::Worker;
 use crate::engine::claim::Claimed;
 use crate::engine::finish::{self, Finished, Outcome};
 use crate::error::{TaskError, TaskErrorKind};
-use crate::store::errors::is_transient;
+use crate::store::errors::{is_rolled_back, is_transient};
 
 /// Most outcomes written by one transaction.
 const MAX_BATCH: usize = 512;
@@ -170,7 +170,11 @@ async fn write(worker: &Worker, group: &[Completion]) -> Result<Vec<Finished>, D
             }
             Err(e) if is_transient(&e) && tokio::time::Instant::now() < give_up => {
                 tries += 1;
-                let pause = finish::backoff(Duration::from_millis(50), Duration::from_secs(5), tries);
+                // A deadlock victim may go again at once (the other transaction is through):
+                // short pauses. Anything else (a lost connection, say) backs off further.
+                let cap = if is_rolled_back(&e) { Duration::from_millis(200) } else { Duration::from_secs(5) };
+                let base = if is_rolled_back(&e) { Duration::from_millis(5) } else { Duration::from_millis(50) };
+                let pause = finish::backoff(base, cap, tries);
                 tracing::warn!(error = %e, pipeline.run = run_id, outcomes = items.len(), retry_in = ?pause, "could not record task outcomes; retrying");
                 worker.health.pass("completions", Err(&e));
                 tokio::time::sleep(pause).await;
