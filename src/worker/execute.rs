@@ -138,8 +138,8 @@ fn merge_arguments(task: &Claimed, params: &[&str]) -> Result<Map<String, Value>
     Ok(args)
 }
 
-/// Hands the outcome to the completion loop, gives the slot and the room back, and waits until the outcome
-/// is written.
+/// Hands the outcome to the completion loop, gives a success's permits back, and waits until
+/// the outcome is written.
 async fn record(worker: &Arc<Worker>, task: &Claimed, outcome: &Outcome, handler_error: Option<TaskError>, permits: Permits) -> Option<Finished> {
     let (reply, written) = tokio::sync::oneshot::channel();
     let completion = Completion { task: task.clone(), outcome: outcome.clone(), handler_error, reply };
@@ -148,17 +148,10 @@ async fn record(worker: &Arc<Worker>, task: &Claimed, outcome: &Outcome, handler
         tracing::error!("the completion loop has stopped; the lease will expire and the task run be retried or failed");
         return None;
     }
-    // A failure keeps its slot until it is written: it may fail the run and cancel its queued
-    // task runs, which must not start in the slot meanwhile.
-    let permits = if success {
-        drop(permits);
-        None
-    } else {
-        Some(permits)
-    };
-    let finished = written.await.ok().flatten();
-    drop(permits);
-    finished
+    // A success frees its slot now. A failure keeps it until it is written: it may fail the
+    // run and cancel its queued task runs, which must not start in the slot meanwhile.
+    let _kept = (!success).then_some(permits);
+    written.await.ok().flatten()
 }
 
 /// Calls the task's own error handler, if it has one. A handler that fails, panics or times
