@@ -15,7 +15,8 @@
 //! being on this machine; `-` for SQLite, which runs inside cog's process, and for MySQL, whose
 //! one server process serves every database), and the machine's load average when the
 //! measurement started (the cores are shared: CPU per task is the steadier figure).
-//! `first_task_ms` is `launch()` called -> first cog call started, in the measuring process.
+//! `first_task_ms` is `launch()` called -> first cog call started, in the measuring process,
+//! a fresh one (its runtime built, started and `ready()`).
 //! Each measurement runs in a fresh child process (so peak memory is its own); the 4-process
 //! measurements add 3 worker processes. PostgreSQL is taken from `COG_BENCH_POSTGRES_URL`
 //! (default `postgres://postgres@127.0.0.1:5432/test`), MySQL/MariaDB from
@@ -289,6 +290,8 @@ async fn measure(name: &str, db_kind: &str, procs: usize, admin_url: &str) {
     let cog_pids: Vec<u32> = std::iter::once(std::process::id()).chain(workers.iter().map(Child::id)).collect();
     let (cog_before, db_before) = (cpu_of(&cog_pids), cpu_of(&db_backends(rt.connection(), db_kind).await));
     rt.start();
+    // A service that just started: its worker is registered, then a launch comes in.
+    rt.ready().await;
     let started = Instant::now();
     let launches = if name == "F" { FAIR_RUNS } else { 1 };
     let pipeline = format!("bench_{name}");

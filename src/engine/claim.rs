@@ -22,18 +22,16 @@ pub(crate) async fn claim(
         return Ok(Vec::new());
     }
     let txn = store::begin(db).await?;
-    let mut ids = claims::claim(&txn, worker, queues, limit, store::now(), lease).await?;
-    if ids.len() > limit {
+    let mut claimed = claims::claim_and_load(&txn, worker, queues, limit, store::now(), lease).await?;
+    if claimed.len() > limit {
         // Never leave a claimed row with nobody to run it: hand the extras back untouched.
-        let extras = ids.split_off(limit);
+        let extras: Vec<i64> = claimed.split_off(limit).iter().map(|c| c.task_run_id).collect();
         OVERCLAIMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::error!(claimed = limit + extras.len(), limit, "a claim returned more task runs than asked for; handing the extras back");
         claims::unclaim(&txn, &extras).await?;
     }
-    let mut claimed = claims::load(&txn, &ids).await?;
     txn.commit().await?;
     crate::metrics::claimed(&claimed);
-    claimed.sort_by_key(|c| ids.iter().position(|id| *id == c.task_run_id));
     Ok(claimed)
 }
 

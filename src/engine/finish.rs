@@ -132,11 +132,12 @@ pub(crate) async fn finish_batch(db: &DatabaseConnection, items: &[Ending<'_>], 
     Ok((finished, effects))
 }
 
-/// Rows per multi-row statement (larger statements were slower on SQLite).
+/// Rows per multi-row statement on SQLite and MySQL (larger statements were slower on
+/// SQLite); PostgreSQL takes a batch's results as arrays, in one statement.
 const ROWS_PER_STATEMENT: usize = 50;
 
-/// Marks the successful attempts among `items` `completed` with their results, a statement
-/// per 50 of them, fenced by attempt number; returns the ids of the task runs it completed.
+/// Marks the successful attempts among `items` `completed` with their results, fenced by
+/// attempt number; returns the ids of the task runs it completed.
 async fn record_successes(txn: &DatabaseTransaction, items: &[Ending<'_>], now: DateTime<Utc>) -> Result<Vec<i64>, DbErr> {
     let successes: Vec<outcomes::Success> = items
         .iter()
@@ -151,7 +152,8 @@ async fn record_successes(txn: &DatabaseTransaction, items: &[Ending<'_>], now: 
         })
         .collect();
     let mut completed = Vec::with_capacity(successes.len());
-    for chunk in successes.chunks(ROWS_PER_STATEMENT) {
+    let per_statement = if Backend::of(txn)? == Backend::Postgres { successes.len().max(1) } else { ROWS_PER_STATEMENT };
+    for chunk in successes.chunks(per_statement) {
         completed.extend(outcomes::complete_many(txn, chunk, now).await?);
     }
     Ok(completed)

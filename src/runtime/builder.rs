@@ -110,6 +110,7 @@ impl CogRuntimeBuilder {
             (None, None) => return Err(Error::MissingDatabase),
         };
         crate::migrate(&db).await?;
+        crate::store::warm_up(&db, &queues).await;
         let worker_id = self.worker_name.unwrap_or_else(default_worker_name);
         let signals = Arc::new(Signals::default());
         let health = Arc::new(HealthBoard::default());

@@ -60,50 +60,12 @@ pub(crate) async fn claim(
     lease: Duration,
 ) -> Result<Vec<i64>, DbErr> {
     let b = Backend::of(conn)?;
-    let set = |sql: Sql| {
-        sql.bind(RunStatus::Running)
-            .push(", attempt = attempt + 1, worker = ")
-            .bind(worker)
-            .push(", lease_until = ")
-            .now_plus(lease)
-            .push(", started_at = ")
-            .bind(now)
-    };
-    let pick = |sql: Sql, columns: &str, queue_filter: &dyn Fn(Sql) -> Sql| {
-        let sql = sql
-            .push("SELECT ")
-            .push(columns)
-            .push(" FROM cog_task_run WHERE status = ")
-            .status(RunStatus::Queued)
-            .push(" AND run_after <= ")
-            .now()
-            .push(" AND ");
-        queue_filter(sql).push(" ORDER BY weight DESC, id LIMIT ").bind(limit as i64)
-    };
-    let listed = |sql: Sql| sql.push("name IN (").bind_list(queues.iter().map(String::as_str)).push(") AND NOT paused");
+    let parts = ClaimParts { worker, queues, limit, now, lease };
+    let set = |sql: Sql| parts.set(sql);
+    let pick = |sql: Sql, columns: &str, queue_filter: &dyn Fn(Sql) -> Sql| parts.pick(sql, columns, queue_filter);
+    let listed = |sql: Sql| parts.listed(sql);
     match b {
-        Backend::Postgres => {
-            // The claim must walk the claim index in its order and stop at the limit. Right
-            // after a big launch the table's statistics still say "few queued rows" (nothing
-            // analyzed it yet), and the planner then reads every queued row with a bitmap scan
-            // and sorts them on disk: 100 ms per claim at 70,000 queued rows instead of 2 ms.
-            // Both settings last only until this transaction ends.
-            conn.execute_unprepared("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off").await?;
-            // One ordered index scan per queue (`queue = ANY(...)` would make PostgreSQL read
-            // and sort every queued row of the queues at each claim), then the heaviest overall.
-            let sql = listed(Sql::new(b, "WITH running_queues AS MATERIALIZED (SELECT name FROM cog_queue WHERE "))
-                .push(" FOR SHARE), picked AS MATERIALIZED (SELECT c.id FROM running_queues q CROSS JOIN LATERAL (");
-            let sql = pick(sql, "id, weight", &|s| s.push("queue = q.name"))
-                .push(" FOR UPDATE SKIP LOCKED) c ORDER BY c.weight DESC, c.id LIMIT ")
-                .bind(limit as i64)
-                .push(") UPDATE cog_task_run SET status = ");
-            set(sql)
-                .push(" FROM picked WHERE cog_task_run.id = picked.id AND cog_task_run.status = ")
-                .bind(RunStatus::Queued)
-                .push(" RETURNING cog_task_run.id")
-                .ids(conn)
-                .await
-        }
+        Backend::Postgres => pg_claim(conn, &parts, "SELECT id FROM claimed").await?.ids(conn).await,
         Backend::Sqlite => {
             // One ordered index scan per queue, as on PostgreSQL (`queue IN (...)` would sort
             // every queued row of the queues at each claim).
@@ -162,6 +124,112 @@ pub(crate) async fn claim(
     }
 }
 
+/// The pieces of a claim statement.
+struct ClaimParts<'a> {
+    worker: &'a str,
+    queues: &'a [String],
+    limit: usize,
+    now: DateTime<Utc>,
+    lease: Duration,
+}
+
+impl ClaimParts<'_> {
+    /// `running, attempt + 1, worker, lease, started_at`: the values a claimed row is set to,
+    /// after `... SET status = `.
+    fn set(&self, sql: Sql) -> Sql {
+        sql.bind(RunStatus::Running)
+            .push(", attempt = attempt + 1, worker = ")
+            .bind(self.worker)
+            .push(", lease_until = ")
+            .now_plus(self.lease)
+            .push(", started_at = ")
+            .bind(self.now)
+    }
+
+    /// `SELECT columns` of the due queued task runs matching `queue_filter`, heaviest first, at
+    /// most the limit.
+    fn pick(&self, sql: Sql, columns: &str, queue_filter: &dyn Fn(Sql) -> Sql) -> Sql {
+        let sql = sql
+            .push("SELECT ")
+            .push(columns)
+            .push(" FROM cog_task_run WHERE status = ")
+            .status(RunStatus::Queued)
+            .push(" AND run_after <= ")
+            .now()
+            .push(" AND ");
+        queue_filter(sql).push(" ORDER BY weight DESC, id LIMIT ").bind(self.limit as i64)
+    }
+
+    /// The condition on `cog_queue` rows of the worker's queues that are not paused.
+    fn listed(&self, sql: Sql) -> Sql {
+        sql.push("name IN (").bind_list(self.queues.iter().map(String::as_str)).push(") AND NOT paused")
+    }
+}
+
+/// PostgreSQL's claim (see [`claim`]) as the CTE `claimed` (the claimed rows as updated: id,
+/// attempt, stage_run_id, task_id, weight, started_at, queue, run_after) followed by `then`,
+/// the query that reads it. Sets the transaction's planner settings first.
+async fn pg_claim(conn: &impl ConnectionTrait, parts: &ClaimParts<'_>, then: &str) -> Result<Sql, DbErr> {
+    let b = Backend::Postgres;
+    // The claim must walk the claim index in its order and stop at the limit. Right after a
+    // big launch the table's statistics still say "few queued rows" (nothing analyzed it yet),
+    // and the planner then reads every queued row with a bitmap scan and sorts them on disk:
+    // 100 ms per claim at 70,000 queued rows instead of 2 ms. Both settings last only until
+    // this transaction ends.
+    conn.execute_unprepared("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off").await?;
+    // One ordered index scan per queue (`queue = ANY(...)` would make PostgreSQL read and
+    // sort every queued row of the queues at each claim), then the heaviest overall.
+    let sql = parts
+        .listed(Sql::new(b, "WITH running_queues AS MATERIALIZED (SELECT name FROM cog_queue WHERE "))
+        .push(" FOR SHARE), picked AS MATERIALIZED (SELECT c.id FROM running_queues q CROSS JOIN LATERAL (");
+    let sql = parts
+        .pick(sql, "id, weight", &|s| s.push("queue = q.name"))
+        .push(" FOR UPDATE SKIP LOCKED) c ORDER BY c.weight DESC, c.id LIMIT ")
+        .bind(parts.limit as i64)
+        .push("), claimed AS (UPDATE cog_task_run SET status = ");
+    let sql = parts.set(sql).push(" FROM picked WHERE cog_task_run.id = picked.id AND cog_task_run.status = ").bind(RunStatus::Queued).push(
+        " RETURNING cog_task_run.id, cog_task_run.attempt, cog_task_run.stage_run_id, cog_task_run.task_id, cog_task_run.weight, \
+             cog_task_run.started_at, cog_task_run.queue, cog_task_run.run_after) ",
+    );
+    Ok(sql.push(then))
+}
+
+/// Claims as [`claim`] does and reads the claimed task runs with their definitions, heaviest
+/// first: on PostgreSQL in one statement (the update's returned rows joined to the
+/// definitions), elsewhere a claim then a [`load`].
+pub(crate) async fn claim_and_load(
+    conn: &impl ConnectionTrait,
+    worker: &str,
+    queues: &[String],
+    limit: usize,
+    now: DateTime<Utc>,
+    lease: Duration,
+) -> Result<Vec<Claimed>, DbErr> {
+    let b = Backend::of(conn)?;
+    if b != Backend::Postgres {
+        let ids = claim(conn, worker, queues, limit, now, lease).await?;
+        let mut claimed = load(conn, &ids).await?;
+        claimed.sort_by_key(|c| ids.iter().position(|id| *id == c.task_run_id));
+        return Ok(claimed);
+    }
+    let read = format!("{LOADED_COLUMNS} FROM claimed tr{DEFINITIONS} ORDER BY tr.weight DESC, tr.id");
+    pg_claim(conn, &ClaimParts { worker, queues, limit, now, lease }, &read).await?.all(conn).await
+}
+
+/// The columns of a [`Claimed`], read from task runs `tr` joined by [`DEFINITIONS`].
+const LOADED_COLUMNS: &str = "SELECT tr.id AS task_run_id, tr.attempt, tr.stage_run_id, sr.pipeline_run_id, t.id AS task_id, t.name AS task_name, \
+     s.name AS stage_name, p.name AS pipeline_name, c.name AS cog, h.name AS error_handler, t.arguments, \
+     pr.arguments AS launch_arguments, t.critical, t.max_retries, t.timeout_ms, tr.started_at, tr.queue, tr.run_after";
+
+/// The joins from task runs `tr` to their definitions.
+const DEFINITIONS: &str = " JOIN cog_stage_run sr ON sr.id = tr.stage_run_id \
+     JOIN cog_pipeline_run pr ON pr.id = sr.pipeline_run_id \
+     JOIN cog_pipeline p ON p.id = pr.pipeline_id \
+     JOIN cog_task t ON t.id = tr.task_id \
+     JOIN cog_stage s ON s.id = t.stage_id \
+     JOIN cog_cog c ON c.id = t.cog_id \
+     LEFT JOIN cog_error_handler h ON h.id = t.error_handler_id";
+
 /// Undoes the claim of task runs `ids` made in this transaction: queued again, attempt as before.
 pub(crate) async fn unclaim(conn: &impl ConnectionTrait, ids: &[i64]) -> Result<u64, DbErr> {
     if ids.is_empty() {
@@ -171,9 +239,8 @@ pub(crate) async fn unclaim(conn: &impl ConnectionTrait, ids: &[i64]) -> Result<
         .bind(RunStatus::Queued)
         .push(", attempt = attempt - 1, worker = NULL, lease_until = NULL, started_at = NULL WHERE status = ")
         .bind(RunStatus::Running)
-        .push(" AND id IN (")
-        .bind_list(ids.iter().copied())
-        .push(")")
+        .push(" AND ")
+        .in_ids("id", ids)
         .execute(conn)
         .await
 }
@@ -183,25 +250,7 @@ pub(crate) async fn load(conn: &impl ConnectionTrait, ids: &[i64]) -> Result<Vec
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    Sql::new(
-        Backend::of(conn)?,
-        "SELECT tr.id AS task_run_id, tr.attempt, tr.stage_run_id, sr.pipeline_run_id, t.id AS task_id, t.name AS task_name, \
-                s.name AS stage_name, p.name AS pipeline_name, c.name AS cog, h.name AS error_handler, t.arguments, \
-                pr.arguments AS launch_arguments, t.critical, t.max_retries, t.timeout_ms, tr.started_at, tr.queue, tr.run_after \
-         FROM cog_task_run tr \
-         JOIN cog_stage_run sr ON sr.id = tr.stage_run_id \
-         JOIN cog_pipeline_run pr ON pr.id = sr.pipeline_run_id \
-         JOIN cog_pipeline p ON p.id = pr.pipeline_id \
-         JOIN cog_task t ON t.id = tr.task_id \
-         JOIN cog_stage s ON s.id = t.stage_id \
-         JOIN cog_cog c ON c.id = t.cog_id \
-         LEFT JOIN cog_error_handler h ON h.id = t.error_handler_id \
-         WHERE tr.id IN (",
-    )
-    .bind_list(ids.iter().copied())
-    .push(")")
-    .all(conn)
-    .await
+    Sql::new(Backend::of(conn)?, LOADED_COLUMNS).push(" FROM cog_task_run tr").push(DEFINITIONS).push(" WHERE ").in_ids("tr.id", ids).all(conn).await
 }
 
 /// Ids of running task runs whose lease has expired (their worker died or hung), by the

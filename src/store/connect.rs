@@ -8,7 +8,7 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 /// Connections a PostgreSQL or MySQL pool opens at once and keeps open: about what a started
 /// runtime uses together (claims, outcome writers, leases, presence, the listener, a launch),
 /// so the first task after a launch never waits for a connection to be opened.
-const WARM_CONNECTIONS: u32 = 8;
+pub(super) const WARM_CONNECTIONS: u32 = 8;
 
 /// Opens `url` with settings fit for cog: on SQLite one long-lived connection in WAL mode
 /// (an in-memory database lives exactly as long as its connection); on PostgreSQL and MySQL

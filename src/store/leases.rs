@@ -18,13 +18,7 @@ pub(crate) async fn renew(db: &DatabaseConnection, worker: &str, held: &[i64], l
     }
     let b = Backend::of(db)?;
     let mine = |sql: Sql| {
-        sql.push("SELECT id FROM cog_task_run WHERE worker = ")
-            .bind(worker)
-            .push(" AND status = ")
-            .bind(RunStatus::Running)
-            .push(" AND id IN (")
-            .bind_list(held.iter().copied())
-            .push(")")
+        sql.push("SELECT id FROM cog_task_run WHERE worker = ").bind(worker).push(" AND status = ").bind(RunStatus::Running).push(" AND ").in_ids("id", held)
     };
     let update = |sql: Sql| sql.push("UPDATE cog_task_run SET lease_until = ").now_plus(lease).push(" WHERE id IN (");
     match b {

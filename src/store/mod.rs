@@ -32,9 +32,11 @@ mod connect;
 #[cfg(test)]
 mod plans;
 mod sql;
+mod warm;
 
 pub(crate) use connect::connect;
 pub(crate) use sql::{Backend, Id, Sql};
+pub(crate) use warm::warm_up;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, FromQueryResult, TransactionTrait};

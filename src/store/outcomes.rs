@@ -3,6 +3,7 @@
 //! stale worker's late result changes nothing.
 
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::ArrayType;
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
 
 use super::{Backend, Sql};
@@ -32,8 +33,29 @@ pub(crate) async fn complete_many(conn: &impl ConnectionTrait, successes: &[Succ
             .bind(now)
             .push(&format!(", {target}duration_ms = v.duration_ms, {target}result = v.result, {target}error = NULL, {target}lease_until = NULL"))
     };
+    let update = |sql: Sql| {
+        set(sql.push(" UPDATE cog_task_run SET status = "), "")
+            .push(" FROM v WHERE cog_task_run.id = v.id AND cog_task_run.attempt = v.attempt AND cog_task_run.status = ")
+            .bind(RunStatus::Running)
+            .push(" RETURNING cog_task_run.id")
+    };
     match b {
-        Backend::Sqlite | Backend::Postgres => {
+        // The results as four arrays: one statement text whatever their number, planned once
+        // per connection (see `Sql::in_ids`).
+        Backend::Postgres => {
+            let column = |f: &dyn Fn(&Success) -> Value| Value::Array(ArrayType::BigInt, Some(Box::new(successes.iter().map(f).collect())));
+            let sql = Sql::new(b, "WITH v (id, attempt, duration_ms, result) AS (SELECT * FROM unnest(")
+                .bind(column(&|s| s.task_run_id.into()))
+                .push("::bigint[], ")
+                .bind(Value::Array(ArrayType::Int, Some(Box::new(successes.iter().map(|s| s.attempt.into()).collect()))))
+                .push("::int[], ")
+                .bind(column(&|s| s.duration_ms.into()))
+                .push("::bigint[], ")
+                .bind(Value::Array(ArrayType::String, Some(Box::new(successes.iter().map(|s| s.result.as_str().into()).collect()))))
+                .push("::text[]))");
+            update(sql).ids(conn).await
+        }
+        Backend::Sqlite => {
             let mut sql = Sql::new(b, "WITH v (id, attempt, duration_ms, result) AS (VALUES ");
             for (i, s) in successes.iter().enumerate() {
                 sql = sql
@@ -41,12 +63,7 @@ pub(crate) async fn complete_many(conn: &impl ConnectionTrait, successes: &[Succ
                     .bind_list([Value::from(s.task_run_id), s.attempt.into(), s.duration_ms.into(), s.result.as_str().into()])
                     .push(")");
             }
-            set(sql.push(") UPDATE cog_task_run SET status = "), "")
-                .push(" FROM v WHERE cog_task_run.id = v.id AND cog_task_run.attempt = v.attempt AND cog_task_run.status = ")
-                .bind(RunStatus::Running)
-                .push(" RETURNING cog_task_run.id")
-                .ids(conn)
-                .await
+            update(sql.push(")")).ids(conn).await
         }
         // No `UPDATE ... RETURNING`: the rows this attempt still owns are locked and read first,
         // then updated from a derived table of the results.

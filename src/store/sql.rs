@@ -154,6 +154,17 @@ impl Sql {
         self
     }
 
+    /// Appends `column IN (a, b, c)`; on PostgreSQL `column = ANY($n)`, the ids bound as one
+    /// array. One statement text whatever the number of ids: PostgreSQL parses it once per
+    /// connection and, after five runs, reuses a generic plan, where a list of placeholders
+    /// made a new statement (parsed and planned afresh) for every length.
+    pub(crate) fn in_ids(self, column: &str, ids: &[i64]) -> Self {
+        match self.backend {
+            Backend::Postgres => self.push(column).push(" = ANY(").bind(ids.to_vec()).push(")"),
+            Backend::Sqlite | Backend::MySql => self.push(column).push(" IN (").bind_list(ids.iter().copied()).push(")"),
+        }
+    }
+
     /// The statement to send.
     pub(crate) fn statement(self) -> Statement {
         let statement = Statement::from_sql_and_values(self.backend.sea_orm(), self.text, self.values);
@@ -206,5 +217,14 @@ mod tests {
         let my = Sql::new(Backend::MySql, "SELECT id FROM t WHERE a = ").bind(1i64).push(" AND b IN (").bind_list([2i64, 3]).push(")");
         assert_eq!(my.text, "SELECT id FROM t WHERE a = ? AND b IN (?, ?)");
         assert_eq!(my.values.len(), 3);
+    }
+
+    #[test]
+    fn id_lists_are_one_array_on_postgres() {
+        let pg = Sql::new(Backend::Postgres, "SELECT 1 FROM t WHERE ").in_ids("t.id", &[4, 5, 6]);
+        assert_eq!(pg.text, "SELECT 1 FROM t WHERE t.id = ANY($1)");
+        assert_eq!(pg.values, vec![Value::from(vec![4i64, 5, 6])]);
+        let lite = Sql::new(Backend::Sqlite, "SELECT 1 FROM t WHERE ").in_ids("t.id", &[4, 5]);
+        assert_eq!(lite.text, "SELECT 1 FROM t WHERE t.id IN (?, ?)");
     }
 }

@@ -28,6 +28,10 @@ pub(crate) async fn claim_loop(worker: Arc<Worker>) {
     // The permits outlive a restart of this loop: task runs started before a panic still hold theirs.
     let permits = Arc::clone(&worker.claim_room);
     let mut failures: u32 = 0;
+    // After a claim that found nothing, the next one takes no more than the free slots: work
+    // arriving at an idle worker starts after a small claim (a claim's cost grows with its
+    // rows), and the prefetch fills up with the claims that follow at once.
+    let mut idle = true;
     loop {
         worker.health.checkpoint("claim");
         let first = tokio::select! {
@@ -35,8 +39,9 @@ pub(crate) async fn claim_loop(worker: Arc<Worker>) {
             _ = worker.stop_claiming.cancelled() => break,
             p = Arc::clone(&permits).acquire_owned() => match p { Ok(p) => p, Err(_) => break },
         };
+        let most = if idle { worker.permits.available_permits().clamp(1, MAX_BATCH) } else { MAX_BATCH };
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+        while batch.len() < most {
             match Arc::clone(&permits).try_acquire_owned() {
                 Ok(p) => batch.push(p),
                 Err(_) => break,
@@ -48,6 +53,7 @@ pub(crate) async fn claim_loop(worker: Arc<Worker>) {
         match claim::claim(&worker.db, &worker.worker_id, &worker.queues, batch.len(), worker.config.lease_duration).await {
             Ok(claimed) if !claimed.is_empty() => {
                 failures = 0;
+                idle = false;
                 worker.health.pass::<&str>("claim", Ok(()));
                 let claimed: Vec<_> = claimed.into_iter().zip(batch.drain(..)).collect();
                 worker.tracker.spawn(dispatch::dispatch(Arc::clone(&worker), claimed));
@@ -55,6 +61,7 @@ pub(crate) async fn claim_loop(worker: Arc<Worker>) {
             Ok(_) => {
                 drop(batch);
                 failures = 0;
+                idle = true;
                 worker.health.pass::<&str>("claim", Ok(()));
                 let pause = idle_pause(&worker).await;
                 tokio::select! {

@@ -98,6 +98,36 @@ fn unique() -> String {
     format!("{}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed), nanos)
 }
 
+/// Drops, once per test process and server, the test databases (`cog_t_<pid>_...`) of test
+/// processes that have ended: each test makes its own database and nothing drops it when the
+/// test ends, so without this every run of the suite left a few hundred behind.
+async fn drop_abandoned_databases(admin: &sea_orm::DatabaseConnection, backend: &'static str) {
+    static DONE: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    {
+        let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+        if done.contains(&backend) {
+            return;
+        }
+        done.push(backend);
+    }
+    let list = if backend == "mysql" {
+        "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'cog\\_t\\_%'"
+    } else {
+        "SELECT datname FROM pg_database WHERE datname LIKE 'cog\\_t\\_%'"
+    };
+    let rows = admin.query_all_raw(sea_orm::Statement::from_string(admin.get_database_backend(), list)).await.unwrap_or_default();
+    for name in rows.iter().filter_map(|r| r.try_get_by_index::<String>(0).ok()) {
+        let pid = name.trim_start_matches("cog_t_").split('_').next().and_then(|p| p.parse::<u32>().ok());
+        let ended = pid.is_some_and(|pid| pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if ended {
+            let drop = if backend == "mysql" { format!("DROP DATABASE IF EXISTS {name}") } else { format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)") };
+            if let Err(e) = admin.execute_unprepared(&drop).await {
+                eprintln!("notice: could not drop abandoned test database {name}: {e}");
+            }
+        }
+    }
+}
+
 impl TestDb {
     /// A new SQLite database file in the temp directory.
     pub fn sqlite() -> Self {
@@ -135,6 +165,7 @@ impl TestDb {
             }
             Err(e) => panic!("{require_var}=1 but {backend} is unreachable: {e}"),
         };
+        drop_abandoned_databases(&admin, backend).await;
         let name = format!("cog_t_{}", unique());
         admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
         admin.close().await.ok();
