@@ -103,3 +103,51 @@ async fn plan_hot_path(c: &impl ConnectionTrait, queues: &[String], now: DateTim
     transitions::complete_run(c, NONE, now).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+
+    use super::*;
+
+    /// Runs the planned hot path on a migrated `db` and checks that nothing was written.
+    async fn plans_without_writing(db: &DatabaseConnection) {
+        let queues = vec!["default".to_owned(), "io".to_owned()];
+        let txn = db.begin().await.unwrap();
+        plan_hot_path(&Explain { inner: &txn }, &queues, now()).await.expect("every hot statement can be planned");
+        txn.rollback().await.unwrap();
+        for table in ["cog_pipeline_run", "cog_stage_run", "cog_task_run"] {
+            let sql = format!("SELECT COUNT(*) AS n FROM {table}");
+            let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
+            assert_eq!(row.try_get::<i64>("", "n").unwrap(), 0, "the warm-up wrote to {table}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_hot_path_is_planned_on_sqlite() {
+        let db = super::super::connect("sqlite::memory:", None).await.unwrap();
+        crate::migrate(&db).await.unwrap();
+        plans_without_writing(&db).await;
+    }
+
+    /// On the backend the warm-up runs on (skipped without `COG_TEST_POSTGRES_URL`).
+    #[tokio::test]
+    async fn the_hot_path_is_planned_on_postgres() {
+        let Ok(admin_url) = std::env::var("COG_TEST_POSTGRES_URL") else {
+            assert!(std::env::var("COG_REQUIRE_POSTGRES").as_deref() != Ok("1"), "COG_REQUIRE_POSTGRES=1 but COG_TEST_POSTGRES_URL is not set");
+            eprintln!("notice: COG_TEST_POSTGRES_URL is not set; skipping the PostgreSQL warm-up test");
+            return;
+        };
+        let admin = Database::connect(admin_url.as_str()).await.expect("PostgreSQL reachable");
+        let name = format!("cog_t_{}_warm", std::process::id());
+        admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}")).await.unwrap();
+        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+        let url = format!("{}/{name}", &admin_url[..admin_url.rfind('/').unwrap()]);
+        let db = super::super::connect(&url, None).await.unwrap();
+        crate::migrate(&db).await.unwrap();
+        plans_without_writing(&db).await;
+        warm_up(&db, &["default".to_owned()]).await;
+        db.close().await.unwrap();
+        admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
+    }
+}
