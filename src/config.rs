@@ -56,7 +56,8 @@ pub struct Config {
     /// tasks a prefetch of a few times the concurrency multiplies throughput; for long tasks
     /// keep it 0, or prefetched task runs wait behind long ones while other workers idle.
     /// Task runs still waiting at shutdown are given back at once; a paused queue's task runs
-    /// already prefetched still run.
+    /// already prefetched still run. A worker that was idle first claims only its free slots,
+    /// then fills the prefetch with the claims that follow.
     pub prefetch: usize,
 }
 
