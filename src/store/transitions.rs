@@ -17,17 +17,7 @@ const ENDED: [RunStatus; 3] = [RunStatus::Completed, RunStatus::Failed, RunStatu
 /// makes a second start a no-op). Callers hold the run's lock.
 pub(crate) async fn insert_stage_run(conn: &impl ConnectionTrait, run_id: i64, stage_id: i64, now: DateTime<Utc>) -> Result<Option<i64>, DbErr> {
     let b = Backend::of(conn)?;
-    let insert = |sql: Sql| {
-        sql.push("INSERT INTO cog_stage_run (pipeline_run_id, stage_id, status, started_at) VALUES (")
-            .bind(run_id)
-            .push(", ")
-            .bind(stage_id)
-            .push(", ")
-            .bind(RunStatus::Running)
-            .push(", ")
-            .bind(now)
-            .push(")")
-    };
+    let insert = |sql: Sql| stage_run_insert(sql, run_id, stage_id, now);
     match b {
         Backend::Sqlite | Backend::Postgres => {
             Ok(insert(Sql::new(b, "")).push(" ON CONFLICT (pipeline_run_id, stage_id) DO NOTHING RETURNING id").one::<Id>(conn).await?.map(|r| r.id))
@@ -48,22 +38,43 @@ pub(crate) async fn insert_stage_run(conn: &impl ConnectionTrait, run_id: i64, s
 /// Queues a task run for each enabled, current task of stage `stage_id` in stage run
 /// `stage_run_id`, claimable at once (`run_after` by the database's clock); returns how many.
 pub(crate) async fn queue_task_runs(conn: &impl ConnectionTrait, stage_run_id: i64, stage_id: i64) -> Result<u64, DbErr> {
-    Sql::new(Backend::of(conn)?, "INSERT INTO cog_task_run (stage_run_id, task_id, status, queue, weight, attempt, run_after) SELECT ")
-        .bind(stage_run_id)
+    task_runs_insert(Sql::new(Backend::of(conn)?, ""), &|sql| sql.bind(stage_run_id), "", stage_id).execute(conn).await
+}
+
+/// `INSERT INTO cog_stage_run ... VALUES (...)`: the stage run of stage `stage_id` in run
+/// `run_id`, `running` since `now`, appended to `sql`.
+fn stage_run_insert(sql: Sql, run_id: i64, stage_id: i64, now: DateTime<Utc>) -> Sql {
+    sql.push("INSERT INTO cog_stage_run (pipeline_run_id, stage_id, status, started_at) VALUES (")
+        .bind(run_id)
+        .push(", ")
+        .bind(stage_id)
+        .push(", ")
+        .bind(RunStatus::Running)
+        .push(", ")
+        .bind(now)
+        .push(")")
+}
+
+/// `INSERT INTO cog_task_run ... SELECT ...`: a queued task run, claimable at once (`run_after`
+/// by the database's clock), for each enabled, current task of stage `stage_id`, appended to
+/// `sql`. `stage_run` writes the stage run id's expression; `from` names what precedes the
+/// tasks in `FROM` (a CTE holding the stage run), if anything.
+fn task_runs_insert(sql: Sql, stage_run: &dyn Fn(Sql) -> Sql, from: &str, stage_id: i64) -> Sql {
+    stage_run(sql.push("INSERT INTO cog_task_run (stage_run_id, task_id, status, queue, weight, attempt, run_after) SELECT "))
         .push(", t.id, ")
         .bind(RunStatus::Queued)
         .push(", q.name, t.weight, 0, ")
         .now()
+        .push(" FROM ")
+        .push(from)
         .push(
-            " FROM cog_task t JOIN cog_queue q ON q.id = t.queue_id JOIN cog_stage s ON s.id = t.stage_id \
+            "cog_task t JOIN cog_queue q ON q.id = t.queue_id JOIN cog_stage s ON s.id = t.stage_id \
              WHERE t.enabled AND NOT t.archived AND s.enabled AND t.stage_id = ",
         )
         .bind(stage_id)
         // Tasks read (and, on MySQL, share-locked by the foreign key checks) in id order, the
         // order in which weight learning locks them: the two never deadlock.
         .push(" ORDER BY t.id")
-        .execute(conn)
-        .await
 }
 
 /// Starts stage `stage_id` in run `run_id`: its stage run ([`insert_stage_run`]) and its task
@@ -82,27 +93,10 @@ pub(crate) async fn start_stage_run(conn: &impl ConnectionTrait, run_id: i64, st
                 id: i64,
                 queued: i64,
             }
-            let started = Sql::new(b, "WITH sr AS (INSERT INTO cog_stage_run (pipeline_run_id, stage_id, status, started_at) VALUES (")
-                .bind(run_id)
-                .push(", ")
-                .bind(stage_id)
-                .push(", ")
-                .bind(RunStatus::Running)
-                .push(", ")
-                .bind(now)
-                .push(
-                    ") ON CONFLICT (pipeline_run_id, stage_id) DO NOTHING RETURNING id), \
-                     tr AS (INSERT INTO cog_task_run (stage_run_id, task_id, status, queue, weight, attempt, run_after) SELECT sr.id, t.id, ",
-                )
-                .bind(RunStatus::Queued)
-                .push(", q.name, t.weight, 0, ")
-                .now()
-                .push(
-                    " FROM sr, cog_task t JOIN cog_queue q ON q.id = t.queue_id JOIN cog_stage s ON s.id = t.stage_id \
-                     WHERE t.enabled AND NOT t.archived AND s.enabled AND t.stage_id = ",
-                )
-                .bind(stage_id)
-                .push(" ORDER BY t.id RETURNING 1), told AS (SELECT pg_notify(")
+            let sql = stage_run_insert(Sql::new(b, "WITH sr AS ("), run_id, stage_id, now)
+                .push(" ON CONFLICT (pipeline_run_id, stage_id) DO NOTHING RETURNING id), tr AS (");
+            let started = task_runs_insert(sql, &|sql| sql.push("sr.id"), "sr, ", stage_id)
+                .push(" RETURNING 1), told AS (SELECT pg_notify(")
                 .bind(super::EVENTS_CHANNEL)
                 .push(
                     ", 'work') FROM (SELECT 1 FROM tr LIMIT 1) any_queued) \
