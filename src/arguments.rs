@@ -47,7 +47,9 @@ pub(crate) async fn check_launch(conn: &impl ConnectionTrait, pipeline_id: i64, 
     let launch = launch.as_object().unwrap_or(&empty);
     // A launch argument is checked once per cog, not once per task.
     let mut checked: HashSet<(&str, &str)> = HashSet::new();
-    for row in launched_tasks(conn, pipeline_id).await? {
+    // Only tasks of cogs that take parameters can be refused: the others are not read (a stage
+    // of 100,000 no-argument tasks launches without reading them all first).
+    for row in launched_tasks(conn, pipeline_id, &registry::cogs_with_parameters()).await? {
         let Some(cog) = registry::cog(&row.cog) else { continue };
         let own: Map<String, Value> = match serde_json::from_str(&row.arguments) {
             Ok(Value::Object(map)) => map,

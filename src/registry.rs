@@ -100,6 +100,12 @@ pub fn cogs() -> Vec<&'static CogDef> {
     all
 }
 
+/// The names of the cogs compiled into this binary that take parameters (the only ones whose
+/// tasks a launch's argument check can refuse), sorted.
+pub(crate) fn cogs_with_parameters() -> Vec<&'static str> {
+    cogs().into_iter().filter(|c| !c.parameters.is_empty()).map(|c| c.name).collect()
+}
+
 /// Every error handler compiled into this binary, sorted by name.
 pub fn error_handlers() -> Vec<&'static ErrorHandlerDef> {
     let mut all: Vec<&'static ErrorHandlerDef> = ERROR_HANDLERS.iter().collect();

@@ -10,12 +10,15 @@ pub(crate) struct Effects {
     pub(crate) queued_work: bool,
     /// The pipeline run has ended: its `completed_at` was written.
     pub(crate) run_ended: bool,
+    /// A big stage started with only its first chunk of task runs queued: the rest is to be
+    /// queued after commit (`engine::fill`).
+    pub(crate) filling: bool,
 }
 
 impl Effects {
     /// Both effects combined.
     pub(crate) fn merge(self, other: Effects) -> Effects {
-        Effects { queued_work: self.queued_work || other.queued_work, run_ended: self.run_ended || other.run_ended }
+        Effects { queued_work: self.queued_work || other.queued_work, run_ended: self.run_ended || other.run_ended, filling: self.filling || other.filling }
     }
 }
 
@@ -29,6 +32,8 @@ pub(crate) struct Signals {
     pub(crate) run_ended: Notify,
     /// A schedule, or whether a pipeline is enabled, changed.
     pub(crate) schedules_changed: Notify,
+    /// A big stage's task runs are to be queued (wakes the worker's fill loop).
+    pub(crate) fill: Notify,
 }
 
 impl Signals {
@@ -40,6 +45,9 @@ impl Signals {
         }
         if effects.run_ended {
             self.run_ended.notify_waiters();
+        }
+        if effects.filling {
+            self.fill.notify_one();
         }
     }
 }

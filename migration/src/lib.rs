@@ -11,6 +11,7 @@ mod m20261124_000002_admin;
 mod m20261124_000003_run_control;
 mod m20261203_000004_cog_parameters;
 mod m20261203_000005_active_indexes;
+mod m20261204_000006_stage_fill;
 
 /// The migrator of cog's tables.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_run_control::Migration),
             Box::new(m20261203_000004_cog_parameters::Migration),
             Box::new(m20261203_000005_active_indexes::Migration),
+            Box::new(m20261204_000006_stage_fill::Migration),
         ]
     }
 }

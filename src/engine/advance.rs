@@ -6,18 +6,47 @@ use sea_orm::{ConnectionTrait, DbErr};
 
 use super::{Effects, start};
 use crate::entity::status::RunStatus;
-use crate::store::{notify, transitions};
+use crate::store::transitions::FILL_CHUNK;
+use crate::store::{fills, notify, transitions};
+
+/// What [`start_stage`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// The run already had the stage run.
+    Already,
+    /// The stage has no enabled task: its stage run completed at once.
+    Done,
+    /// Task runs were queued; `filling`: only the first chunk of a big stage, the rest to
+    /// queue after commit (`engine::fill`).
+    Queued { filling: bool },
+}
 
 /// Starts stage `stage_id` in run `run_id`: one stage run (never two: the unique index on
 /// `(pipeline_run_id, stage_id)` turns a second start into a no-op) and a queued task run for
-/// each enabled task. Returns whether it started, and whether it completed at once (no task).
-async fn start_stage(conn: &impl ConnectionTrait, run_id: i64, stage_id: i64, now: DateTime<Utc>) -> Result<(bool, bool), DbErr> {
-    let Some((stage_run_id, queued)) = transitions::start_stage_run(conn, run_id, stage_id, now).await? else { return Ok((false, false)) };
+/// each enabled task (for the first [`FILL_CHUNK`] of them, the stage run marked as filling,
+/// when there may be more).
+async fn start_stage(conn: &impl ConnectionTrait, run_id: i64, stage_id: i64, now: DateTime<Utc>) -> Result<Start, DbErr> {
+    let Some((stage_run_id, queued)) = transitions::start_stage_run(conn, run_id, stage_id, now).await? else { return Ok(Start::Already) };
+    if queued as usize >= FILL_CHUNK {
+        fills::mark_filling(conn, stage_run_id).await?;
+        return Ok(Start::Queued { filling: true });
+    }
     if queued > 0 {
-        return Ok((true, false));
+        return Ok(Start::Queued { filling: false });
     }
     transitions::complete_stage_run(conn, stage_run_id, now).await?;
-    Ok((true, true))
+    Ok(Start::Done)
+}
+
+impl Effects {
+    /// These effects, and those of stage start `start`.
+    fn and_start(mut self, start: Start) -> Effects {
+        if let Start::Queued { filling } = start {
+            self.queued_work = true;
+            self.filling |= filling;
+        }
+        self
+    }
 }
 
 /// Starts every stage of `stages` not started yet in the run (and, through fan-in, whatever
@@ -32,9 +61,9 @@ pub(crate) async fn start_stages_after(
 ) -> Result<Effects, DbErr> {
     let mut effects = Effects::default();
     for stage_id in stages {
-        let (started, done) = start_stage(conn, run_id, stage_id, now).await?;
-        effects.queued_work |= started && !done;
-        if done {
+        let start = start_stage(conn, run_id, stage_id, now).await?;
+        effects = effects.and_start(start);
+        if start == Start::Done {
             completed.push(stage_id);
         }
     }
@@ -53,9 +82,9 @@ pub(crate) async fn stages_completed(conn: &impl ConnectionTrait, run_id: i64, c
 async fn fan_in(conn: &impl ConnectionTrait, run_id: i64, mut completed: Vec<i64>, mut effects: Effects, now: DateTime<Utc>) -> Result<Effects, DbErr> {
     while let Some(stage_id) = completed.pop() {
         for successor in transitions::ready_successors(conn, run_id, stage_id).await? {
-            let (started, done) = start_stage(conn, run_id, successor, now).await?;
-            effects.queued_work |= started && !done;
-            if done {
+            let start = start_stage(conn, run_id, successor, now).await?;
+            effects = effects.and_start(start);
+            if start == Start::Done {
                 completed.push(successor);
             }
         }
@@ -94,5 +123,5 @@ pub(crate) async fn settle(conn: &impl ConnectionTrait, run_id: i64, now: DateTi
     if ended {
         notify(conn, &format!("ended:{run_id}")).await?;
     }
-    Ok(Effects { queued_work: false, run_ended: ended })
+    Ok(Effects { run_ended: ended, ..Effects::default() })
 }

@@ -212,7 +212,7 @@ pub(crate) async fn release(db: &DatabaseConnection, task: &Claimed, learn_weigh
     let effects = if run_status == RunStatus::Running {
         outcomes::give_back(&txn, task.task_run_id, task.attempt, true, now).await?;
         notify(&txn, "work").await?;
-        Effects { queued_work: true, run_ended: false }
+        Effects { queued_work: true, ..Effects::default() }
     } else {
         outcomes::give_back(&txn, task.task_run_id, task.attempt, false, now).await?;
         advance::settle(&txn, task.pipeline_run_id, now).await?

@@ -6,6 +6,7 @@
 pub(crate) mod advance;
 pub(crate) mod cancel;
 pub(crate) mod claim;
+pub(crate) mod fill;
 pub(crate) mod finish;
 pub(crate) mod launch;
 pub(crate) mod start;

@@ -44,11 +44,11 @@ pub(crate) fn start_buffered<'a, C: ConnectionTrait>(
                 continue;
             }
             tracing::info!(pipeline.run = next.id, after = ended_run, "buffered pipeline run started");
-            // Only the wake-up is handed on: the caller's `run_ended` (and the weights it
+            // Only the wake-up (and the fill still to do) is handed on: the caller's `run_ended` (and the weights it
             // learns) concern the run that ended, not this one (which, if it ended at once,
             // ran no task to learn from, and was announced by its own notification).
             let started = begin_run(conn, next.id, next.pipeline_id, next.retry_of, now).await?;
-            return Ok(Effects { queued_work: started.queued_work, run_ended: false });
+            return Ok(Effects { run_ended: false, ..started });
         }
         Ok(Effects::default())
     })

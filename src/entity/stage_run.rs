@@ -21,6 +21,11 @@ pub struct Model {
     pub started_at: Option<DateTimeUtc>,
     /// When it ended (written once).
     pub completed_at: Option<DateTimeUtc>,
+    /// While the task runs of a big stage are still being queued (a chunk at a time): the id
+    /// of the last task whose task run is queued. `None` once every task run exists.
+    pub fill_after: Option<i64>,
+    /// Until when the process queueing the rest holds that job (`None`: nobody holds it).
+    pub fill_lease_until: Option<DateTimeUtc>,
 }
 
 /// No relations are declared; join on the `_id` columns.

@@ -9,20 +9,34 @@ use serde_json::Value;
 use super::{CogRuntime, Inner, RunHandle};
 use crate::control::prune::{PruneReport, prune_before};
 use crate::control::queues::QueueState;
+use crate::engine::Effects;
+use crate::engine::fill;
 use crate::engine::launch::{self, LaunchRequest};
 use crate::entity::status::{RunStatus, Trigger};
 use crate::error::Error;
 use crate::store::{self, notify, now, queues, retries};
 
 /// Launches by `request` and acts on it after commit: the cogs of runs canceled to make room
-/// (`Overlap::CancelRunning`) that run in this process are told, workers and waiters woken.
-/// Returns the new run's id.
+/// (`Overlap::CancelRunning`) that run in this process are told, workers and waiters woken;
+/// then, while workers run the first chunk of a big stage, the rest of its task runs is
+/// queued (`engine::fill`) before this returns. Returns the new run's id.
 pub(crate) async fn launch_and_apply(inner: &Inner, request: LaunchRequest<'_>) -> Result<i64, Error> {
     let launched = launch::launch(&inner.db, request).await?;
     for (canceled_run, _) in &launched.canceled {
         inner.worker.cancel_running(*canceled_run);
     }
-    inner.signals.apply(launched.all_effects());
+    let effects = launched.all_effects();
+    inner.signals.apply(Effects { filling: false, ..effects });
+    if effects.filling {
+        let applied = |effects| inner.signals.apply(effects);
+        // The run exists and runs whatever happens here: a failure is logged, and the fill
+        // loop of a worker (this process's or another's) takes the rest over.
+        if let Err(e) = fill::fill_unheld(&inner.db, Some(launched.run_id), inner.fill_policy(), &applied).await {
+            tracing::error!(pipeline.run = launched.run_id, error = %e, "could not queue the rest of a big stage's task runs; a worker's fill loop takes it over once the lease expires");
+        }
+        // Stages started by runs this launch ended (a buffered run started) are the fill loop's.
+        inner.signals.fill.notify_one();
+    }
     Ok(launched.run_id)
 }
 
@@ -58,6 +72,12 @@ impl CogRuntime {
                 return Err(e);
             }
         };
+        // Nothing of cog runs after the host commits: every task run is queued in its
+        // transaction, however big the stage.
+        if let Err(e) = fill::fill_in(&savepoint, launched.run_id, self.inner.config.lease_duration).await {
+            savepoint.rollback().await?;
+            return Err(e.into());
+        }
         savepoint.commit().await?;
         tracing::info!(pipeline = name, pipeline.run = launched.run_id, "pipeline run launched in the host's transaction");
         Ok(self.handle(launched.run_id))

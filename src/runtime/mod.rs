@@ -81,6 +81,11 @@ impl Inner {
     pub(crate) fn learn_weights(&self) -> Option<u32> {
         self.config.auto_weight.then_some(self.config.weight_sample_size)
     }
+
+    /// How this process fills big stages (`engine::fill`).
+    pub(crate) fn fill_policy(&self) -> crate::engine::fill::FillPolicy {
+        crate::engine::fill::FillPolicy { lease: self.config.lease_duration, learn_weights: self.learn_weights() }
+    }
 }
 
 impl CogRuntime {

@@ -35,10 +35,26 @@ pub(crate) async fn insert_stage_run(conn: &impl ConnectionTrait, run_id: i64, s
     }
 }
 
-/// Queues a task run for each enabled, current task of stage `stage_id` in stage run
-/// `stage_run_id`, claimable at once (`run_after` by the database's clock); returns how many.
-pub(crate) async fn queue_task_runs(conn: &impl ConnectionTrait, stage_run_id: i64, stage_id: i64) -> Result<u64, DbErr> {
-    task_runs_insert(Sql::new(Backend::of(conn)?, ""), &|sql| sql.bind(stage_run_id), "", stage_id).execute(conn).await
+/// Queues a task run for each enabled, current task of stage `stage_id` in `tasks`, in stage
+/// run `stage_run_id`, claimable at once (`run_after` by the database's clock); returns how many.
+pub(crate) async fn queue_task_runs(conn: &impl ConnectionTrait, stage_run_id: i64, stage_id: i64, tasks: TaskRange) -> Result<u64, DbErr> {
+    task_runs_insert(Sql::new(Backend::of(conn)?, ""), &|sql| sql.bind(stage_run_id), "", stage_id, tasks).execute(conn).await
+}
+
+/// Task runs queued by a stage start before the rest is queued a chunk at a time, after
+/// commit (see `engine::fill`): a launch or hand-off of a stage of 100,000 tasks waits for the
+/// first chunk only, and its workers start while the rest is queued.
+pub(crate) const FILL_CHUNK: usize = 2_000;
+
+/// Which of a stage's tasks (in id order) a statement queues task runs for.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TaskRange {
+    /// Only tasks with a greater id.
+    pub(crate) after: Option<i64>,
+    /// Only tasks with this id or a smaller one.
+    pub(crate) through: Option<i64>,
+    /// At most this many (the first ones).
+    pub(crate) limit: Option<usize>,
 }
 
 /// `INSERT INTO cog_stage_run ... VALUES (...)`: the stage run of stage `stage_id` in run
@@ -59,8 +75,8 @@ fn stage_run_insert(sql: Sql, run_id: i64, stage_id: i64, now: DateTime<Utc>) ->
 /// by the database's clock), for each enabled, current task of stage `stage_id`, appended to
 /// `sql`. `stage_run` writes the stage run id's expression; `from` names what precedes the
 /// tasks in `FROM` (a CTE holding the stage run), if anything.
-fn task_runs_insert(sql: Sql, stage_run: &dyn Fn(Sql) -> Sql, from: &str, stage_id: i64) -> Sql {
-    stage_run(sql.push("INSERT INTO cog_task_run (stage_run_id, task_id, status, queue, weight, attempt, run_after) SELECT "))
+fn task_runs_insert(sql: Sql, stage_run: &dyn Fn(Sql) -> Sql, from: &str, stage_id: i64, tasks: TaskRange) -> Sql {
+    let sql = stage_run(sql.push("INSERT INTO cog_task_run (stage_run_id, task_id, status, queue, weight, attempt, run_after) SELECT "))
         .push(", t.id, ")
         .bind(RunStatus::Queued)
         .push(", q.name, t.weight, 0, ")
@@ -71,16 +87,30 @@ fn task_runs_insert(sql: Sql, stage_run: &dyn Fn(Sql) -> Sql, from: &str, stage_
             "cog_task t JOIN cog_queue q ON q.id = t.queue_id JOIN cog_stage s ON s.id = t.stage_id \
              WHERE t.enabled AND NOT t.archived AND s.enabled AND t.stage_id = ",
         )
-        .bind(stage_id)
-        // Tasks read (and, on MySQL, share-locked by the foreign key checks) in id order, the
-        // order in which weight learning locks them: the two never deadlock.
-        .push(" ORDER BY t.id")
+        .bind(stage_id);
+    let sql = match tasks.after {
+        Some(after) => sql.push(" AND t.id > ").bind(after),
+        None => sql,
+    };
+    let sql = match tasks.through {
+        Some(through) => sql.push(" AND t.id <= ").bind(through),
+        None => sql,
+    };
+    // Tasks read (and, on MySQL, share-locked by the foreign key checks) in id order, the
+    // order in which weight learning locks them: the two never deadlock.
+    let sql = sql.push(" ORDER BY t.id");
+    match tasks.limit {
+        Some(limit) => sql.push(" LIMIT ").bind(limit as i64),
+        None => sql,
+    }
 }
 
-/// Starts stage `stage_id` in run `run_id`: its stage run ([`insert_stage_run`]) and its task
-/// runs ([`queue_task_runs`]), and tells listening processes about the new work (`work`, when
-/// any was queued). Returns the new stage run and how many task runs it queued, or `None`
-/// when the run already had the stage run. Callers hold the run's lock.
+/// Starts stage `stage_id` in run `run_id`: its stage run ([`insert_stage_run`]) and the task
+/// runs of its first [`FILL_CHUNK`] tasks ([`queue_task_runs`]), and tells listening processes
+/// about the new work (`work`, when any was queued). Returns the new stage run and how many
+/// task runs it queued (when that is [`FILL_CHUNK`], the caller marks it as still filling with
+/// [`super::fills::mark_filling`]), or `None` when the run already had the stage run. Callers
+/// hold the run's lock.
 ///
 /// On PostgreSQL this is one statement (a round trip per stage start instead of three, on
 /// every launch and stage hand-off); elsewhere the statements one after the other.
@@ -95,7 +125,7 @@ pub(crate) async fn start_stage_run(conn: &impl ConnectionTrait, run_id: i64, st
             }
             let sql = stage_run_insert(Sql::new(b, "WITH sr AS ("), run_id, stage_id, now)
                 .push(" ON CONFLICT (pipeline_run_id, stage_id) DO NOTHING RETURNING id), tr AS (");
-            let started = task_runs_insert(sql, &|sql| sql.push("sr.id"), "sr, ", stage_id)
+            let started = task_runs_insert(sql, &|sql| sql.push("sr.id"), "sr, ", stage_id, FIRST_CHUNK)
                 .push(" RETURNING 1), told AS (SELECT pg_notify(")
                 .bind(super::EVENTS_CHANNEL)
                 .push(
@@ -108,7 +138,7 @@ pub(crate) async fn start_stage_run(conn: &impl ConnectionTrait, run_id: i64, st
         }
         Backend::Sqlite | Backend::MySql => {
             let Some(stage_run_id) = insert_stage_run(conn, run_id, stage_id, now).await? else { return Ok(None) };
-            let queued = queue_task_runs(conn, stage_run_id, stage_id).await?;
+            let queued = queue_task_runs(conn, stage_run_id, stage_id, FIRST_CHUNK).await?;
             if queued > 0 {
                 super::notify(conn, "work").await?;
             }
@@ -116,6 +146,9 @@ pub(crate) async fn start_stage_run(conn: &impl ConnectionTrait, run_id: i64, st
         }
     }
 }
+
+/// The tasks a stage start queues task runs for.
+const FIRST_CHUNK: TaskRange = TaskRange { after: None, through: None, limit: Some(FILL_CHUNK) };
 
 /// Completes running stage run `stage_run_id` unconditionally (a stage with no task).
 pub(crate) async fn complete_stage_run(conn: &impl ConnectionTrait, stage_run_id: i64, now: DateTime<Utc>) -> Result<u64, DbErr> {
@@ -131,8 +164,8 @@ pub(crate) async fn complete_stage_run(conn: &impl ConnectionTrait, stage_run_id
         .await
 }
 
-/// Completes running stage run `stage_run_id` if none of its task runs is queued or running;
-/// returns its stage id when it did.
+/// Completes running stage run `stage_run_id` if every one of its task runs exists (it is not
+/// filling) and none is queued or running; returns its stage id when it did.
 pub(crate) async fn complete_stage_run_if_done(conn: &impl ConnectionTrait, stage_run_id: i64, now: DateTime<Utc>) -> Result<Option<i64>, DbErr> {
     #[derive(FromQueryResult)]
     struct Stage {
@@ -147,7 +180,7 @@ pub(crate) async fn complete_stage_run_if_done(conn: &impl ConnectionTrait, stag
         .bind(stage_run_id)
         .push(" AND status = ")
         .bind(RunStatus::Running)
-        .push(" AND NOT EXISTS (SELECT 1 FROM cog_task_run WHERE stage_run_id = ")
+        .push(" AND fill_after IS NULL AND NOT EXISTS (SELECT 1 FROM cog_task_run WHERE stage_run_id = ")
         .bind(stage_run_id)
         .push(" AND status IN (")
         .statuses(OPEN)
@@ -215,8 +248,8 @@ pub(crate) async fn complete_run(conn: &impl ConnectionTrait, run_id: i64, now: 
 
 /// Ends run `run_id` with `status` (failed or canceled) if it is still open; with
 /// `failed_stage_run`, that stage run becomes `failed`; queued task runs and open stage runs
-/// of the run become `canceled`. `completed_at` is left to [`settle`]. Returns whether the
-/// run's status changed.
+/// of the run become `canceled` (and the tasks not queued yet of a stage still filling are never
+/// queued). `completed_at` is left to [`settle`]. Returns whether the run's status changed.
 pub(crate) async fn end_run(
     conn: &impl ConnectionTrait,
     run_id: i64,
@@ -237,7 +270,7 @@ pub(crate) async fn end_run(
     if let Some(stage_run_id) = failed_stage_run {
         Sql::new(b, "UPDATE cog_stage_run SET status = ")
             .bind(RunStatus::Failed)
-            .push(" WHERE id = ")
+            .push(", fill_after = NULL, fill_lease_until = NULL WHERE id = ")
             .bind(stage_run_id)
             .push(" AND status IN (")
             .bind_list(OPEN)
@@ -258,7 +291,7 @@ pub(crate) async fn end_run(
         .await?;
     Sql::new(b, "UPDATE cog_stage_run SET status = ")
         .bind(RunStatus::Canceled)
-        .push(" WHERE pipeline_run_id = ")
+        .push(", fill_after = NULL, fill_lease_until = NULL WHERE pipeline_run_id = ")
         .bind(run_id)
         .push(" AND status IN (")
         .bind_list(OPEN)

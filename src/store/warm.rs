@@ -81,7 +81,7 @@ async fn plan_hot_path(c: &impl ConnectionTrait, queues: &[String], now: DateTim
     const NONE: i64 = 0;
     // Launch.
     launches::lock_pipeline(c, "").await?;
-    super::arguments::launched_tasks(c, NONE).await?;
+    super::arguments::launched_tasks(c, NONE, &crate::registry::cogs_with_parameters()).await?;
     launches::overlap_state(c, NONE).await?;
     let run =
         launches::NewRun { pipeline_id: NONE, status: RunStatus::Running, trigger: Trigger::Manual, scheduled_for: None, arguments: "{}", retry_of: None, now };

@@ -5,6 +5,7 @@
 pub(crate) mod completions;
 mod dispatch;
 mod execute;
+mod fill;
 pub(crate) mod leases;
 pub(crate) mod listener;
 pub(crate) mod presence;
@@ -119,6 +120,7 @@ pub(crate) fn start(worker: &Arc<Worker>) {
     loops.push(spawn("heartbeat", &worker.stopped, |w| Box::pin(leases::heartbeat_loop(w))));
     loops.push(spawn("presence", &worker.stopped, |w| Box::pin(presence::presence_loop(w))));
     loops.push(spawn("reclaim", &worker.stop_claiming, |w| Box::pin(leases::reclaim_loop(w))));
+    loops.push(spawn("fill", &worker.stop_claiming, |w| Box::pin(fill::fill_loop(w))));
     loops.push(spawn("listener", &worker.stopped, |w| Box::pin(listener::listen_loop(w))));
     worker.set_loops(claim, loops);
 }

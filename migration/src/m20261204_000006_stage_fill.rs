@@ -1,0 +1,48 @@
+//! Stages queued in chunks (issue 11): `cog_stage_run.fill_after` is the id of the last task
+//! whose task run is queued while the stage run's other task runs are still to be queued (NULL
+//! once every task run exists), and `cog_stage_run.fill_lease_until` is until when the process
+//! queueing them holds the job (NULL: nobody holds it; any process may take it). The index
+//! finds the stage runs still filling, a handful among all of history.
+
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
+
+/// Adds (up) or drops (down) the fill columns of `cog_stage_run` and their index.
+pub(crate) struct Migration;
+
+impl MigrationName for Migration {
+    fn name(&self) -> &str {
+        "m20261204_000006_stage_fill"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        // SQLite and PostgreSQL index only the rows still filling; MySQL has no partial index.
+        let (ts, index) = match db.get_database_backend() {
+            DbBackend::Sqlite => ("TEXT", "CREATE INDEX cog_stage_run_fill ON cog_stage_run (fill_after) WHERE fill_after IS NOT NULL"),
+            DbBackend::Postgres => ("TIMESTAMPTZ", "CREATE INDEX cog_stage_run_fill ON cog_stage_run (fill_after) WHERE fill_after IS NOT NULL"),
+            DbBackend::MySql => ("DATETIME(6)", "CREATE INDEX cog_stage_run_fill ON cog_stage_run (fill_after)"),
+            other => return Err(DbErr::Migration(format!("cog supports SQLite, PostgreSQL and MySQL/MariaDB, not {other:?}"))),
+        };
+        db.execute_unprepared("ALTER TABLE cog_stage_run ADD COLUMN fill_after BIGINT NULL").await?;
+        db.execute_unprepared(&format!("ALTER TABLE cog_stage_run ADD COLUMN fill_lease_until {ts} NULL")).await?;
+        db.execute_unprepared(index).await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        // MySQL names the index's table; SQLite and PostgreSQL do not.
+        let drop_index = match db.get_database_backend() {
+            DbBackend::MySql => "DROP INDEX cog_stage_run_fill ON cog_stage_run",
+            _ => "DROP INDEX cog_stage_run_fill",
+        };
+        db.execute_unprepared(drop_index).await?;
+        db.execute_unprepared("ALTER TABLE cog_stage_run DROP COLUMN fill_lease_until").await?;
+        db.execute_unprepared("ALTER TABLE cog_stage_run DROP COLUMN fill_after").await?;
+        Ok(())
+    }
+}

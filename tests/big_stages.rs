@@ -1,0 +1,147 @@
+//! Big stages, whose task runs are queued a chunk of 2,000 at a time after the stage started
+//! (issue 11): every task runs exactly once, a launch returns once its stages are fully queued,
+//! a launch in the host's transaction queues everything in it, a fill left half done by a
+//! process that stopped is taken over, and a cancel in the middle of a fill queues nothing more.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+
+use cog::{PipelineSpec, RunStatus, StageSpec, TaskSpec, cog};
+use sea_orm::TransactionTrait;
+use serde_json::json;
+use support::{TestDb, probe, scalar, wait};
+
+/// The number of task runs a stage start queues before the rest is queued after commit.
+const CHUNK: usize = 2_000;
+
+/// Counts its calls in `key`'s probe.
+#[cog]
+fn big_count(key: String) {
+    probe(&key).calls.fetch_add(1, Ordering::SeqCst);
+}
+
+/// A stage of `tasks` counting tasks.
+fn stage(name: &str, key: &str, tasks: usize) -> StageSpec {
+    (0..tasks).fold(StageSpec::new(name), |s, i| s.task(TaskSpec::new("big_count").name(format!("t{i}")).args(json!({"key": key}))))
+}
+
+/// Task runs of stage `stage` in run `run_id`, and how many of them have `status`.
+async fn task_runs(rt: &cog::CogRuntime, run_id: i64, stage: &str, status: Option<&str>) -> i64 {
+    let status = status.map(|s| format!(" AND tr.status = '{s}'")).unwrap_or_default();
+    scalar(
+        rt,
+        &format!(
+            "SELECT COUNT(*) FROM cog_task_run tr JOIN cog_stage_run sr ON sr.id = tr.stage_run_id JOIN cog_stage s ON s.id = sr.stage_id \
+             WHERE sr.pipeline_run_id = {run_id} AND s.name = '{stage}'{status}"
+        ),
+    )
+    .await
+}
+
+/// Stage runs of run `run_id` still marked as filling.
+async fn filling(rt: &cog::CogRuntime, run_id: i64) -> i64 {
+    scalar(rt, &format!("SELECT COUNT(*) FROM cog_stage_run WHERE pipeline_run_id = {run_id} AND fill_after IS NOT NULL")).await
+}
+
+/// Leaves run `run_id`'s stage `stage` as a process that stopped after the stage start
+/// committed leaves it: only the first chunk of task runs queued, the stage run marked as
+/// filling after the chunk's last task, and the job held by nobody (`lease`: `NULL`) or by a
+/// lease that has run out (`started_at`, in the past).
+async fn leave_half_filled(rt: &cog::CogRuntime, run_id: i64, stage: &str, lease: &str) {
+    let stage_run = scalar(
+        rt,
+        &format!("SELECT sr.id FROM cog_stage_run sr JOIN cog_stage s ON s.id = sr.stage_id WHERE sr.pipeline_run_id = {run_id} AND s.name = '{stage}'"),
+    )
+    .await;
+    let tasks = support::rows(rt, &format!("SELECT task_id FROM cog_task_run WHERE stage_run_id = {stage_run} ORDER BY task_id")).await;
+    let last_of_chunk: i64 = tasks[CHUNK - 1].try_get_by_index(0).unwrap();
+    let db = rt.connection();
+    let exec = |sql: String| async move { sea_orm::ConnectionTrait::execute_unprepared(db, &sql).await.unwrap() };
+    exec(format!("DELETE FROM cog_task_run WHERE stage_run_id = {stage_run} AND task_id > {last_of_chunk}")).await;
+    exec(format!("UPDATE cog_stage_run SET fill_after = {last_of_chunk}, fill_lease_until = {lease} WHERE id = {stage_run}")).await;
+    assert_eq!(task_runs(rt, run_id, stage, None).await, CHUNK as i64);
+}
+
+async fn every_task_of_big_stages_runs_once(db: TestDb) {
+    let rt = db.runtime().await;
+    let key = db.url.as_str();
+    // `big` is started by the launch, `exact` (exactly one chunk) and `big2` by the outcome of
+    // `between`'s task, in a worker.
+    rt.define(
+        PipelineSpec::new("p")
+            .stage(stage("big", key, 4_500))
+            .stage(stage("between", key, 1).after(["big"]))
+            .stage(stage("exact", key, CHUNK).after(["between"]))
+            .stage(stage("big2", key, 2_345).after(["between"])),
+    )
+    .await
+    .unwrap();
+    let run = rt.launch("p").await.unwrap();
+    // The launch returned once the stage it started was fully queued.
+    assert_eq!(task_runs(&rt, run.id(), "big", Some("queued")).await, 4_500);
+    assert_eq!(filling(&rt, run.id()).await, 0);
+    rt.start();
+    assert_eq!(wait(&run).await, RunStatus::Completed);
+    for (stage, tasks) in [("big", 4_500), ("between", 1), ("exact", CHUNK as i64), ("big2", 2_345)] {
+        assert_eq!(task_runs(&rt, run.id(), stage, Some("completed")).await, tasks, "stage {stage}");
+        assert_eq!(task_runs(&rt, run.id(), stage, None).await, tasks, "stage {stage}");
+    }
+    assert_eq!(probe(key).calls.load(Ordering::SeqCst), 4_500 + 1 + CHUNK + 2_345, "every task ran exactly once");
+    assert_eq!(filling(&rt, run.id()).await, 0);
+    rt.shutdown().await;
+}
+
+async fn a_launch_in_the_hosts_transaction_queues_the_whole_stage_in_it(db: TestDb) {
+    let rt = db.runtime().await;
+    rt.define(PipelineSpec::new("p").stage(stage("big", db.url.as_str(), 4_500))).await.unwrap();
+    let txn = rt.connection().begin().await.unwrap();
+    let run = rt.launch_in(&txn, "p", json!({})).await.unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(task_runs(&rt, run.id(), "big", Some("queued")).await, 4_500);
+    assert_eq!(filling(&rt, run.id()).await, 0, "nothing is left to queue after the host's commit");
+    rt.cancel(run.id()).await.unwrap();
+}
+
+async fn a_fill_left_half_done_is_taken_over(db: TestDb) {
+    let rt = db.runtime().await;
+    let key = db.url.as_str();
+    rt.define(PipelineSpec::new("p").prevent_overlap(false).stage(stage("big", key, 4_500))).await.unwrap();
+    // One fill nobody ever took, one whose holder's lease ran out.
+    let never_taken = rt.launch("p").await.unwrap();
+    leave_half_filled(&rt, never_taken.id(), "big", "NULL").await;
+    let expired = rt.launch("p").await.unwrap();
+    leave_half_filled(&rt, expired.id(), "big", "started_at").await;
+    // A worker's fill loop (at start, then every half lease) queues the rest.
+    rt.start();
+    for run in [&never_taken, &expired] {
+        assert_eq!(wait(run).await, RunStatus::Completed);
+        assert_eq!(task_runs(&rt, run.id(), "big", Some("completed")).await, 4_500);
+        assert_eq!(filling(&rt, run.id()).await, 0);
+    }
+    assert_eq!(probe(key).calls.load(Ordering::SeqCst), 9_000, "every task ran exactly once");
+    rt.shutdown().await;
+}
+
+async fn a_cancel_in_the_middle_of_a_fill_queues_nothing_more(db: TestDb) {
+    let rt = db.runtime().await;
+    let key = db.url.as_str();
+    rt.define(PipelineSpec::new("p").stage(stage("big", key, 4_500))).await.unwrap();
+    let run = rt.launch("p").await.unwrap();
+    leave_half_filled(&rt, run.id(), "big", "NULL").await;
+    rt.cancel(run.id()).await.unwrap();
+    assert_eq!(filling(&rt, run.id()).await, 0, "the canceled stage run is no longer filling");
+    rt.start();
+    assert_eq!(wait(&run).await, RunStatus::Canceled);
+    assert_eq!(task_runs(&rt, run.id(), "big", Some("canceled")).await, CHUNK as i64, "the queued chunk is canceled");
+    assert_eq!(task_runs(&rt, run.id(), "big", None).await, CHUNK as i64, "nothing more was queued");
+    assert_eq!(probe(key).calls.load(Ordering::SeqCst), 0);
+    rt.shutdown().await;
+}
+
+on_all_backends!(
+    every_task_of_big_stages_runs_once,
+    a_launch_in_the_hosts_transaction_queues_the_whole_stage_in_it,
+    a_fill_left_half_done_is_taken_over,
+    a_cancel_in_the_middle_of_a_fill_queues_nothing_more,
+);
