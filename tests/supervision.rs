@@ -22,7 +22,7 @@ async fn health_lists_every_loop_running_then_stopped(db: TestDb) {
     rt.start();
     let health = rt.health();
     let names: Vec<&str> = health.loops.iter().map(|l| l.name).collect();
-    for name in ["claim", "completions", "heartbeat", "listener", "presence", "reclaim", "scheduler"] {
+    for name in ["claim", "completions", "fill", "heartbeat", "listener", "presence", "reclaim", "scheduler"] {
         assert!(names.contains(&name), "loop {name} in {names:?}");
     }
     assert!(health.is_healthy(), "{health:?}");

@@ -4,9 +4,9 @@
 //! and, when there may be more, marks its stage run as filling (`fill_after`: the last task
 //! queued). Once that start has committed, workers already run the first chunk while the
 //! process that started it (the launch, or the worker whose outcome started the stage)
-//! queues the rest here: each chunk one transaction that locks the run, like every
-//! transition, so a cancel or a failure in between is seen and nothing more is queued for an
-//! ended run. The stage run cannot complete while it is filling; the last chunk completes it
+//! queues the rest here: each chunk one transaction that inserts its task runs, then locks the
+//! run like every transition and moves the fill mark, or rolls back when the run or stage run
+//! ended meanwhile (a cancel or a failure): nothing is ever queued for an ended run. The stage run cannot complete while it is filling; the last chunk completes it
 //! if its task runs are all done by then.
 //!
 //! Whoever fills holds a lease on the job (`fill_lease_until`), renewed by each chunk. A
@@ -85,33 +85,48 @@ async fn fill_stage_run(db: &DatabaseConnection, stage_run_id: i64, policy: Fill
 /// One chunk of stage run `stage_run_id` of run `run_id`, in its own transaction.
 async fn fill_one_chunk(db: &DatabaseConnection, run_id: i64, stage_run_id: i64, policy: FillPolicy) -> Result<(bool, Effects), DbErr> {
     let txn = store::begin(db).await?;
-    let (full, effects) = match lock_run(&txn, run_id).await? {
-        Some(RunStatus::Running) => fill_chunk(&txn, run_id, stage_run_id, policy.lease).await?,
-        // The run ended: ending it cleared the stage run's fill mark.
-        _ => (true, Effects::default()),
+    let Chunk::Queued { full, effects } = fill_chunk(&txn, run_id, stage_run_id, policy.lease).await? else {
+        // The run or the stage run ended, or another filler got there first: nothing of this
+        // chunk is kept.
+        txn.rollback().await?;
+        return Ok((true, Effects::default()));
     };
     super::learn_if_ended(&txn, run_id, effects, policy.learn_weights).await?;
     super::commit(txn, run_id, effects).await?;
     Ok((full, effects))
 }
 
-/// Queues the next chunk of stage run `stage_run_id` of run `run_id` (whose lock the caller
-/// holds); when it was the last, completes the stage run if its task runs are all done and
-/// goes on with fan-in. Returns whether the stage run is full (or no longer filling), and
-/// what the chunk did.
-async fn fill_chunk(conn: &impl ConnectionTrait, run_id: i64, stage_run_id: i64, lease: Duration) -> Result<(bool, Effects), DbErr> {
-    let Some(state) = fills::filling(conn, stage_run_id).await? else { return Ok((true, Effects::default())) };
-    let (Some(after), RunStatus::Running) = (state.fill_after, state.status) else { return Ok((true, Effects::default())) };
-    let (queued, full) = fills::queue_chunk(conn, stage_run_id, state.stage_id, after, FILL_CHUNK, lease).await?;
+/// What [`fill_chunk`] did.
+enum Chunk {
+    /// Stop filling and roll back: the run or the stage run ended, or the fill mark was
+    /// moved by another filler.
+    Stop,
+    /// A chunk was queued (`full`: the last one) with these effects.
+    Queued { full: bool, effects: Effects },
+}
+
+/// Queues the next chunk of stage run `stage_run_id` of run `run_id`, then takes the run's
+/// lock and moves the fill mark (the insert, the longest part, runs before the lock, so
+/// outcomes of the run's task runs are not held up by it; what is decided is decided under
+/// the lock); when it was the last chunk, completes the stage run if its task runs are all
+/// done and goes on with fan-in.
+async fn fill_chunk(conn: &impl ConnectionTrait, run_id: i64, stage_run_id: i64, lease: Duration) -> Result<Chunk, DbErr> {
+    let Some(state) = fills::filling(conn, stage_run_id).await? else { return Ok(Chunk::Stop) };
+    let (Some(after), RunStatus::Running) = (state.fill_after, state.status) else { return Ok(Chunk::Stop) };
+    let (queued, through) = fills::queue_chunk(conn, stage_run_id, state.stage_id, after, FILL_CHUNK).await?;
+    if lock_run(conn, run_id).await? != Some(RunStatus::Running) || !fills::move_mark(conn, stage_run_id, after, through, lease).await? {
+        return Ok(Chunk::Stop);
+    }
     let mut effects = Effects::default();
     if queued > 0 {
         notify(conn, "work").await?;
         effects.queued_work = true;
     }
+    let full = through.is_none();
     if full && let Some(stage_id) = transitions::complete_stage_run_if_done(conn, stage_run_id, now()).await? {
         effects = effects.merge(advance::stages_completed(conn, run_id, vec![stage_id], now()).await?);
     }
-    Ok((full, effects))
+    Ok(Chunk::Queued { full, effects })
 }
 
 /// Queues every task run still to queue of the stages run `run_id` started inside `txn`, in
@@ -121,10 +136,15 @@ pub(crate) async fn fill_in(txn: &impl ConnectionTrait, run_id: i64, lease: Dura
     let mut effects = Effects::default();
     for stage_run_id in fills::unheld(txn, Some(run_id), usize::MAX >> 1).await? {
         loop {
-            let (full, chunk) = fill_chunk(txn, run_id, stage_run_id, lease).await?;
-            effects = effects.merge(chunk);
-            if full {
-                break;
+            match fill_chunk(txn, run_id, stage_run_id, lease).await? {
+                Chunk::Queued { full, effects: chunk } => {
+                    effects = effects.merge(chunk);
+                    if full {
+                        break;
+                    }
+                }
+                // The run is this transaction's, locked and running: nobody else moves its marks.
+                Chunk::Stop => return Err(DbErr::Custom(format!("stage run {stage_run_id} stopped filling inside the transaction that started it"))),
             }
         }
     }

@@ -76,21 +76,13 @@ pub(crate) async fn filling(conn: &impl ConnectionTrait, stage_run_id: i64) -> R
 }
 
 /// Queues the task runs of the next chunk (at most `chunk` tasks after task `after`) of
-/// stage run `stage_run_id` of stage `stage_id`, and moves its fill mark past them, holding
-/// the job for `lease` more (or clears the mark when they were the last). Callers hold the
-/// run's lock. Returns how many task runs it queued and whether the stage run is now full.
-pub(crate) async fn queue_chunk(
-    conn: &impl ConnectionTrait,
-    stage_run_id: i64,
-    stage_id: i64,
-    after: i64,
-    chunk: usize,
-    lease: Duration,
-) -> Result<(u64, bool), DbErr> {
-    let b = Backend::of(conn)?;
+/// stage run `stage_run_id` of stage `stage_id`; returns how many it queued and the chunk's
+/// last task (`None`: they were the last). Needs no lock: the caller moves the fill mark with
+/// [`move_mark`] under the run's lock afterwards, and rolls back if it could not.
+pub(crate) async fn queue_chunk(conn: &impl ConnectionTrait, stage_run_id: i64, stage_id: i64, after: i64, chunk: usize) -> Result<(u64, Option<i64>), DbErr> {
     // The chunk's last task: the `chunk`-th enabled, current task after `after`, if there is one.
     let through = Sql::new(
-        b,
+        Backend::of(conn)?,
         "SELECT t.id FROM cog_task t JOIN cog_stage s ON s.id = t.stage_id \
          WHERE t.enabled AND NOT t.archived AND s.enabled AND t.stage_id = ",
     )
@@ -104,11 +96,27 @@ pub(crate) async fn queue_chunk(
     .first()
     .copied();
     let queued = transitions::queue_task_runs(conn, stage_run_id, stage_id, TaskRange { after: Some(after), through, limit: None }).await?;
-    let sql = Sql::new(b, "UPDATE cog_stage_run SET fill_after = ");
+    Ok((queued, through))
+}
+
+/// Moves the fill mark of running stage run `stage_run_id` from task `after` to `through`,
+/// holding the job for `lease` more, or clears it (`through` = `None`: the stage run is full).
+/// Returns whether it moved: not if the stage run ended or another filler moved the mark.
+/// Callers hold the run's lock.
+pub(crate) async fn move_mark(conn: &impl ConnectionTrait, stage_run_id: i64, after: i64, through: Option<i64>, lease: Duration) -> Result<bool, DbErr> {
+    let sql = Sql::new(Backend::of(conn)?, "UPDATE cog_stage_run SET fill_after = ");
     let sql = match through {
         Some(through) => sql.bind(through).push(", fill_lease_until = ").now_plus(lease),
         None => sql.push("NULL, fill_lease_until = NULL"),
     };
-    sql.push(" WHERE id = ").bind(stage_run_id).push(" AND fill_after = ").bind(after).execute(conn).await?;
-    Ok((queued, through.is_none()))
+    let moved = sql
+        .push(" WHERE id = ")
+        .bind(stage_run_id)
+        .push(" AND fill_after = ")
+        .bind(after)
+        .push(" AND status = ")
+        .bind(RunStatus::Running)
+        .execute(conn)
+        .await?;
+    Ok(moved > 0)
 }
