@@ -1,5 +1,5 @@
-//! Big stages, whose task runs are queued a chunk of 2,000 at a time after the stage started
-//! (issue 11): every task runs exactly once, a launch returns once its stages are fully queued,
+//! Big stages, whose first 500 task runs are queued by the stage start and the rest 5,000 at a
+//! time after it (issue 11): every task runs exactly once, a launch returns once its stages are fully queued,
 //! a launch in the host's transaction queues everything in it, a fill left half done by a
 //! process that stopped is taken over, and a cancel in the middle of a fill queues nothing more.
 
@@ -13,7 +13,7 @@ use serde_json::json;
 use support::{TestDb, probe, scalar, wait};
 
 /// The number of task runs a stage start queues before the rest is queued after commit.
-const CHUNK: usize = 2_000;
+const CHUNK: usize = 500;
 
 /// Counts its calls in `key`'s probe.
 #[cog]
@@ -66,28 +66,29 @@ async fn leave_half_filled(rt: &cog::CogRuntime, run_id: i64, stage: &str, lease
 async fn every_task_of_big_stages_runs_once(db: TestDb) {
     let rt = db.runtime().await;
     let key = db.url.as_str();
-    // `big` is started by the launch, `exact` (exactly one chunk) and `big2` by the outcome of
-    // `between`'s task, in a worker.
+    // `big` (the start's chunk, a full chunk of 5,000, a last one of 200) is started by the
+    // launch, `exact` (exactly the start's chunk) and `big2` by the outcome of `between`'s
+    // task, in a worker.
     rt.define(
         PipelineSpec::new("p")
-            .stage(stage("big", key, 4_500))
+            .stage(stage("big", key, 5_700))
             .stage(stage("between", key, 1).after(["big"]))
             .stage(stage("exact", key, CHUNK).after(["between"]))
-            .stage(stage("big2", key, 2_345).after(["between"])),
+            .stage(stage("big2", key, 700).after(["between"])),
     )
     .await
     .unwrap();
     let run = rt.launch("p").await.unwrap();
     // The launch returned once the stage it started was fully queued.
-    assert_eq!(task_runs(&rt, run.id(), "big", Some("queued")).await, 4_500);
+    assert_eq!(task_runs(&rt, run.id(), "big", Some("queued")).await, 5_700);
     assert_eq!(filling(&rt, run.id()).await, 0);
     rt.start();
     assert_eq!(wait(&run).await, RunStatus::Completed);
-    for (stage, tasks) in [("big", 4_500), ("between", 1), ("exact", CHUNK as i64), ("big2", 2_345)] {
+    for (stage, tasks) in [("big", 5_700), ("between", 1), ("exact", CHUNK as i64), ("big2", 700)] {
         assert_eq!(task_runs(&rt, run.id(), stage, Some("completed")).await, tasks, "stage {stage}");
         assert_eq!(task_runs(&rt, run.id(), stage, None).await, tasks, "stage {stage}");
     }
-    assert_eq!(probe(key).calls.load(Ordering::SeqCst), 4_500 + 1 + CHUNK + 2_345, "every task ran exactly once");
+    assert_eq!(probe(key).calls.load(Ordering::SeqCst), 5_700 + 1 + CHUNK + 700, "every task ran exactly once");
     assert_eq!(filling(&rt, run.id()).await, 0);
     rt.shutdown().await;
 }

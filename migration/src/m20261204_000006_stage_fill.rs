@@ -3,6 +3,12 @@
 //! once every task run exists), and `cog_stage_run.fill_lease_until` is until when the process
 //! queueing them holds the job (NULL: nobody holds it; any process may take it). The index
 //! finds the stage runs still filling, a handful among all of history.
+//!
+//! Two indexes on `cog_task` serve big stages too: `(stage_id, id)`, the order in which a
+//! stage's task runs are queued (each chunk reads only its own tasks, where the unique
+//! `(stage_id, name)` index made every chunk read and sort all the stage's tasks), and
+//! `(cog_id)`, by which a launch reads only the tasks of cogs that take parameters (MySQL
+//! already has that one, for its foreign key).
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
@@ -30,17 +36,24 @@ impl MigrationTrait for Migration {
         db.execute_unprepared("ALTER TABLE cog_stage_run ADD COLUMN fill_after BIGINT NULL").await?;
         db.execute_unprepared(&format!("ALTER TABLE cog_stage_run ADD COLUMN fill_lease_until {ts} NULL")).await?;
         db.execute_unprepared(index).await?;
+        db.execute_unprepared("CREATE INDEX cog_task_stage_order ON cog_task (stage_id, id)").await?;
+        if db.get_database_backend() != DbBackend::MySql {
+            db.execute_unprepared("CREATE INDEX cog_task_cog ON cog_task (cog_id)").await?;
+        }
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
         // MySQL names the index's table; SQLite and PostgreSQL do not.
-        let drop_index = match db.get_database_backend() {
-            DbBackend::MySql => "DROP INDEX cog_stage_run_fill ON cog_stage_run",
-            _ => "DROP INDEX cog_stage_run_fill",
-        };
-        db.execute_unprepared(drop_index).await?;
+        if db.get_database_backend() == DbBackend::MySql {
+            db.execute_unprepared("DROP INDEX cog_task_stage_order ON cog_task").await?;
+            db.execute_unprepared("DROP INDEX cog_stage_run_fill ON cog_stage_run").await?;
+        } else {
+            db.execute_unprepared("DROP INDEX cog_task_cog").await?;
+            db.execute_unprepared("DROP INDEX cog_task_stage_order").await?;
+            db.execute_unprepared("DROP INDEX cog_stage_run_fill").await?;
+        }
         db.execute_unprepared("ALTER TABLE cog_stage_run DROP COLUMN fill_lease_until").await?;
         db.execute_unprepared("ALTER TABLE cog_stage_run DROP COLUMN fill_after").await?;
         Ok(())

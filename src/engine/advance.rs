@@ -6,7 +6,7 @@ use sea_orm::{ConnectionTrait, DbErr};
 
 use super::{Effects, start};
 use crate::entity::status::RunStatus;
-use crate::store::transitions::FILL_CHUNK;
+use crate::store::transitions::START_CHUNK;
 use crate::store::{fills, notify, transitions};
 
 /// What [`start_stage`] did.
@@ -23,11 +23,11 @@ enum Start {
 
 /// Starts stage `stage_id` in run `run_id`: one stage run (never two: the unique index on
 /// `(pipeline_run_id, stage_id)` turns a second start into a no-op) and a queued task run for
-/// each enabled task (for the first [`FILL_CHUNK`] of them, the stage run marked as filling,
+/// each enabled task (for the first [`START_CHUNK`] of them, the stage run marked as filling,
 /// when there may be more).
 async fn start_stage(conn: &impl ConnectionTrait, run_id: i64, stage_id: i64, now: DateTime<Utc>) -> Result<Start, DbErr> {
     let Some((stage_run_id, queued)) = transitions::start_stage_run(conn, run_id, stage_id, now).await? else { return Ok(Start::Already) };
-    if queued as usize >= FILL_CHUNK {
+    if queued as usize >= START_CHUNK {
         fills::mark_filling(conn, stage_run_id).await?;
         return Ok(Start::Queued { filling: true });
     }

@@ -1,8 +1,8 @@
 //! Queueing the rest of a big stage's task runs after it started, a chunk per transaction.
 //!
-//! A stage start queues the task runs of its first [`FILL_CHUNK`] tasks only (in task id order)
-//! and, when there may be more, marks its stage run as filling (`fill_after`: the last task
-//! queued). Once that start has committed, workers already run the first chunk while the
+//! A stage start queues the task runs of its first [`START_CHUNK`](transitions::START_CHUNK)
+//! tasks only (in task id order) and, when there may be more, marks its stage run as filling
+//! (`fill_after`: the last task queued); the rest is queued [`FILL_CHUNK`] at a time. Once that start has committed, workers already run the first chunk while the
 //! process that started it (the launch, or the worker whose outcome started the stage)
 //! queues the rest here: each chunk one transaction that inserts its task runs, then locks the
 //! run like every transition and moves the fill mark, or rolls back when the run or stage run
