@@ -8,8 +8,8 @@ use crate::store;
 /// seconds, of its last `sample_size` completed runs. Tasks that did not complete keep theirs.
 ///
 /// Runs on `conn` as it is: inside the caller's transaction (under a savepoint, say) or on its
-/// own. Takes the definitions lock first (see [`store::lock_definitions`]).
+/// own. Takes the weights lock of the run's pipeline first (see [`store::lock_weights_of`]).
 pub(crate) async fn update_weights(conn: &impl ConnectionTrait, run_id: i64, sample_size: u32) -> Result<u64, DbErr> {
-    store::lock_definitions(conn).await?;
+    store::lock_weights_of(conn, run_id).await?;
     store::weights::learn(conn, run_id, sample_size).await
 }

@@ -22,16 +22,34 @@ pub(crate) async fn claim(
         return Ok(Vec::new());
     }
     let txn = store::begin(db).await?;
-    let mut claimed = claims::claim_and_load(&txn, worker, queues, limit, store::now(), lease).await?;
+    let claimed = claim_in(&txn, &Claimant { worker, queues, lease }, limit).await?;
+    txn.commit().await?;
+    crate::metrics::claimed(&claimed);
+    Ok(claimed)
+}
+
+/// Who claims: a worker's name, its queues and the lease it takes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Claimant<'a> {
+    pub(crate) worker: &'a str,
+    pub(crate) queues: &'a [String],
+    pub(crate) lease: std::time::Duration,
+}
+
+/// [`claim`] inside the caller's transaction `conn` (not counted in the metrics until the
+/// caller has committed).
+pub(crate) async fn claim_in(conn: &impl ConnectionTrait, claimant: &Claimant<'_>, limit: usize) -> Result<Vec<Claimed>, DbErr> {
+    if claimant.queues.is_empty() || limit == 0 {
+        return Ok(Vec::new());
+    }
+    let mut claimed = claims::claim_and_load(conn, claimant.worker, claimant.queues, limit, store::now(), claimant.lease).await?;
     if claimed.len() > limit {
         // Never leave a claimed row with nobody to run it: hand the extras back untouched.
         let extras: Vec<i64> = claimed.split_off(limit).iter().map(|c| c.task_run_id).collect();
         OVERCLAIMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::error!(claimed = limit + extras.len(), limit, "a claim returned more task runs than asked for; handing the extras back");
-        claims::unclaim(&txn, &extras).await?;
+        claims::unclaim(conn, &extras).await?;
     }
-    txn.commit().await?;
-    crate::metrics::claimed(&claimed);
     Ok(claimed)
 }
 

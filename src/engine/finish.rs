@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr};
 use serde_json::Value;
 
-use super::claim::Claimed;
+use super::claim::{self, Claimant, Claimed};
 use super::{Effects, advance};
 use crate::entity::status::RunStatus;
 use crate::error::{TaskError, TaskErrorKind};
@@ -61,16 +61,35 @@ pub(crate) struct Ending<'a> {
     pub(crate) handler_error: Option<&'a TaskError>,
 }
 
+/// A claim chained to the transaction of [`finish_batch`] when that transaction queued work
+/// (a stage's successor started): the worker takes the new task runs in the same transaction,
+/// instead of being woken after commit to claim them in one of its own — the hand-off from
+/// one stage to the next saves a wake-up and a transaction. Not on MySQL, whose claim takes
+/// share locks that this transaction, holding the run's lock, should not wait for.
+pub(crate) struct Chain<'a> {
+    pub(crate) claimant: Claimant<'a>,
+    /// Called once work was queued: reserves room for task runs in the worker and says how
+    /// much (0: claim nothing).
+    pub(crate) reserve: &'a mut (dyn FnMut() -> usize + Send),
+    /// What the chained claim took, once committed.
+    pub(crate) claimed: Vec<Claimed>,
+}
+
 /// Records how attempt `task.attempt` of `task` ended and moves its run forward.
 pub(crate) async fn finish(db: &DatabaseConnection, task: &Claimed, outcome: &Outcome, retry: RetryPolicy) -> Result<(Finished, Effects), DbErr> {
-    let (finished, effects) = finish_batch(db, &[Ending { task, outcome, handler_error: None }], retry).await?;
+    let (finished, effects) = finish_batch(db, &[Ending { task, outcome, handler_error: None }], retry, None).await?;
     Ok((finished[0], effects))
 }
 
 /// Records the ends of several attempts of task runs of **one** pipeline run in one
-/// transaction (one lock, one commit), then moves the run forward once. Returns what happened
-/// to each, in order.
-pub(crate) async fn finish_batch(db: &DatabaseConnection, items: &[Ending<'_>], retry: RetryPolicy) -> Result<(Vec<Finished>, Effects), DbErr> {
+/// transaction (one lock, one commit), then moves the run forward once; with `chain`, claims
+/// in it what it queued (see [`Chain`]). Returns what happened to each, in order.
+pub(crate) async fn finish_batch(
+    db: &DatabaseConnection,
+    items: &[Ending<'_>],
+    retry: RetryPolicy,
+    mut chain: Option<&mut Chain<'_>>,
+) -> Result<(Vec<Finished>, Effects), DbErr> {
     let Some(first) = items.first() else { return Ok((Vec::new(), Effects::default())) };
     let run_id = first.task.pipeline_run_id;
     debug_assert!(items.iter().all(|e| e.task.pipeline_run_id == run_id), "a batch holds task runs of one pipeline run");
@@ -127,8 +146,20 @@ pub(crate) async fn finish_batch(db: &DatabaseConnection, items: &[Ending<'_>], 
         effects = effects.merge(advance::settle(&txn, run_id, now).await?);
     }
     super::learn_if_ended(&txn, run_id, effects, retry.learn_weights).await?;
+    let mut chained = Vec::new();
+    if let Some(chain) = chain.as_deref_mut()
+        && effects.queued_work
+        && Backend::of(db)? != Backend::MySql
+    {
+        let room = (chain.reserve)();
+        chained = claim::claim_in(&txn, &chain.claimant, room).await?;
+    }
     super::commit(txn, run_id, effects).await?;
     crate::metrics::recorded(items.iter().map(|e| e.task), &finished, store::now());
+    if let Some(chain) = chain {
+        crate::metrics::claimed(&chained);
+        chain.claimed = chained;
+    }
     Ok((finished, effects))
 }
 

@@ -89,8 +89,10 @@ async fn launch_once(db: &DatabaseConnection, request: &LaunchRequest<'_>) -> Re
 /// Creates a pipeline run inside `txn` by the pipeline's overlap policy, and starts its
 /// stages without prerequisites unless it is buffered.
 ///
-/// The pipeline row is locked first, so two launches of one pipeline are decided one after
-/// the other. A buffered launch also locks the active run, so a transition ending that run
+/// The pipeline row is locked first, so its definition holds still; launches that decide from
+/// the pipeline's other runs (a policy other than `allow`, a schedule tick) are then decided
+/// one after the other (`launches::lock_decisions`), and the others go on side by side. A
+/// buffered launch also locks the active run, so a transition ending that run
 /// either committed before (the launch then starts at once) or waits for the launch and then
 /// finds the buffered run to start.
 pub(crate) async fn launch_in(txn: &DatabaseTransaction, request: &LaunchRequest<'_>) -> Result<Launched, Error> {
@@ -100,6 +102,9 @@ pub(crate) async fn launch_in(txn: &DatabaseTransaction, request: &LaunchRequest
     };
     if request.trigger == Trigger::Schedule && !pipeline.enabled {
         return Err(refuse(LaunchRefusal::Disabled));
+    }
+    if request.scheduled_for.is_some() || pipeline.overlap != Overlap::Allow {
+        launches::lock_decisions(txn, pipeline.id).await?;
     }
     if let Some(tick) = request.scheduled_for
         && launches::tick_fired(txn, pipeline.id, tick).await?

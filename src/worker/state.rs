@@ -108,6 +108,11 @@ impl Worker {
         }
     }
 
+    /// Who this worker claims as.
+    pub(crate) fn claimant(&self) -> crate::engine::claim::Claimant<'_> {
+        crate::engine::claim::Claimant { worker: &self.worker_id, queues: &self.queues, lease: self.config.lease_duration }
+    }
+
     /// The sample size to learn weights with when a run ends, or `None` if learning is off.
     pub(crate) fn learn_weights(&self) -> Option<u32> {
         self.config.auto_weight.then_some(self.config.weight_sample_size)

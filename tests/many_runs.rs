@@ -1,0 +1,106 @@
+//! Many runs of one pipeline at once (issue 11, workload F's shape): launches of an `allow`
+//! pipeline go side by side, a process writes the outcomes of many runs through a few
+//! writers, runs of one pipeline end together and learn weights one after the other, and a
+//! stage started by an outcome claims its task runs in that outcome's transaction — never
+//! from a paused queue.
+
+mod support;
+
+use std::time::Duration;
+
+use cog::{PipelineSpec, RunStatus, StageSpec, TaskSpec, cog};
+use serde_json::json;
+use support::{TestDb, eventually, rows, scalar, task_statuses, test_config, wait};
+
+const RUNS: usize = 30;
+const STAGES: usize = 3;
+const TASKS: usize = 4;
+
+/// Sleeps `ms` milliseconds (a launch argument: each run's durations differ).
+#[cog]
+async fn mr_sleep(ms: u64) {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+#[cog]
+fn mr_noop() -> i64 {
+    1
+}
+
+fn many_stages() -> PipelineSpec {
+    (0..STAGES).fold(PipelineSpec::new("many").prevent_overlap(false), |p, s| {
+        let stage =
+            (0..TASKS).fold(StageSpec::new(format!("s{s}")), |st, t| st.task(TaskSpec::new("mr_sleep").name(format!("t{s}_{t}")).args(json!({"ms": 1}))));
+        let stage = if s == 0 { stage } else { stage.after([format!("s{}", s - 1)]) };
+        p.stage(stage)
+    })
+}
+
+/// Each task's weight next to the mean, in seconds, of the durations of its `sample` last
+/// completed task runs (by id, as learned).
+async fn weights_and_means(rt: &cog::CogRuntime, sample: usize) -> Vec<(String, f64, f64)> {
+    let mut out = Vec::new();
+    for task in rows(rt, "SELECT name, weight FROM cog_task ORDER BY name").await {
+        let name: String = task.try_get_by_index(0).unwrap();
+        let weight: f64 = task.try_get_by_index(1).unwrap();
+        let sql = format!(
+            "SELECT tr.duration_ms FROM cog_task_run tr JOIN cog_task t ON t.id = tr.task_id \
+             WHERE t.name = '{name}' AND tr.status = 'completed' ORDER BY tr.id DESC LIMIT {sample}"
+        );
+        let durations: Vec<i64> = rows(rt, &sql).await.iter().map(|r| r.try_get_by_index::<i64>(0).unwrap()).collect();
+        let mean = durations.iter().sum::<i64>() as f64 / durations.len() as f64 / 1000.0;
+        out.push((name, weight, mean));
+    }
+    out
+}
+
+async fn many_runs_launched_at_once_all_complete_and_learn_every_weight(db: TestDb) {
+    let a = db.runtime_with(|b| b.config(test_config().weight_sample_size(5))).await;
+    let b = db.runtime_with(|b| b.config(test_config().weight_sample_size(5)).scheduler(false)).await;
+    a.define(many_stages()).await.unwrap();
+    a.start();
+    if db.backend != "sqlite" {
+        b.start();
+    }
+    let launches = (0..RUNS).map(|i| a.launch_with("many", json!({"ms": 1 + i % 4})));
+    let runs = futures::future::try_join_all(launches).await.expect("every launch of an `allow` pipeline is accepted");
+    for run in &runs {
+        assert_eq!(wait(run).await, RunStatus::Completed, "{:?}", task_statuses(&a, run.id()).await);
+    }
+    let total = (RUNS * STAGES * TASKS) as i64;
+    assert_eq!(scalar(&a, "SELECT COUNT(*) FROM cog_task_run WHERE status = 'completed' AND attempt = 1").await, total, "every task run ran once");
+    assert_eq!(scalar(&a, "SELECT COUNT(*) FROM cog_task_run").await, total);
+    // The runs ended together; the last one to learn read every duration committed before it.
+    for (task, weight, mean) in weights_and_means(&a, 5).await {
+        assert!((weight - mean).abs() < 1e-9, "task {task}: weight {weight}, mean of its last 5 durations {mean}");
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// The second stage is started by the first one's outcome, in a transaction that claims what
+/// it queued: its queue being paused, nothing of it is claimed until the resume.
+async fn a_stage_started_by_an_outcome_waits_while_its_queue_is_paused(db: TestDb) {
+    let rt = db.runtime_with(|b| b.queues(["default", "slow"])).await;
+    rt.define(
+        PipelineSpec::new("paused_next")
+            .stage(StageSpec::new("first").task(TaskSpec::new("mr_noop").name("a")))
+            .stage(StageSpec::new("second").after(["first"]).task(TaskSpec::new("mr_noop").name("b").queue("slow"))),
+    )
+    .await
+    .unwrap();
+    rt.pause_queue("slow").await.unwrap();
+    rt.start();
+    let run = rt.launch("paused_next").await.unwrap();
+    // The first stage's outcome starts the second stage and (in the same transaction) claims.
+    eventually("the second stage started", || async {
+        scalar(&rt, "SELECT COUNT(*) FROM cog_task_run tr JOIN cog_task t ON t.id = tr.task_id WHERE t.name = 'b'").await == 1
+    })
+    .await;
+    assert_eq!(task_statuses(&rt, run.id()).await, [("a".to_owned(), "completed".to_owned()), ("b".to_owned(), "queued".to_owned())]);
+    rt.resume_queue("slow").await.unwrap();
+    assert_eq!(wait(&run).await, RunStatus::Completed);
+    rt.shutdown().await;
+}
+
+on_all_backends!(many_runs_launched_at_once_all_complete_and_learn_every_weight, a_stage_started_by_an_outcome_waits_while_its_queue_is_paused,);
