@@ -1,6 +1,8 @@
 //! Claiming queued task runs for a worker, and reading what it needs to run them.
 
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
+
+use super::Effects;
 
 pub(crate) use crate::store::claims::Claimed;
 use crate::store::{self, claims};
@@ -51,6 +53,39 @@ pub(crate) async fn claim_in(conn: &impl ConnectionTrait, claimant: &Claimant<'_
         claims::unclaim(conn, &extras).await?;
     }
     Ok(claimed)
+}
+
+/// A claim chained to a transition's transaction when that transaction queued work (a
+/// launch, or an outcome that started a stage's successor): the worker takes the new task
+/// runs in the same transaction instead of being woken after commit to claim them in one of
+/// its own — a stage hand-off, or a launch's first task, saves a wake-up and a transaction.
+/// Not on MySQL, whose claim takes share locks that a transition holding a run's lock should
+/// not wait for.
+pub(crate) struct Chain<'a> {
+    pub(crate) claimant: Claimant<'a>,
+    /// Called once work was queued: reserves room for task runs in the worker and says how
+    /// much (0: claim nothing).
+    pub(crate) reserve: &'a mut (dyn FnMut() -> usize + Send),
+    /// What the chained claim took, once committed.
+    pub(crate) claimed: Vec<Claimed>,
+}
+
+/// Claims for `chain`, if any, inside transaction `txn` whose transition had `effects`.
+pub(crate) async fn chained(txn: &DatabaseTransaction, chain: Option<&mut Chain<'_>>, effects: Effects) -> Result<Vec<Claimed>, DbErr> {
+    let Some(chain) = chain else { return Ok(Vec::new()) };
+    if !effects.queued_work || store::Backend::of(txn)? == store::Backend::MySql {
+        return Ok(Vec::new());
+    }
+    let room = (chain.reserve)();
+    claim_in(txn, &chain.claimant, room).await
+}
+
+/// Hands `claimed`, committed, to `chain` (and counts it in the metrics).
+pub(crate) fn committed(chain: Option<&mut Chain<'_>>, claimed: Vec<Claimed>) {
+    if let Some(chain) = chain {
+        crate::metrics::claimed(&claimed);
+        chain.claimed = claimed;
+    }
 }
 
 /// How many claims in this process returned more rows than asked for (each one logged at

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr};
 use serde_json::Value;
 
-use super::claim::{self, Claimant, Claimed};
+use super::claim::{self, Chain, Claimed};
 use super::{Effects, advance};
 use crate::entity::status::RunStatus;
 use crate::error::{TaskError, TaskErrorKind};
@@ -59,20 +59,6 @@ pub(crate) struct Ending<'a> {
     pub(crate) outcome: &'a Outcome,
     /// How the task's error handler failed on this failure, recorded after the failure's row.
     pub(crate) handler_error: Option<&'a TaskError>,
-}
-
-/// A claim chained to the transaction of [`finish_batch`] when that transaction queued work
-/// (a stage's successor started): the worker takes the new task runs in the same transaction,
-/// instead of being woken after commit to claim them in one of its own — the hand-off from
-/// one stage to the next saves a wake-up and a transaction. Not on MySQL, whose claim takes
-/// share locks that this transaction, holding the run's lock, should not wait for.
-pub(crate) struct Chain<'a> {
-    pub(crate) claimant: Claimant<'a>,
-    /// Called once work was queued: reserves room for task runs in the worker and says how
-    /// much (0: claim nothing).
-    pub(crate) reserve: &'a mut (dyn FnMut() -> usize + Send),
-    /// What the chained claim took, once committed.
-    pub(crate) claimed: Vec<Claimed>,
 }
 
 /// Records how attempt `task.attempt` of `task` ended and moves its run forward.
@@ -146,20 +132,10 @@ pub(crate) async fn finish_batch(
         effects = effects.merge(advance::settle(&txn, run_id, now).await?);
     }
     super::learn_if_ended(&txn, run_id, effects, retry.learn_weights).await?;
-    let mut chained = Vec::new();
-    if let Some(chain) = chain.as_deref_mut()
-        && effects.queued_work
-        && Backend::of(db)? != Backend::MySql
-    {
-        let room = (chain.reserve)();
-        chained = claim::claim_in(&txn, &chain.claimant, room).await?;
-    }
+    let chained = claim::chained(&txn, chain.as_deref_mut(), effects).await?;
     super::commit(txn, run_id, effects).await?;
     crate::metrics::recorded(items.iter().map(|e| e.task), &finished, store::now());
-    if let Some(chain) = chain {
-        crate::metrics::claimed(&chained);
-        chain.claimed = chained;
-    }
+    claim::committed(chain, chained);
     Ok((finished, effects))
 }
 

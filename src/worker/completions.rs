@@ -212,7 +212,7 @@ async fn write(worker: &Arc<Worker>, group: &[Completion]) -> Result<Vec<Finishe
             room = super::room_for_chained_claim(worker);
             room.len()
         };
-        let mut chain = finish::Chain { claimant: worker.claimant(), reserve: &mut reserve, claimed: Vec::new() };
+        let mut chain = crate::engine::claim::Chain { claimant: worker.claimant(), reserve: &mut reserve, claimed: Vec::new() };
         let written = finish::finish_batch(&worker.db, &items, policy, Some(&mut chain)).await;
         let chained = std::mem::take(&mut chain.claimed);
         match written {
@@ -220,12 +220,9 @@ async fn write(worker: &Arc<Worker>, group: &[Completion]) -> Result<Vec<Finishe
                 if effects.run_ended {
                     worker.note_ended(run_id);
                 }
-                if !chained.is_empty() {
-                    // Started before the outcomes are answered: a shutdown waiting for these
-                    // task runs also waits for the ones their transaction claimed.
-                    let claimed = chained.into_iter().zip(room.drain(..)).collect();
-                    worker.tracker.spawn(super::dispatch::dispatch(Arc::clone(worker), claimed));
-                }
+                // Started before the outcomes are answered: a shutdown waiting for these task
+                // runs also waits for the ones their transaction claimed.
+                super::start_chained(worker, chained, room);
                 worker.signals.apply(effects);
                 worker.health.pass::<&str>("completions", Ok(()));
                 return Ok(finished);

@@ -88,15 +88,25 @@ pub(crate) async fn claim_loop(worker: Arc<Worker>) {
     }
 }
 
-/// Room for a claim chained to an outcome's transaction (`engine::finish::Chain`): as much
+/// Room for a claim chained to a transition's transaction (`engine::claim::Chain`): as much
 /// claim room as is free now, up to the free slots (at least one), as the claim loop takes
-/// after idling; none once the worker stops claiming.
+/// after idling; none unless the worker has started and is still claiming.
 pub(crate) fn room_for_chained_claim(worker: &Worker) -> Vec<tokio::sync::OwnedSemaphorePermit> {
-    if worker.stop_claiming.is_cancelled() {
+    if !worker.is_claiming() {
         return Vec::new();
     }
     let most = worker.permits.available_permits().clamp(1, MAX_BATCH);
     std::iter::from_fn(|| Arc::clone(&worker.claim_room).try_acquire_owned().ok()).take(most).collect()
+}
+
+/// Starts the task runs a chained claim took (committed), each with its room from `room`
+/// (reserved by [`room_for_chained_claim`]; what is left over is given back).
+pub(crate) fn start_chained(worker: &Arc<Worker>, claimed: Vec<claim::Claimed>, mut room: Vec<tokio::sync::OwnedSemaphorePermit>) {
+    if claimed.is_empty() {
+        return;
+    }
+    let claimed = claimed.into_iter().zip(room.drain(..)).collect();
+    worker.tracker.spawn(dispatch::dispatch(Arc::clone(worker), claimed));
 }
 
 /// How long an idle worker sleeps: until the next retry becomes due, at most the poll interval.

@@ -108,6 +108,12 @@ impl Worker {
         }
     }
 
+    /// Whether the worker has started and not begun to shut down: its loops write what it
+    /// runs, so task runs may be claimed for it.
+    pub(crate) fn is_claiming(&self) -> bool {
+        !self.stop_claiming.is_cancelled() && self.loops.lock().unwrap_or_else(|e| e.into_inner()).0.is_some()
+    }
+
     /// Who this worker claims as.
     pub(crate) fn claimant(&self) -> crate::engine::claim::Claimant<'_> {
         crate::engine::claim::Claimant { worker: &self.worker_id, queues: &self.queues, lease: self.config.lease_duration }
