@@ -55,10 +55,11 @@ pub(crate) async fn claim_in(conn: &impl ConnectionTrait, claimant: &Claimant<'_
     Ok(claimed)
 }
 
-/// A claim chained to a transition's transaction when that transaction queued work (a
-/// launch, or an outcome that started a stage's successor): the worker takes the new task
-/// runs in the same transaction instead of being woken after commit to claim them in one of
-/// its own — a stage hand-off, or a launch's first task, saves a wake-up and a transaction.
+/// A claim chained to an outcome's transaction when that transaction queued work (it
+/// started a stage's successor): the worker takes the new task runs in the same transaction
+/// instead of being woken after commit to claim them in one of its own — a stage hand-off
+/// saves a wake-up and a transaction. (A launch does not chain: its first task runs are
+/// claimed by the claim loops, of this process or any other, as before.)
 /// Not on MySQL, whose claim takes share locks that a transition holding a run's lock should
 /// not wait for.
 pub(crate) struct Chain<'a> {

@@ -166,6 +166,9 @@ impl ClaimParts<'_> {
     }
 }
 
+/// The planner settings of a PostgreSQL claim's transaction (see [`pg_claim`]).
+pub(super) const CLAIM_SETTINGS: &str = "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; SET LOCAL plan_cache_mode = force_generic_plan";
+
 /// PostgreSQL's claim (see [`claim`]) as the CTE `claimed` (the claimed rows as updated: id,
 /// attempt, stage_run_id, task_id, weight, started_at, queue, run_after) followed by `then`,
 /// the query that reads it. Sets the transaction's planner settings first.
@@ -179,7 +182,7 @@ async fn pg_claim(conn: &impl ConnectionTrait, parts: &ClaimParts<'_>, then: &st
     // again at each of a connection's first claims (PostgreSQL's default plans a prepared
     // statement anew for its first five runs: 2.7 ms each, 40 % of all planning with 50 runs
     // of 200 tasks on 4 processes). The settings last only until this transaction ends.
-    conn.execute_unprepared("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; SET LOCAL plan_cache_mode = force_generic_plan").await?;
+    conn.execute_unprepared(CLAIM_SETTINGS).await?;
     // One ordered index scan per queue (`queue = ANY(...)` would make PostgreSQL read and
     // sort every queued row of the queues at each claim), then the heaviest overall.
     let sql = parts

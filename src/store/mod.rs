@@ -32,6 +32,7 @@ pub(crate) mod weights;
 mod connect;
 #[cfg(test)]
 mod plans;
+mod prepare;
 mod sql;
 mod warm;
 

@@ -7,12 +7,14 @@
 //! workload B: the first task of a fresh process started 35–45 ms after `launch()`, of which
 //! about 30 ms were such first-time parsing and planning. Here every statement of the hot path
 //! is sent once per connection as `EXPLAIN <statement>`, inside a transaction that is rolled
-//! back: planned, never executed, so nothing is read, locked, written or notified.
+//! back: planned, never executed, so nothing is read, locked, written or notified. Then each
+//! is prepared on every connection, and the claim's plan made (`store::prepare`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, ExecResult, QueryResult, Statement, TransactionTrait};
 
+use super::prepare::Prepare;
 use super::{Backend, claims, launches, lock_run, now, outcomes, reports, transitions};
 use crate::entity::status::{RunStatus, Trigger};
 
@@ -62,9 +64,25 @@ pub(crate) async fn warm_up(db: &DatabaseConnection, queues: &[String]) {
         return;
     }
     let connections = (db.get_postgres_connection_pool().size() as usize).clamp(1, super::connect::WARM_CONNECTIONS as usize);
-    let results = futures::future::join_all((0..connections).map(|_| warm_one(db, queues))).await;
+    let mut results = futures::future::join_all((0..connections).map(|_| warm_one(db, queues))).await;
+    results.extend(futures::future::join_all((0..connections).map(|_| prepare_one(db, queues))).await);
     if let Some(e) = results.into_iter().find_map(Result::err) {
         tracing::warn!(error = %e, "could not warm up the database connections; the first runs may start a few milliseconds later");
+    }
+}
+
+/// Prepares the hot path's statements on one pooled connection, and makes the claim's plan
+/// (see [`super::prepare`]).
+async fn prepare_one(db: &DatabaseConnection, queues: &[String]) -> Result<(), DbErr> {
+    let conn = db.get_postgres_connection_pool().acquire().await.map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))?;
+    let prepare = Prepare::new(conn);
+    let now = now();
+    plan_hot_path(&prepare, queues, now).await?;
+    prepare.take_prepared();
+    claims::claim_and_load(&prepare, "", queues, 1, now, std::time::Duration::from_secs(1)).await?;
+    match prepare.take_prepared().pop() {
+        Some(claim) => prepare.plan_generic(&claim, claims::CLAIM_SETTINGS).await,
+        None => Ok(()),
     }
 }
 
@@ -147,6 +165,29 @@ mod tests {
         crate::migrate(&db).await.unwrap();
         plans_without_writing(&db).await;
         warm_up(&db, &["default".to_owned()]).await;
+        db.close().await.unwrap();
+        // One connection: the statements the warm-up prepared are those it holds.
+        let db = super::super::connect(&url, Some(1)).await.unwrap();
+        prepare_one(&db, &["default".to_owned()]).await.expect("every hot statement can be prepared");
+        let count = |sql: &'static str| {
+            let db = &db;
+            async move {
+                let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
+                row.try_get_by_index::<i64>(0).unwrap()
+            }
+        };
+        assert!(count("SELECT COUNT(*) FROM pg_prepared_statements WHERE NOT from_sql").await >= 15, "the hot path's statements are prepared");
+        assert_eq!(
+            count("SELECT COUNT(*) FROM pg_prepared_statements WHERE statement LIKE 'WITH running_queues%' AND generic_plans = 1").await,
+            1,
+            "the claim's plan is made"
+        );
+        // A claim after the warm-up runs on the prepared statement and its plan.
+        let txn = db.begin().await.unwrap();
+        let claimed = claims::claim_and_load(&txn, "w", &["default".to_owned()], 5, now(), std::time::Duration::from_secs(5)).await.unwrap();
+        txn.rollback().await.unwrap();
+        assert!(claimed.is_empty());
+        assert_eq!(count("SELECT COUNT(*) FROM pg_prepared_statements WHERE statement LIKE 'WITH running_queues%' AND generic_plans = 2").await, 1);
         db.close().await.unwrap();
         admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
     }

@@ -88,7 +88,7 @@ pub(crate) async fn claim_loop(worker: Arc<Worker>) {
     }
 }
 
-/// Room for a claim chained to a transition's transaction (`engine::claim::Chain`): as much
+/// Room for a claim chained to an outcome's transaction (`engine::claim::Chain`): as much
 /// claim room as is free now, up to the free slots (at least one), as the claim loop takes
 /// after idling; none unless the worker has started and is still claiming.
 pub(crate) fn room_for_chained_claim(worker: &Worker) -> Vec<tokio::sync::OwnedSemaphorePermit> {
