@@ -46,9 +46,10 @@ pub(crate) fn start_buffered<'a, C: ConnectionTrait>(
             tracing::info!(pipeline.run = next.id, after = ended_run, "buffered pipeline run started");
             // Only the wake-up (and the fill still to do) is handed on: the caller's `run_ended` (and the weights it
             // learns) concern the run that ended, not this one (which, if it ended at once,
-            // ran no task to learn from, and was announced by its own notification).
+            // ran no task to learn from, and was announced by its own notification; in this
+            // process, `other_run_ended` wakes every waiter to read again).
             let started = begin_run(conn, next.id, next.pipeline_id, next.retry_of, now).await?;
-            return Ok(Effects { run_ended: false, ..started });
+            return Ok(Effects { run_ended: false, other_run_ended: started.run_ended || started.other_run_ended, ..started });
         }
         Ok(Effects::default())
     })

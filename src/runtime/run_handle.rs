@@ -29,12 +29,12 @@ impl RunHandle {
     ///
     /// A lost database connection is retried for up to a minute before the error is returned.
     pub async fn wait(&self) -> Result<RunStatus, Error> {
+        let signals = &self.rt.inner.signals;
         let mut pause = Duration::from_millis(5);
         let mut failing_since: Option<tokio::time::Instant> = None;
         loop {
-            let notified = self.rt.inner.signals.run_ended.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
+            // Ends told from here on are looked at before sleeping: none is missed.
+            let mark = signals.ends_mark();
             match self.read().await {
                 Ok((status, true)) => return Ok(status),
                 Ok(_) => failing_since = None,
@@ -44,9 +44,21 @@ impl RunHandle {
                 }
                 Err(e) => return Err(e),
             }
-            tokio::select! {
-                _ = notified => {}
-                _ = tokio::time::sleep(pause) => {}
+            // Read again when this run may have ended, or after `pause` (an end this process
+            // is not told of: another process's, on MySQL and SQLite).
+            let deadline = tokio::time::sleep(pause);
+            tokio::pin!(deadline);
+            loop {
+                let notified = signals.run_ended.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if signals.may_have_ended(self.id, mark) {
+                    break;
+                }
+                tokio::select! {
+                    _ = notified => {}
+                    _ = &mut deadline => break,
+                }
             }
             pause = (pause * 2).min(Duration::from_millis(250));
         }

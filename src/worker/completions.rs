@@ -18,6 +18,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use super::Worker;
+use crate::engine::Effects;
 use crate::engine::claim::Claimed;
 use crate::engine::finish::{self, Finished, Outcome};
 use crate::error::{TaskError, TaskErrorKind};
@@ -223,7 +224,13 @@ async fn write(worker: &Arc<Worker>, group: &[Completion]) -> Result<Vec<Finishe
                 // Started before the outcomes are answered: a shutdown waiting for these task
                 // runs also waits for the ones their transaction claimed.
                 super::start_chained(worker, chained, room);
-                worker.signals.apply(effects);
+                if effects.run_ended && !effects.other_run_ended {
+                    // Only this run ended: its waiters alone need to read.
+                    worker.signals.ended(Some(run_id));
+                    worker.signals.apply(Effects { run_ended: false, ..effects });
+                } else {
+                    worker.signals.apply(effects);
+                }
                 worker.health.pass::<&str>("completions", Ok(()));
                 return Ok(finished);
             }

@@ -76,12 +76,12 @@ fn dispatch(worker: &Worker, payload: &str) {
             Ok(id) => worker.cancel_running(id),
             Err(_) => tracing::warn!(payload, "ignoring a cancel event whose run id is not a number (sent by something other than cog?)"),
         },
-        Some(("ended", _)) => worker.signals.run_ended.notify_waiters(),
+        Some(("ended", id)) => worker.signals.ended(id.parse().ok()),
         _ => worker.signals.wake.notify_waiters(),
     }
 }
 
 fn wake_all(worker: &Worker) {
     worker.signals.wake.notify_waiters();
-    worker.signals.run_ended.notify_waiters();
+    worker.signals.ended(None);
 }
