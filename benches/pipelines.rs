@@ -16,7 +16,9 @@
 //! one server process serves every database), and the machine's load average when the
 //! measurement started (the cores are shared: CPU per task is the steadier figure).
 //! `first_task_ms` is `launch()` called -> first cog call started, in the measuring process,
-//! a fresh one (its runtime built, started and `ready()`).
+//! a fresh one (its runtime built, started and `ready()`); with several processes, -> the
+//! first task run started in any of them (its `started_at`, written when it is claimed), the
+//! worker processes having reported `ready()` before the launch.
 //! Each measurement runs in a fresh child process (so peak memory is its own); the 4-process
 //! measurements add 3 worker processes. PostgreSQL is taken from `COG_BENCH_POSTGRES_URL`
 //! (default `postgres://postgres@127.0.0.1:5432/test`), MySQL/MariaDB from
@@ -223,14 +225,37 @@ async fn run_spread(db: &sea_orm::DatabaseConnection, runs: &[i64]) -> (Vec<f64>
     (durations, wait_max)
 }
 
+/// Launch called at `since` -> the earliest task run of `runs` started, in ms, in whichever
+/// process claimed it (its `started_at`, written at the claim).
+async fn first_start_ms(db: &sea_orm::DatabaseConnection, runs: &[i64], since: DateTime<Utc>) -> f64 {
+    let ids = runs.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+    let sql = format!("SELECT MIN(t.started_at) FROM cog_stage_run sr JOIN cog_task_run t ON t.stage_run_id = sr.id WHERE sr.pipeline_run_id IN ({ids})");
+    let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
+    let first: DateTime<Utc> = row.try_get_by_index(0).unwrap();
+    (first - since).num_microseconds().unwrap_or(0) as f64 / 1000.0
+}
+
 fn spawn_self(args: &[&str]) -> Child {
     Command::new(std::env::current_exe().unwrap()).args(args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn bench child")
+}
+
+/// Waits until worker process `child` (spawned with `--worker`) has registered and is claiming:
+/// it prints `ready` then. A measurement that only slept while workers started could begin
+/// with some of them still building their runtime (W's first run then waited ~220 ms for it).
+fn wait_ready(child: &mut Child) {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("worker stdout is piped");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line).expect("read the worker's stdout");
+    assert_eq!(line.trim(), "ready", "the bench worker exited before it was ready");
 }
 
 /// Child: one worker process working until killed (or its parent is gone).
 async fn worker(url: &str) {
     let rt = CogRuntime::builder().database_url(url).concurrency(CONCURRENCY).config(config()).scheduler(false).build().await.unwrap();
     rt.start();
+    rt.ready().await;
+    println!("ready");
     let parent = std::os::unix::process::parent_id();
     while std::os::unix::process::parent_id() == parent {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -283,16 +308,14 @@ async fn measure(name: &str, db_kind: &str, procs: usize, admin_url: &str) {
     rt.define(spec).await.unwrap();
     let define_s = defined.elapsed().as_secs_f64();
     let mut workers: Vec<Child> = (1..procs).map(|_| spawn_self(&["--worker", &url])).collect();
-    if procs > 1 {
-        tokio::time::sleep(Duration::from_millis(500)).await; // let the workers connect
-    }
+    workers.iter_mut().for_each(wait_ready);
     let load = load1();
     let cog_pids: Vec<u32> = std::iter::once(std::process::id()).chain(workers.iter().map(Child::id)).collect();
     let (cog_before, db_before) = (cpu_of(&cog_pids), cpu_of(&db_backends(rt.connection(), db_kind).await));
     rt.start();
     // A service that just started: its worker is registered, then a launch comes in.
     rt.ready().await;
-    let started = Instant::now();
+    let (started, started_wall) = (Instant::now(), Utc::now());
     let launches = if name == "F" { FAIR_RUNS } else { 1 };
     let pipeline = format!("bench_{name}");
     let runs = futures::future::try_join_all((0..launches).map(|_| rt.launch(&pipeline))).await.unwrap();
@@ -331,7 +354,11 @@ async fn measure(name: &str, db_kind: &str, procs: usize, admin_url: &str) {
         String::new()
     };
     let steady = steady_rate(rt.connection(), &run_ids, tasks).await;
-    let ramp_ms = FIRST_TASK.get().map_or(f64::NAN, |t| t.duration_since(started).as_secs_f64() * 1000.0);
+    let ramp_ms = if procs == 1 {
+        FIRST_TASK.get().map_or(f64::NAN, |t| t.duration_since(started).as_secs_f64() * 1000.0)
+    } else {
+        first_start_ms(rt.connection(), &run_ids, started_wall).await
+    };
     println!(
         "bench workload={name} db={db_kind} procs={procs} tasks={tasks} wall_s={wall:.3} tasks_per_s={:.0} handoff_p50_ms={p50} handoff_p99_ms={p99} peak_rss_mb={rss:.1} worker_peak_rss_mb={} define_s={define_s:.2} first_task_ms={ramp_ms:.1} steady_tasks_per_s={steady:.0} cpu_us_per_task={cog_cpu} db_cpu_us_per_task={db_cpu} load1={load}{fairness}",
         tasks as f64 / wall,
@@ -365,7 +392,7 @@ async fn measure_wakeups(url: &str, db_kind: &str, admin_url: &str) {
     let (spec, runs) = workload("W");
     rt.define(spec).await.unwrap();
     let mut worker = spawn_self(&["--worker", url]);
-    tokio::time::sleep(Duration::from_millis(500)).await; // let the worker connect
+    wait_ready(&mut worker);
     let latencies = wakeups(&rt, "bench_W").await;
     let _ = worker.kill();
     let _ = worker.wait();
