@@ -40,10 +40,11 @@ async fn health_lists_every_loop_running_then_stopped(db: TestDb) {
 async fn a_panicking_claim_loop_is_restarted_and_work_goes_on(db: TestDb) {
     let rt = db.runtime().await;
     rt.define(two_stages()).await.unwrap();
-    rt.start();
+    // Asked before the start, so the claim loop panics at its first pass (asked later, it could
+    // fall after a pass had begun, which may claim the run's first task runs before the panic).
+    // A launch claims nothing itself: the run completes only if the loop was restarted.
     rt.inject_loop_panic("claim");
-    // The claim loop panics at its next pass (the launch wakes it); the run completes only if
-    // it was restarted.
+    rt.start();
     assert_eq!(wait(&rt.launch("p").await.unwrap()).await, RunStatus::Completed);
     let claim = rt.health().get("claim").cloned().expect("the claim loop is listed");
     assert_eq!(claim.restarts, 1, "{claim:?}");

@@ -337,16 +337,17 @@ async fn a_restarted_background_loop_shows_on_the_overview_and_in_the_api(db: Te
     assert_eq!((idle["healthy"].clone(), idle["loops"].as_array().unwrap().len()), (false.into(), 0));
     assert!(!get(&app, "/").await.body.contains("background loops need attention"));
 
-    rt.start();
-    assert_eq!(get(&app, "/api/health").await.json()["healthy"], true);
+    // The claim loop panics at its first pass (asked before the start, so no pass has begun);
+    // a launch claims nothing itself, so the run completes once the loop was restarted.
     rt.inject_loop_panic("claim");
-    // The claim loop panics when the launch wakes it; the run completes once it was restarted.
+    rt.start();
     let run = rt.launch("diamond").await.unwrap();
     assert_eq!(wait(&run).await, RunStatus::Completed);
     let health = get(&app, "/api/health").await.json();
     let claim = health["loops"].as_array().unwrap().iter().find(|l| l["name"] == "claim").unwrap().clone();
     assert_eq!((claim["state"].clone(), claim["restarts"].clone()), ("running".into(), 1.into()), "{health}");
     assert!(claim["last_error"].as_str().unwrap().contains("panic injected"), "{health}");
+    assert_eq!(health["healthy"], true, "every loop runs again: {health}");
 
     rt.shutdown().await;
     let overview = get(&app, "/").await.body;

@@ -5,6 +5,7 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use super::Effects;
 
 pub(crate) use crate::store::claims::Claimed;
+use crate::store::claims::Planner;
 use crate::store::{self, claims};
 
 /// Marks up to `limit` queued task runs of `queues` whose `run_after` has passed as running
@@ -24,7 +25,7 @@ pub(crate) async fn claim(
         return Ok(Vec::new());
     }
     let txn = store::begin(db).await?;
-    let claimed = claim_in(&txn, &Claimant { worker, queues, lease }, limit).await?;
+    let claimed = claim_in(&txn, &Claimant { worker, queues, lease }, limit, Planner::Set).await?;
     txn.commit().await?;
     crate::metrics::claimed(&claimed);
     Ok(claimed)
@@ -39,12 +40,12 @@ pub(crate) struct Claimant<'a> {
 }
 
 /// [`claim`] inside the caller's transaction `conn` (not counted in the metrics until the
-/// caller has committed).
-pub(crate) async fn claim_in(conn: &impl ConnectionTrait, claimant: &Claimant<'_>, limit: usize) -> Result<Vec<Claimed>, DbErr> {
+/// caller has committed), which has the claim's planner settings already or not (`planner`).
+pub(crate) async fn claim_in(conn: &impl ConnectionTrait, claimant: &Claimant<'_>, limit: usize, planner: Planner) -> Result<Vec<Claimed>, DbErr> {
     if claimant.queues.is_empty() || limit == 0 {
         return Ok(Vec::new());
     }
-    let mut claimed = claims::claim_and_load(conn, claimant.worker, claimant.queues, limit, store::now(), claimant.lease).await?;
+    let mut claimed = claims::claim_and_load(conn, claimant.worker, claimant.queues, limit, store::now(), claimant.lease, planner).await?;
     if claimed.len() > limit {
         // Never leave a claimed row with nobody to run it: hand the extras back untouched.
         let extras: Vec<i64> = claimed.split_off(limit).iter().map(|c| c.task_run_id).collect();
@@ -71,14 +72,15 @@ pub(crate) struct Chain<'a> {
     pub(crate) claimed: Vec<Claimed>,
 }
 
-/// Claims for `chain`, if any, inside transaction `txn` whose transition had `effects`.
+/// Claims for `chain`, if any, inside transaction `txn` whose transition had `effects` (and
+/// which took the claim's planner settings first, [`claims::set_planner`]).
 pub(crate) async fn chained(txn: &DatabaseTransaction, chain: Option<&mut Chain<'_>>, effects: Effects) -> Result<Vec<Claimed>, DbErr> {
     let Some(chain) = chain else { return Ok(Vec::new()) };
     if !effects.queued_work || store::Backend::of(txn)? == store::Backend::MySql {
         return Ok(Vec::new());
     }
     let room = (chain.reserve)();
-    claim_in(txn, &chain.claimant, room).await
+    claim_in(txn, &chain.claimant, room, Planner::AlreadySet).await
 }
 
 /// Hands `claimed`, committed, to `chain` (and counts it in the metrics).

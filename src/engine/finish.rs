@@ -11,6 +11,7 @@ use super::claim::{self, Chain, Claimed};
 use super::{Effects, advance};
 use crate::entity::status::RunStatus;
 use crate::error::{TaskError, TaskErrorKind};
+use crate::store::claims;
 use crate::store::outcomes::{self, FailedAttempt};
 use crate::store::{self, Backend, lock_run, notify, now, transitions};
 
@@ -80,6 +81,8 @@ pub(crate) async fn finish_batch(
     let run_id = first.task.pipeline_run_id;
     debug_assert!(items.iter().all(|e| e.task.pipeline_run_id == run_id), "a batch holds task runs of one pipeline run");
     let txn = store::begin(db).await?;
+    // Generic plans through indexes for what follows, the chained claim included.
+    claims::set_planner(&txn).await?;
     let now = now();
     // On PostgreSQL a batch of successes writes its task runs before it takes the run's lock,
     // so batches of one run from several processes write in parallel and queue only for the

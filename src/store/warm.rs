@@ -83,7 +83,7 @@ async fn prepare_one(db: &DatabaseConnection, queues: &[String]) -> Result<(), D
     // the claim index's walk whatever the statistics say. (A launch keeps PostgreSQL's
     // default: generic plans made here, on tables a fresh database has not filled yet, made
     // the first task of a 100,000-task launch wait 200–250 ms instead of 60–130.)
-    claims::claim_and_load(&prepare, "", queues, 1, now, std::time::Duration::from_secs(1)).await?;
+    claims::claim_and_load(&prepare, "", queues, 1, now, std::time::Duration::from_secs(1), claims::Planner::Set).await?;
     match prepare.take_prepared().pop() {
         Some(claim) => prepare.plan_generic(&claim, claims::CLAIM_SETTINGS).await,
         None => Ok(()),
@@ -125,7 +125,7 @@ async fn plan_after_launch(c: &impl ConnectionTrait, queues: &[String], now: Dat
     const NONE: i64 = 0;
     reports::run_end(c, NONE).await?;
     // Claim.
-    claims::claim_and_load(c, "", queues, 1, now, std::time::Duration::from_secs(1)).await?;
+    claims::claim_and_load(c, "", queues, 1, now, std::time::Duration::from_secs(1), claims::Planner::Set).await?;
     claims::next_due(c, queues).await?;
     // Outcome and hand-off.
     let success = outcomes::Success { task_run_id: NONE, attempt: 1, duration_ms: 0, result: "null".to_owned() };
@@ -199,10 +199,33 @@ mod tests {
         );
         // A claim after the warm-up runs on the prepared statement and its plan.
         let txn = db.begin().await.unwrap();
-        let claimed = claims::claim_and_load(&txn, "w", &["default".to_owned()], 5, now(), std::time::Duration::from_secs(5)).await.unwrap();
+        let claimed =
+            claims::claim_and_load(&txn, "w", &["default".to_owned()], 5, now(), std::time::Duration::from_secs(5), claims::Planner::Set).await.unwrap();
         txn.rollback().await.unwrap();
         assert!(claimed.is_empty());
         assert_eq!(count("SELECT COUNT(*) FROM pg_prepared_statements WHERE statement LIKE 'WITH running_queues%' AND generic_plans = 2").await, 1);
+        // An outcome's transaction takes the claim's planner settings first: its statements are
+        // planned once (generic), not at each of their first five runs on the connection.
+        for _ in 0..3 {
+            let txn = db.begin().await.unwrap();
+            claims::set_planner(&txn).await.unwrap();
+            assert_eq!(super::super::transitions::complete_stage_run_if_done(&txn, 1, now()).await.unwrap(), None);
+            assert!(super::super::transitions::ready_successors(&txn, 1, 1).await.unwrap().is_empty());
+            txn.rollback().await.unwrap();
+        }
+        for statement in ["UPDATE cog_stage_run SET status%NOT EXISTS%", "SELECT s.id FROM cog_stage s WHERE NOT s.archived%"] {
+            let plans = db
+                .query_one_raw(Statement::from_sql_and_values(
+                    db.get_database_backend(),
+                    "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE $1",
+                    [statement.into()],
+                ))
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("{statement} was prepared"));
+            let (generic, custom): (i64, i64) = (plans.try_get_by_index(0).unwrap(), plans.try_get_by_index(1).unwrap());
+            assert_eq!((generic, custom), (3, 0), "{statement}: planned once, its generic plan used by every run");
+        }
         db.close().await.unwrap();
         admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
     }
