@@ -42,10 +42,12 @@ async fn a_panicking_claim_loop_is_restarted_and_work_goes_on(db: TestDb) {
     rt.define(two_stages()).await.unwrap();
     // Asked before the start, so the claim loop panics at its first pass (asked later, it could
     // fall after a pass had begun, which may claim the run's first task runs before the panic).
-    // A launch claims nothing itself: the run completes only if the loop was restarted.
+    // The run is launched by a runtime that does not work (a started, idle one claims its
+    // launch's first task runs itself): it completes only if the claim loop was restarted.
     rt.inject_loop_panic("claim");
     rt.start();
-    assert_eq!(wait(&rt.launch("p").await.unwrap()).await, RunStatus::Completed);
+    let launcher = db.runtime().await;
+    assert_eq!(wait(&launcher.launch("p").await.unwrap()).await, RunStatus::Completed);
     let claim = rt.health().get("claim").cloned().expect("the claim loop is listed");
     assert_eq!(claim.restarts, 1, "{claim:?}");
     assert_eq!(claim.state, LoopState::Running);
@@ -53,7 +55,7 @@ async fn a_panicking_claim_loop_is_restarted_and_work_goes_on(db: TestDb) {
     assert!(error.contains("panic injected into the `claim` loop"), "{error}");
     assert!(claim.last_error_at.is_some());
     // And again: the restarted loop keeps working.
-    assert_eq!(wait(&rt.launch("p").await.unwrap()).await, RunStatus::Completed);
+    assert_eq!(wait(&launcher.launch("p").await.unwrap()).await, RunStatus::Completed);
     rt.shutdown().await;
 }
 

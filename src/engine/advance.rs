@@ -70,15 +70,11 @@ pub(crate) async fn start_stages_after(
     fan_in(conn, run_id, completed, effects, now).await
 }
 
-/// Called after the stage runs of `completed` (stage ids) became `completed`: starts each
-/// successor whose prerequisites have all completed, repeatedly, then completes the run if
-/// no stage run is left running.
-pub(crate) async fn stages_completed(conn: &impl ConnectionTrait, run_id: i64, completed: Vec<i64>, now: DateTime<Utc>) -> Result<Effects, DbErr> {
-    fan_in(conn, run_id, completed, Effects::default(), now).await
-}
-
-/// [`stages_completed`], after starts that had `effects`: a stage run that queued task runs
-/// is open, so the run cannot be complete and is not looked at (one statement fewer per hand-off).
+/// Called after the stage runs of `completed` (stage ids) became `completed`, after starts
+/// that had `effects`: starts each successor whose prerequisites have all completed,
+/// repeatedly, then completes the run if no stage run is left running. A stage run that
+/// queued task runs is open, so the run cannot be complete and is not looked at (one
+/// statement fewer per hand-off).
 async fn fan_in(conn: &impl ConnectionTrait, run_id: i64, mut completed: Vec<i64>, mut effects: Effects, now: DateTime<Utc>) -> Result<Effects, DbErr> {
     while let Some(stage_id) = completed.pop() {
         for successor in transitions::ready_successors(conn, run_id, stage_id).await? {

@@ -56,11 +56,13 @@ pub(crate) async fn claim_in(conn: &impl ConnectionTrait, claimant: &Claimant<'_
     Ok(claimed)
 }
 
-/// A claim chained to an outcome's transaction when that transaction queued work (it
-/// started a stage's successor): the worker takes the new task runs in the same transaction
-/// instead of being woken after commit to claim them in one of its own — a stage hand-off
-/// saves a wake-up and a transaction. (A launch does not chain: its first task runs are
-/// claimed by the claim loops, of this process or any other, as before.)
+/// A claim chained to a transition's transaction when that transaction queued work (a
+/// launch, or an outcome that started a stage's successor): the worker takes the new task
+/// runs in the same transaction instead of being woken after commit to claim them in one of
+/// its own — a launch's first task, or a stage hand-off, saves a wake-up and a transaction.
+/// Only a worker that has started and is claiming chains (see
+/// `worker::room_for_chained_claim`); a launch from a process that does not work leaves its
+/// task runs to the claim loops of the processes that do.
 /// Not on MySQL, whose claim takes share locks that a transition holding a run's lock should
 /// not wait for.
 pub(crate) struct Chain<'a> {
@@ -73,14 +75,14 @@ pub(crate) struct Chain<'a> {
 }
 
 /// Claims for `chain`, if any, inside transaction `txn` whose transition had `effects` (and
-/// which took the claim's planner settings first, [`claims::set_planner`]).
-pub(crate) async fn chained(txn: &DatabaseTransaction, chain: Option<&mut Chain<'_>>, effects: Effects) -> Result<Vec<Claimed>, DbErr> {
+/// which has the claim's planner settings or not, `planner`: see [`claims::set_planner`]).
+pub(crate) async fn chained(txn: &DatabaseTransaction, chain: Option<&mut Chain<'_>>, effects: Effects, planner: Planner) -> Result<Vec<Claimed>, DbErr> {
     let Some(chain) = chain else { return Ok(Vec::new()) };
     if !effects.queued_work || store::Backend::of(txn)? == store::Backend::MySql {
         return Ok(Vec::new());
     }
     let room = (chain.reserve)();
-    claim_in(txn, &chain.claimant, room, Planner::AlreadySet).await
+    claim_in(txn, &chain.claimant, room, planner).await
 }
 
 /// Hands `claimed`, committed, to `chain` (and counts it in the metrics).

@@ -127,15 +127,16 @@ pub(crate) async fn finish_batch(
     }
     if run_going {
         for stage_run_id in touched_stage_runs {
-            if let Some(stage_id) = transitions::complete_stage_run_if_done(&txn, stage_run_id, now).await? {
-                effects = effects.merge(advance::stages_completed(&txn, run_id, vec![stage_id], now).await?);
+            if let Some(done) = transitions::complete_stage_run_and_successors(&txn, run_id, stage_run_id, now).await? {
+                effects = effects.merge(advance::start_stages_after(&txn, run_id, done.successors, Vec::new(), now).await?);
             }
         }
     } else {
         effects = effects.merge(advance::settle(&txn, run_id, now).await?);
     }
-    super::learn_if_ended(&txn, run_id, effects, retry.learn_weights).await?;
-    let chained = claim::chained(&txn, chain.as_deref_mut(), effects).await?;
+    let learned = super::learn_if_ended(&txn, run_id, effects, retry.learn_weights).await?;
+    let planner = if learned { claims::Planner::Set } else { claims::Planner::AlreadySet };
+    let chained = claim::chained(&txn, chain.as_deref_mut(), effects, planner).await?;
     super::commit(txn, run_id, effects).await?;
     crate::metrics::recorded(items.iter().map(|e| e.task), &finished, store::now());
     claim::committed(chain, chained);

@@ -5,10 +5,12 @@ use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, DatabaseTransaction};
 use serde_json::Value;
 
+use super::claim::{self, Chain};
 use super::{Effects, advance, start};
 use crate::entity::status::{RunStatus, Trigger};
 use crate::error::{Error, LaunchRefusal};
 use crate::spec::Overlap;
+use crate::store::claims::Planner;
 use crate::store::launches::{self, LaunchedPipeline, NewRun};
 use crate::store::{self, lock_run, notify, now};
 
@@ -53,12 +55,15 @@ impl Launched {
 /// many times in all (MySQL picks victims among concurrent launches and run ends).
 const LAUNCH_TRIES: u32 = 10;
 
-/// Creates a pipeline run in its own transaction; see [`launch_in`]. A transaction the
-/// database rolled back whole (deadlock victim, serialization failure) is run again.
-pub(crate) async fn launch(db: &DatabaseConnection, request: LaunchRequest<'_>) -> Result<Launched, Error> {
+/// Creates a pipeline run in its own transaction; see [`launch_in`]. With `chain`, the
+/// worker of the launching process claims in that transaction the task runs it queued (see
+/// [`Chain`]): the run's first task starts without a wake-up and a claim transaction of its
+/// own. A transaction the database rolled back whole (deadlock victim, serialization
+/// failure) is run again.
+pub(crate) async fn launch(db: &DatabaseConnection, request: LaunchRequest<'_>, mut chain: Option<&mut Chain<'_>>) -> Result<Launched, Error> {
     let mut tries = 1;
     loop {
-        match launch_once(db, &request).await {
+        match launch_once(db, &request, chain.as_deref_mut()).await {
             Err(Error::Database(e)) if tries < LAUNCH_TRIES && store::errors::is_rolled_back(&e) => {
                 tracing::debug!(pipeline = request.pipeline, error = %e, "launch rolled back by the database; trying again");
                 tokio::time::sleep(std::time::Duration::from_millis(5 << tries.min(5))).await;
@@ -70,7 +75,7 @@ pub(crate) async fn launch(db: &DatabaseConnection, request: LaunchRequest<'_>) 
 }
 
 /// One try of [`launch`].
-async fn launch_once(db: &DatabaseConnection, request: &LaunchRequest<'_>) -> Result<Launched, Error> {
+async fn launch_once(db: &DatabaseConnection, request: &LaunchRequest<'_>, mut chain: Option<&mut Chain<'_>>) -> Result<Launched, Error> {
     let txn = store::begin(db).await?;
     let launched = launch_in(&txn, request).await?;
     // Runs canceled to make room are counted in the metrics once the commit succeeded.
@@ -78,7 +83,9 @@ async fn launch_once(db: &DatabaseConnection, request: &LaunchRequest<'_>) -> Re
     for (run_id, effects) in &launched.canceled {
         canceled.push(crate::metrics::ended_run(&txn, *run_id, *effects).await?);
     }
+    let chained = claim::chained(&txn, chain.as_deref_mut(), launched.all_effects(), Planner::Set).await?;
     super::commit(txn, launched.run_id, launched.effects).await?;
+    claim::committed(chain, chained);
     for run in &canceled {
         crate::metrics::run_ended(run.as_ref());
     }

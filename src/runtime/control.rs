@@ -10,18 +10,30 @@ use super::{CogRuntime, Inner, RunHandle};
 use crate::control::prune::{PruneReport, prune_before};
 use crate::control::queues::QueueState;
 use crate::engine::Effects;
+use crate::engine::claim::Chain;
 use crate::engine::fill;
 use crate::engine::launch::{self, LaunchRequest};
 use crate::entity::status::{RunStatus, Trigger};
 use crate::error::Error;
 use crate::store::{self, notify, now, queues, retries};
 
-/// Launches by `request` and acts on it after commit: the cogs of runs canceled to make room
+/// Launches by `request` (this process's worker, if started, claiming the first task runs in
+/// the launch's transaction) and acts on it after commit: the cogs of runs canceled to make room
 /// (`Overlap::CancelRunning`) that run in this process are told, workers and waiters woken;
 /// then, while workers run the first chunk of a big stage, the rest of its task runs is
 /// queued (`engine::fill`) before this returns. Returns the new run's id.
 pub(crate) async fn launch_and_apply(inner: &Inner, request: LaunchRequest<'_>) -> Result<i64, Error> {
-    let launched = launch::launch(&inner.db, request).await?;
+    // A started worker takes the run's first task runs in the launch's own transaction.
+    let mut room = Vec::new();
+    let mut reserve = || {
+        room = crate::worker::room_for_chained_claim(&inner.worker, crate::worker::Chained::Launch);
+        room.len()
+    };
+    let mut chain = Chain { claimant: inner.worker.claimant(), reserve: &mut reserve, claimed: Vec::new() };
+    let launched = launch::launch(&inner.db, request, Some(&mut chain)).await;
+    let chained = std::mem::take(&mut chain.claimed);
+    let launched = launched?;
+    crate::worker::start_chained(&inner.worker, chained, room);
     for (canceled_run, _) in &launched.canceled {
         inner.worker.cancel_running(*canceled_run);
     }

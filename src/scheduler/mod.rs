@@ -136,7 +136,7 @@ async fn handle_tick(
         retry_of: None,
         learn_weights: scheduler.config.auto_weight.then_some(scheduler.config.weight_sample_size),
     };
-    match launch(&scheduler.db, request).await.map_err(|e| crate::arguments::scheduled_refusal(name, e)) {
+    match launch(&scheduler.db, request, None).await.map_err(|e| crate::arguments::scheduled_refusal(name, e)) {
         Ok(launched) => {
             // Cogs of runs canceled by the launch (`Overlap::CancelRunning`) hear of it through
             // the notification (PostgreSQL), the cancel check (MySQL) or the lease heartbeat.

@@ -170,6 +170,15 @@ impl ClaimParts<'_> {
 /// outcome's ([`set_planner`]).
 pub(super) const CLAIM_SETTINGS: &str = "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; SET LOCAL plan_cache_mode = force_generic_plan";
 
+/// Puts the planner settings [`set_planner`] changed back to the session's for the rest of
+/// transaction `conn` (PostgreSQL), for statements planned for their values.
+pub(crate) async fn reset_planner(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
+    if Backend::of(conn)? == Backend::Postgres {
+        conn.execute_unprepared("SET LOCAL enable_bitmapscan TO DEFAULT; SET LOCAL enable_seqscan TO DEFAULT; SET LOCAL plan_cache_mode TO DEFAULT").await?;
+    }
+    Ok(())
+}
+
 /// Whether a claim sets its planner settings itself or finds them set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Planner {

@@ -176,19 +176,7 @@ pub(crate) async fn complete_stage_run_if_done(conn: &impl ConnectionTrait, stag
         stage_id: i64,
     }
     let b = Backend::of(conn)?;
-    let update = Sql::new(b, "UPDATE cog_stage_run SET status = ")
-        .bind(RunStatus::Completed)
-        .push(", completed_at = ")
-        .bind(now)
-        .push(" WHERE id = ")
-        .bind(stage_run_id)
-        .push(" AND status = ")
-        .bind(RunStatus::Running)
-        .push(" AND fill_after IS NULL AND NOT EXISTS (SELECT 1 FROM cog_task_run WHERE stage_run_id = ")
-        .bind(stage_run_id)
-        .push(" AND status IN (")
-        .statuses(OPEN)
-        .push("))");
+    let update = stage_run_done(Sql::new(b, ""), stage_run_id, now);
     match b {
         Backend::Sqlite | Backend::Postgres => Ok(update.push(" RETURNING stage_id").one::<Stage>(conn).await?.map(|r| r.stage_id)),
         Backend::MySql => {
@@ -200,27 +188,83 @@ pub(crate) async fn complete_stage_run_if_done(conn: &impl ConnectionTrait, stag
     }
 }
 
+/// `sql` followed by the update of [`complete_stage_run_if_done`] (without `RETURNING`).
+fn stage_run_done(sql: Sql, stage_run_id: i64, now: DateTime<Utc>) -> Sql {
+    sql.push("UPDATE cog_stage_run SET status = ")
+        .bind(RunStatus::Completed)
+        .push(", completed_at = ")
+        .bind(now)
+        .push(" WHERE id = ")
+        .bind(stage_run_id)
+        .push(" AND status = ")
+        .bind(RunStatus::Running)
+        .push(" AND fill_after IS NULL AND NOT EXISTS (SELECT 1 FROM cog_task_run WHERE stage_run_id = ")
+        .bind(stage_run_id)
+        .push(" AND status IN (")
+        .statuses(OPEN)
+        .push("))")
+}
+
+/// A stage run [`complete_stage_run_and_successors`] completed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StageCompleted {
+    /// Its stage.
+    pub(crate) stage_id: i64,
+    /// The stages its completion unblocks ([`ready_successors`]), in definition order.
+    pub(crate) successors: Vec<i64>,
+}
+
+/// [`complete_stage_run_if_done`] for stage run `stage_run_id` of run `run_id` and, when it
+/// completed it, the [`ready_successors`] of its stage. On PostgreSQL one statement (a round
+/// trip fewer at every stage's end; the stage run's new status is not visible to the same
+/// statement, so its stage is taken as completed explicitly); elsewhere the two.
+pub(crate) async fn complete_stage_run_and_successors(
+    conn: &impl ConnectionTrait,
+    run_id: i64,
+    stage_run_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<StageCompleted>, DbErr> {
+    let b = Backend::of(conn)?;
+    if b != Backend::Postgres {
+        let Some(stage_id) = complete_stage_run_if_done(conn, stage_run_id, now).await? else { return Ok(None) };
+        let successors = ready_successors(conn, run_id, stage_id).await?;
+        return Ok(Some(StageCompleted { stage_id, successors }));
+    }
+    #[derive(FromQueryResult)]
+    struct Row {
+        stage_id: i64,
+        successor: Option<i64>,
+    }
+    let sql = stage_run_done(Sql::new(b, "WITH done AS ("), stage_run_id, now)
+        .push(" RETURNING stage_id) SELECT done.stage_id, n.id AS successor FROM done LEFT JOIN LATERAL (");
+    let rows: Vec<Row> = successors(sql, run_id, &|sql| sql.push("done.stage_id")).push(") n ON TRUE ORDER BY n.position").all(conn).await?;
+    let Some(first) = rows.first() else { return Ok(None) };
+    Ok(Some(StageCompleted { stage_id: first.stage_id, successors: rows.iter().filter_map(|r| r.successor).collect() }))
+}
+
 /// The stages of run `run_id` that the completion of stage `completed` unblocks: successors
 /// of it, not archived, not started yet, whose every prerequisite has a `completed` stage run.
 pub(crate) async fn ready_successors(conn: &impl ConnectionTrait, run_id: i64, completed: i64) -> Result<Vec<i64>, DbErr> {
-    Sql::new(
-        Backend::of(conn)?,
-        "SELECT s.id FROM cog_stage s WHERE NOT s.archived \
+    successors(Sql::new(Backend::of(conn)?, ""), run_id, &|sql| sql.bind(completed)).push(" ORDER BY s.position").ids(conn).await
+}
+
+/// `sql` followed by the query of [`ready_successors`] (ids and positions, unordered), the
+/// completed stage written by `completed`; that stage counts as completed whatever its stage
+/// run's status reads.
+fn successors(sql: Sql, run_id: i64, completed: &dyn Fn(Sql) -> Sql) -> Sql {
+    let sql = sql.push(
+        "SELECT s.id, s.position FROM cog_stage s WHERE NOT s.archived \
          AND s.id IN (SELECT p.stage_id FROM cog_stage_prerequisite p WHERE p.prerequisite_id = ",
-    )
-    .bind(completed)
-    .push(
-        ") AND NOT EXISTS (SELECT 1 FROM cog_stage_prerequisite p WHERE p.stage_id = s.id AND NOT EXISTS \
-         (SELECT 1 FROM cog_stage_run r WHERE r.pipeline_run_id = ",
-    )
-    .bind(run_id)
-    .push(" AND r.stage_id = p.prerequisite_id AND r.status = ")
-    .bind(RunStatus::Completed)
-    .push(")) AND NOT EXISTS (SELECT 1 FROM cog_stage_run r WHERE r.pipeline_run_id = ")
-    .bind(run_id)
-    .push(" AND r.stage_id = s.id) ORDER BY s.position")
-    .ids(conn)
-    .await
+    );
+    let sql = completed(sql).push(") AND NOT EXISTS (SELECT 1 FROM cog_stage_prerequisite p WHERE p.stage_id = s.id AND p.prerequisite_id <> ");
+    completed(sql)
+        .push(" AND NOT EXISTS (SELECT 1 FROM cog_stage_run r WHERE r.pipeline_run_id = ")
+        .bind(run_id)
+        .push(" AND r.stage_id = p.prerequisite_id AND r.status = ")
+        .bind(RunStatus::Completed)
+        .push(")) AND NOT EXISTS (SELECT 1 FROM cog_stage_run r WHERE r.pipeline_run_id = ")
+        .bind(run_id)
+        .push(" AND r.stage_id = s.id)")
 }
 
 /// Whether run `run_id` has a stage run still queued or running.

@@ -131,7 +131,7 @@ async fn plan_after_launch(c: &impl ConnectionTrait, queues: &[String], now: Dat
     let success = outcomes::Success { task_run_id: NONE, attempt: 1, duration_ms: 0, result: "null".to_owned() };
     outcomes::complete_many(c, std::slice::from_ref(&success), now).await?;
     lock_run(c, NONE).await?;
-    transitions::complete_stage_run_if_done(c, NONE, now).await?;
+    transitions::complete_stage_run_and_successors(c, NONE, NONE, now).await?;
     transitions::ready_successors(c, NONE, NONE).await?;
     transitions::complete_run(c, NONE, now).await?;
     Ok(())
@@ -209,11 +209,11 @@ mod tests {
         for _ in 0..3 {
             let txn = db.begin().await.unwrap();
             claims::set_planner(&txn).await.unwrap();
-            assert_eq!(super::super::transitions::complete_stage_run_if_done(&txn, 1, now()).await.unwrap(), None);
+            assert_eq!(super::super::transitions::complete_stage_run_and_successors(&txn, 1, 1, now()).await.unwrap(), None);
             assert!(super::super::transitions::ready_successors(&txn, 1, 1).await.unwrap().is_empty());
             txn.rollback().await.unwrap();
         }
-        for statement in ["UPDATE cog_stage_run SET status%NOT EXISTS%", "SELECT s.id FROM cog_stage s WHERE NOT s.archived%"] {
+        for statement in ["WITH done AS (UPDATE cog_stage_run SET status%", "SELECT s.id, s.position FROM cog_stage s WHERE NOT s.archived%"] {
             let plans = db
                 .query_one_raw(Statement::from_sql_and_values(
                     db.get_database_backend(),

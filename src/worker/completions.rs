@@ -210,7 +210,7 @@ async fn write(worker: &Arc<Worker>, group: &[Completion]) -> Result<Vec<Finishe
     loop {
         let mut room = Vec::new();
         let mut reserve = || {
-            room = super::room_for_chained_claim(worker);
+            room = super::room_for_chained_claim(worker, super::Chained::Outcome);
             room.len()
         };
         let mut chain = crate::engine::claim::Chain { claimant: worker.claimant(), reserve: &mut reserve, claimed: Vec::new() };
