@@ -81,8 +81,6 @@ pub(crate) async fn finish_batch(
     let run_id = first.task.pipeline_run_id;
     debug_assert!(items.iter().all(|e| e.task.pipeline_run_id == run_id), "a batch holds task runs of one pipeline run");
     let txn = store::begin(db).await?;
-    // Generic plans through indexes for what follows, the chained claim included.
-    claims::set_planner(&txn).await?;
     let now = now();
     // On PostgreSQL a batch of successes writes its task runs before it takes the run's lock,
     // so batches of one run from several processes write in parallel and queue only for the
@@ -91,6 +89,15 @@ pub(crate) async fn finish_batch(
     // locking last sees the other's rows committed. (MySQL's locking reads of those rows
     // would deadlock with the other batch; failures, rare, may end the run: lock first.)
     let early = Backend::of(db)? == Backend::Postgres && items.iter().all(|e| matches!(e.outcome, Outcome::Success(_)));
+    // Generic plans through indexes for the transition's statements, the chained claim's
+    // included (see `claims::set_planner`): taken before the successes' write when it is
+    // small (a hand-off's), after it otherwise — that write's best plan depends on how many
+    // outcomes it writes (with the generic plan, workload E's writes of ~200 outcomes took
+    // twice as long, 14 ms instead of 7).
+    let planner_first = items.len() <= GENERIC_WRITE_MOST;
+    if planner_first {
+        claims::set_planner(&txn).await?;
+    }
     let completed_early = if early { Some(record_successes(&txn, items, now).await?) } else { None };
     let Some(run_status) = lock_run(&txn, run_id).await? else {
         return Ok((vec![Finished::Stale; items.len()], Effects::default()));
@@ -104,6 +111,9 @@ pub(crate) async fn finish_batch(
         Some(completed) => completed,
         None => record_successes(&txn, items, now).await?,
     };
+    if !planner_first {
+        claims::set_planner(&txn).await?;
+    }
     for &Ending { task, outcome, handler_error } in items {
         let result = match outcome {
             Outcome::Success(_) if completed.contains(&task.task_run_id) => Finished::Completed,
@@ -142,6 +152,9 @@ pub(crate) async fn finish_batch(
     claim::committed(chain, chained);
     Ok((finished, effects))
 }
+
+/// Most outcomes in a batch whose successes are written under the generic plan.
+const GENERIC_WRITE_MOST: usize = 8;
 
 /// Rows per multi-row statement on SQLite and MySQL (larger statements were slower on
 /// SQLite); PostgreSQL takes a batch's results as arrays, in one statement.
