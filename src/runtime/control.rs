@@ -17,13 +17,14 @@ use crate::entity::status::{RunStatus, Trigger};
 use crate::error::Error;
 use crate::store::{self, notify, now, queues, retries};
 
-/// Launches by `request` (this process's worker, if started, claiming the first task runs in
-/// the launch's transaction) and acts on it after commit: the cogs of runs canceled to make room
+/// Launches by `request` (this process's worker, if started and idle, claiming the first task
+/// runs in the launch's transaction) and acts on it after commit: the cogs of runs canceled to make room
 /// (`Overlap::CancelRunning`) that run in this process are told, workers and waiters woken;
 /// then, while workers run the first chunk of a big stage, the rest of its task runs is
 /// queued (`engine::fill`) before this returns. Returns the new run's id.
 pub(crate) async fn launch_and_apply(inner: &Inner, request: LaunchRequest<'_>) -> Result<i64, Error> {
-    // A started worker takes the run's first task runs in the launch's own transaction.
+    // A started, idle worker takes the run's first task runs in the launch's own transaction
+    // (`worker::Chained::Launch`).
     let mut room = Vec::new();
     let mut reserve = || {
         room = crate::worker::room_for_chained_claim(&inner.worker, crate::worker::Chained::Launch);
