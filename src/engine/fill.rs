@@ -123,8 +123,8 @@ async fn fill_chunk(conn: &impl ConnectionTrait, run_id: i64, stage_run_id: i64,
         effects.queued_work = true;
     }
     let full = through.is_none();
-    if full && let Some(done) = transitions::complete_stage_run_and_successors(conn, run_id, stage_run_id, now()).await? {
-        effects = effects.merge(advance::start_stages_after(conn, run_id, done.successors, Vec::new(), now()).await?);
+    if full && let Some(successors) = transitions::complete_stage_run_and_successors(conn, run_id, stage_run_id, now()).await? {
+        effects = effects.merge(advance::start_stages_after(conn, run_id, successors, Vec::new(), now()).await?);
     }
     Ok(Chunk::Queued { full, effects })
 }

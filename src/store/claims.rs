@@ -1,5 +1,6 @@
 //! Claiming queued task runs, giving claims back, and reading what a worker needs to run them.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -167,14 +168,22 @@ impl ClaimParts<'_> {
 }
 
 /// The planner settings of a PostgreSQL claim's transaction (see [`pg_claim`]), and of an
-/// outcome's ([`set_planner`]).
-pub(super) const CLAIM_SETTINGS: &str = "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; SET LOCAL plan_cache_mode = force_generic_plan";
+/// outcome's ([`set_planner`]): name and value of each.
+const PLANNER: [(&str, &str); 3] = [("enable_bitmapscan", "off"), ("enable_seqscan", "off"), ("plan_cache_mode", "force_generic_plan")];
+
+/// [`PLANNER`]'s settings for the rest of the transaction, as one statement.
+pub(super) static CLAIM_SETTINGS: LazyLock<String> =
+    LazyLock::new(|| PLANNER.iter().map(|(name, value)| format!("SET LOCAL {name} = {value}")).collect::<Vec<_>>().join("; "));
+
+/// [`PLANNER`]'s settings back to the session's values, as one statement.
+static PLANNER_RESET: LazyLock<String> =
+    LazyLock::new(|| PLANNER.iter().map(|(name, _)| format!("SET LOCAL {name} TO DEFAULT")).collect::<Vec<_>>().join("; "));
 
 /// Puts the planner settings [`set_planner`] changed back to the session's for the rest of
 /// transaction `conn` (PostgreSQL), for statements planned for their values.
 pub(crate) async fn reset_planner(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
     if Backend::of(conn)? == Backend::Postgres {
-        conn.execute_unprepared("SET LOCAL enable_bitmapscan TO DEFAULT; SET LOCAL enable_seqscan TO DEFAULT; SET LOCAL plan_cache_mode TO DEFAULT").await?;
+        conn.execute_unprepared(&PLANNER_RESET).await?;
     }
     Ok(())
 }
@@ -196,7 +205,7 @@ pub(crate) enum Planner {
 /// chain finds them set.
 pub(crate) async fn set_planner(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
     if Backend::of(conn)? == Backend::Postgres {
-        conn.execute_unprepared(CLAIM_SETTINGS).await?;
+        conn.execute_unprepared(&CLAIM_SETTINGS).await?;
     }
     Ok(())
 }
@@ -216,7 +225,7 @@ async fn pg_claim(conn: &impl ConnectionTrait, parts: &ClaimParts<'_>, then: &st
     // statement anew for its first five runs: 2.7 ms each, 40 % of all planning with 50 runs
     // of 200 tasks on 4 processes). The settings last only until this transaction ends.
     if planner == Planner::Set {
-        conn.execute_unprepared(CLAIM_SETTINGS).await?;
+        conn.execute_unprepared(&CLAIM_SETTINGS).await?;
     }
     // One ordered index scan per queue (`queue = ANY(...)` would make PostgreSQL read and
     // sort every queued row of the queues at each claim), then the heaviest overall.

@@ -91,7 +91,8 @@ fn parameter_types(values: Option<&Values>) -> Option<Vec<PgTypeInfo>> {
         .collect()
 }
 
-fn sqlx_error(e: sqlx::Error) -> DbErr {
+/// `e` as sea-orm reports a connection error.
+pub(super) fn sqlx_error(e: sqlx::Error) -> DbErr {
     DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into()))
 }
 

@@ -205,41 +205,34 @@ fn stage_run_done(sql: Sql, stage_run_id: i64, now: DateTime<Utc>) -> Sql {
         .push("))")
 }
 
-/// A stage run [`complete_stage_run_and_successors`] completed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct StageCompleted {
-    /// Its stage.
-    pub(crate) stage_id: i64,
-    /// The stages its completion unblocks ([`ready_successors`]), in definition order.
-    pub(crate) successors: Vec<i64>,
-}
-
 /// [`complete_stage_run_if_done`] for stage run `stage_run_id` of run `run_id` and, when it
-/// completed it, the [`ready_successors`] of its stage. On PostgreSQL one statement (a round
-/// trip fewer at every stage's end; the stage run's new status is not visible to the same
-/// statement, so its stage is taken as completed explicitly); elsewhere the two.
+/// completed it, the [`ready_successors`] of its stage (in definition order); `None` when it
+/// did not complete. On PostgreSQL one statement (a round trip fewer at every stage's end;
+/// the stage run's new status is not visible to the same statement, so its stage is taken
+/// as completed explicitly); elsewhere the two.
 pub(crate) async fn complete_stage_run_and_successors(
     conn: &impl ConnectionTrait,
     run_id: i64,
     stage_run_id: i64,
     now: DateTime<Utc>,
-) -> Result<Option<StageCompleted>, DbErr> {
+) -> Result<Option<Vec<i64>>, DbErr> {
     let b = Backend::of(conn)?;
     if b != Backend::Postgres {
         let Some(stage_id) = complete_stage_run_if_done(conn, stage_run_id, now).await? else { return Ok(None) };
-        let successors = ready_successors(conn, run_id, stage_id).await?;
-        return Ok(Some(StageCompleted { stage_id, successors }));
+        return Ok(Some(ready_successors(conn, run_id, stage_id).await?));
     }
     #[derive(FromQueryResult)]
     struct Row {
-        stage_id: i64,
         successor: Option<i64>,
     }
     let sql = stage_run_done(Sql::new(b, "WITH done AS ("), stage_run_id, now)
         .push(" RETURNING stage_id) SELECT done.stage_id, n.id AS successor FROM done LEFT JOIN LATERAL (");
     let rows: Vec<Row> = successors(sql, run_id, &|sql| sql.push("done.stage_id")).push(") n ON TRUE ORDER BY n.position").all(conn).await?;
-    let Some(first) = rows.first() else { return Ok(None) };
-    Ok(Some(StageCompleted { stage_id: first.stage_id, successors: rows.iter().filter_map(|r| r.successor).collect() }))
+    // No row: the stage run did not complete; else one row per successor (one `NULL` if none).
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(rows.into_iter().filter_map(|r| r.successor).collect()))
 }
 
 /// The stages of run `run_id` that the completion of stage `completed` unblocks: successors

@@ -74,7 +74,7 @@ pub(crate) async fn warm_up(db: &DatabaseConnection, queues: &[String]) {
 /// Prepares the hot path's statements on one pooled connection, and makes the claim's plan
 /// (see [`super::prepare`]).
 async fn prepare_one(db: &DatabaseConnection, queues: &[String]) -> Result<(), DbErr> {
-    let conn = db.get_postgres_connection_pool().acquire().await.map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))?;
+    let conn = db.get_postgres_connection_pool().acquire().await.map_err(super::prepare::sqlx_error)?;
     let prepare = Prepare::new(conn);
     let now = now();
     plan_hot_path(&prepare, queues, now).await?;
@@ -85,7 +85,7 @@ async fn prepare_one(db: &DatabaseConnection, queues: &[String]) -> Result<(), D
     // the first task of a 100,000-task launch wait 200–250 ms instead of 60–130.)
     claims::claim_and_load(&prepare, "", queues, 1, now, std::time::Duration::from_secs(1), claims::Planner::Set).await?;
     match prepare.take_prepared().pop() {
-        Some(claim) => prepare.plan_generic(&claim, claims::CLAIM_SETTINGS).await,
+        Some(claim) => prepare.plan_generic(&claim, &claims::CLAIM_SETTINGS).await,
         None => Ok(()),
     }
 }

@@ -93,11 +93,11 @@ pub(crate) async fn claim_loop(worker: Arc<Worker>) {
 /// idling; none unless the worker has started and is still claiming.
 ///
 /// `Chained::Outcome`: at least one (prefetched if every slot is busy), so a run's next stage
-/// goes on where its last one ended. `Chained::Launch`: only when nothing at all runs or waits
-/// here — a busy process leaves a new run to the claim loops of all (measured with 50 runs
-/// launched at once by a process working with 3 others: launches that chained whenever a
-/// slot was free made it take most first stages while the others idled, 10 % fewer tasks per
-/// second).
+/// goes on where its last one ended. `Chained::Launch`: only when no task runs here
+/// ([`Worker::is_idle`]) — a busy process leaves a new run to the claim loops of all
+/// (measured with 50 runs launched at once by a process working with 3 others: launches
+/// that chained whenever a slot was free made it take most first stages while the others
+/// idled, 10 % fewer tasks per second).
 pub(crate) fn room_for_chained_claim(worker: &Worker, chained: Chained) -> Vec<tokio::sync::OwnedSemaphorePermit> {
     if !worker.is_claiming() {
         return Vec::new();
@@ -105,10 +105,8 @@ pub(crate) fn room_for_chained_claim(worker: &Worker, chained: Chained) -> Vec<t
     let free = worker.permits.available_permits();
     let most = match chained {
         Chained::Outcome => free.clamp(1, MAX_BATCH),
-        Chained::Launch => {
-            let idle = free == worker.concurrency && worker.claim_room.available_permits() == worker.concurrency.saturating_add(worker.config.prefetch);
-            if idle { free.min(MAX_BATCH) } else { 0 }
-        }
+        Chained::Launch if worker.is_idle() => free.min(MAX_BATCH),
+        Chained::Launch => 0,
     };
     std::iter::from_fn(|| Arc::clone(&worker.claim_room).try_acquire_owned().ok()).take(most).collect()
 }

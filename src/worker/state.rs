@@ -114,6 +114,13 @@ impl Worker {
         !self.stop_claiming.is_cancelled() && self.loops.lock().unwrap_or_else(|e| e.into_inner()).0.is_some()
     }
 
+    /// Whether no task runs here: every slot is free (and so nothing prefetched waits for
+    /// one). Claim room is not looked at: the claim loop holds some of it during each of its
+    /// passes, idle or not.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.permits.available_permits() == self.concurrency
+    }
+
     /// Who this worker claims as.
     pub(crate) fn claimant(&self) -> crate::engine::claim::Claimant<'_> {
         crate::engine::claim::Claimant { worker: &self.worker_id, queues: &self.queues, lease: self.config.lease_duration }
