@@ -21,7 +21,9 @@
 //! worker processes having reported `ready()` before the launch.
 //! Each measurement runs in a fresh child process (so peak memory is its own); the 4-process
 //! measurements add 3 worker processes. PostgreSQL is taken from `COG_BENCH_POSTGRES_URL`
-//! (default `postgres://postgres@127.0.0.1:5432/test`), MySQL/MariaDB from
+//! (default `postgres://postgres@127.0.0.1:5432/test?sslmode=disable`: the server is on this
+//! machine, and TLS over loopback — sqlx's default `prefer` takes it when the server offers
+//! it, as Debian's does — cost 12 % of F's throughput, 2026-12-04), MySQL/MariaDB from
 //! `COG_BENCH_MYSQL_URL` (default `mysql://root@127.0.0.1:3306/test`), each skipped when
 //! unreachable. One machine-readable `bench ...` line per measurement, then a summary.
 
@@ -296,7 +298,7 @@ async fn measure(name: &str, db_kind: &str, procs: usize, admin_url: &str) {
             let admin = Database::connect(admin_url).await.unwrap();
             let db = format!("cog_bench_{}_{}", name.to_lowercase(), std::process::id());
             admin.execute_unprepared(&format!("CREATE DATABASE {db}")).await.unwrap();
-            format!("{}/{db}", &admin_url[..admin_url.rfind('/').unwrap()])
+            with_database(admin_url, &db)
         }
     };
     if name == "W" {
@@ -376,10 +378,18 @@ async fn measure(name: &str, db_kind: &str, procs: usize, admin_url: &str) {
     }
 }
 
+/// `url` (a server's URL) naming database `db` instead of its own, its parameters kept
+/// (`?sslmode=disable` must reach the bench database's connections too).
+fn with_database(url: &str, db: &str) -> String {
+    let (base, params) = url.split_once('?').map_or((url, None), |(b, p)| (b, Some(p)));
+    let server = &base[..base.rfind('/').expect("a server URL ends in /<database>")];
+    params.map_or_else(|| format!("{server}/{db}"), |p| format!("{server}/{db}?{p}"))
+}
+
 /// Drops a bench database on a server.
 async fn drop_database(url: &str, db_kind: &str, admin_url: &str) {
     let admin = Database::connect(admin_url).await.unwrap();
-    let name = url.rsplit('/').next().unwrap_or_default();
+    let name = url.split('?').next().unwrap_or_default().rsplit('/').next().unwrap_or_default();
     let sql = if db_kind == "mysql" { format!("DROP DATABASE IF EXISTS {name}") } else { format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)") };
     if let Err(e) = admin.execute_unprepared(&sql).await {
         eprintln!("notice: could not drop bench database {name}: {e}");
@@ -416,7 +426,7 @@ async fn main() {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")))
         .with_writer(std::io::stderr)
         .try_init();
-    let pg_admin = std::env::var("COG_BENCH_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let pg_admin = std::env::var("COG_BENCH_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".to_owned());
     let my_admin = std::env::var("COG_BENCH_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_owned());
     let admin_of = |db: &str| if db == "mysql" { my_admin.clone() } else { pg_admin.clone() };
     match args.first().map(String::as_str) {

@@ -12,6 +12,7 @@ mod m20261124_000003_run_control;
 mod m20261203_000004_cog_parameters;
 mod m20261203_000005_active_indexes;
 mod m20261204_000006_stage_fill;
+mod m20261204_000007_task_fillfactor;
 
 /// The migrator of cog's tables.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000004_cog_parameters::Migration),
             Box::new(m20261203_000005_active_indexes::Migration),
             Box::new(m20261204_000006_stage_fill::Migration),
+            Box::new(m20261204_000007_task_fillfactor::Migration),
         ]
     }
 }
