@@ -431,6 +431,8 @@ async fn main() {
     let admin_of = |db: &str| if db == "mysql" { my_admin.clone() } else { pg_admin.clone() };
     match args.first().map(String::as_str) {
         Some("--worker") => return worker(&args[1]).await,
+        // The schema alone, for `benches/floor/run.sh`.
+        Some("--migrate") => return cog::migrate(&Database::connect(args[1].as_str()).await.unwrap()).await.unwrap(),
         Some("--measure") => return measure(&args[1], &args[2], args[3].parse().unwrap(), &admin_of(&args[2])).await,
         _ => {}
     }
