@@ -29,7 +29,7 @@ use crate::store::claims;
 /// learned, so whatever follows knows the settings were put back.
 pub(crate) async fn learn_if_ended(txn: &DatabaseTransaction, run_id: i64, effects: Effects, learn: Option<u32>) -> Result<bool, DbErr> {
     let Some(sample_size) = learn.filter(|_| effects.run_ended) else { return Ok(false) };
-    claims::reset_planner(txn).await?;
+    claims::custom_plans(txn).await?;
     let savepoint = txn.begin().await?;
     match crate::definitions::weights::update_weights(&savepoint, run_id, sample_size).await {
         Ok(_) => savepoint.commit().await?,

@@ -175,15 +175,24 @@ const PLANNER: [(&str, &str); 3] = [("enable_bitmapscan", "off"), ("enable_seqsc
 pub(super) static CLAIM_SETTINGS: LazyLock<String> =
     LazyLock::new(|| PLANNER.iter().map(|(name, value)| format!("SET LOCAL {name} = {value}")).collect::<Vec<_>>().join("; "));
 
-/// [`PLANNER`]'s settings back to the session's values, as one statement.
-static PLANNER_RESET: LazyLock<String> =
-    LazyLock::new(|| PLANNER.iter().map(|(name, _)| format!("SET LOCAL {name} TO DEFAULT")).collect::<Vec<_>>().join("; "));
+/// [`PLANNER`]'s settings with plans made for each statement's values (the session's plan
+/// cache mode), as one statement.
+static CUSTOM_PLANS: LazyLock<String> = LazyLock::new(|| {
+    PLANNER
+        .iter()
+        .map(|(name, value)| if *name == "plan_cache_mode" { format!("SET LOCAL {name} TO DEFAULT") } else { format!("SET LOCAL {name} = {value}") })
+        .collect::<Vec<_>>()
+        .join("; ")
+});
 
-/// Puts the planner settings [`set_planner`] changed back to the session's for the rest of
-/// transaction `conn` (PostgreSQL), for statements planned for their values.
-pub(crate) async fn reset_planner(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
+/// For the rest of transaction `conn` (PostgreSQL), statements are planned for their values
+/// again (the session's plan cache mode; [`set_planner`] forces generic plans), still through
+/// indexes only. For weight learning at a run's end: its generic plan took twice as long, and
+/// with sequential scans allowed, right after a burst of runs (table statistics not yet
+/// refreshed) it read the whole task-run history to find the run's own task runs.
+pub(crate) async fn custom_plans(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
     if Backend::of(conn)? == Backend::Postgres {
-        conn.execute_unprepared(&PLANNER_RESET).await?;
+        conn.execute_unprepared(&CUSTOM_PLANS).await?;
     }
     Ok(())
 }

@@ -38,11 +38,13 @@ pub(crate) async fn learn(conn: &impl ConnectionTrait, run_id: i64, sample_size:
         // Each task's last `sample_size` durations read off the end of its index range
         // (`cog_task_run_task`): the cost follows the run's size, not the history's. (MariaDB
         // has no LATERAL; SQLite has one writer, so the window over the history is kept there.)
+        // A task has at most one task run in a run (one stage run per stage, unique; one task
+        // run per task in it, unique): the run's task ids need no DISTINCT (a sort of them).
         return Sql::new(
             b,
             "UPDATE cog_task SET weight = w.seconds FROM ( \
                 SELECT d.task_id, AVG(r.duration_ms) / 1000.0 AS seconds FROM ( \
-                    SELECT DISTINCT t.task_id FROM cog_task_run t JOIN cog_stage_run s ON s.id = t.stage_run_id WHERE s.pipeline_run_id = ",
+                    SELECT t.task_id FROM cog_task_run t JOIN cog_stage_run s ON s.id = t.stage_run_id WHERE s.pipeline_run_id = ",
         )
         .bind(run_id)
         .push(" AND t.status = ")

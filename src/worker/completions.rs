@@ -4,6 +4,13 @@
 //! Under load this turns a commit per task into a commit per batch; when idle a batch is one
 //! outcome.
 //!
+//! A run's successes wait (at most [`HOLD`]) while task runs of their stage runs are still
+//! executing in this process: the stage cannot end before those do, so writing the first
+//! outcomes early only costs a transaction more (measured on workload F, 50 runs of 5 stages
+//! × 40 tasks on 4 processes: 42 % of the outcome batches held 1–9 outcomes, the stage's
+//! first finishers, written while its other 30-odd tasks finished). A failure is written at
+//! once (it may end the run and keeps its slot until written).
+//!
 //! A transient error (connection lost, deadlock, ...) is retried for up to a lease length
 //! (after that another process may reclaim the task runs). A permanent one is narrowed down:
 //! the batch is written outcome by outcome, and an outcome that still cannot be written fails
@@ -16,6 +23,7 @@ use std::time::Duration;
 use sea_orm::DbErr;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use super::Worker;
 use crate::engine::Effects;
@@ -40,6 +48,11 @@ const MAX_PENDING: usize = 8 * MAX_BATCH;
 /// PostgreSQL backend to start and plan for.
 const MAX_WRITERS: usize = 4;
 
+/// Longest a run's successes wait for outcomes of their stage runs still to come from this
+/// process (see the module's note); then they are written anyway, so a slow sibling delays
+/// the others' visibility by at most this.
+const HOLD: Duration = Duration::from_millis(3);
+
 /// One attempt's end, waiting to be written.
 pub(crate) struct Completion {
     pub(crate) task: Claimed,
@@ -59,12 +72,15 @@ pub(crate) async fn completion_loop(worker: Arc<Worker>, rx: Arc<Mutex<mpsc::Rec
     let mut run_of_write: HashMap<tokio::task::Id, i64> = HashMap::new();
     let mut busy: HashSet<i64> = HashSet::new();
     let mut stopping = false;
+    // When the earliest held run is to be written anyway, if one is held.
+    let mut held_until: Option<Instant> = None;
     loop {
         if pending.is_empty() && writing.is_empty() {
             // Only between batches: a panic here (a test's) loses no outcome.
             worker.health.checkpoint("completions");
         }
         tokio::select! {
+            () = tokio::time::sleep_until(held_until.unwrap_or_else(Instant::now)), if held_until.is_some() => {}
             received = rx.recv(), if !stopping && pending.len < MAX_PENDING => match received {
                 Some(first) => {
                     pending.push(first);
@@ -93,8 +109,12 @@ pub(crate) async fn completion_loop(worker: Arc<Worker>, rx: Arc<Mutex<mpsc::Rec
             }
             _ = worker.stopped.cancelled(), if !stopping => stopping = true,
         }
+        held_until = None;
         while writing.len() < MAX_WRITERS {
-            let Some((run, group)) = pending.take_batch(&busy) else { break };
+            let hold = |c: &Completion| !stopping && worker.others_unhanded(c.task.stage_run_id);
+            let (batch, held) = pending.take_batch(&busy, &hold, Instant::now());
+            held_until = held;
+            let Some((run, group)) = batch else { break };
             busy.insert(run);
             let handle = writing.spawn(write_group(Arc::clone(&worker), group));
             run_of_write.insert(handle.id(), run);
@@ -109,9 +129,16 @@ pub(crate) async fn completion_loop(worker: Arc<Worker>, rx: Arc<Mutex<mpsc::Rec
 /// waiting outcome arrived (so that with every writer busy, no run waits behind later ones).
 #[derive(Default)]
 struct Pending {
-    by_run: HashMap<i64, VecDeque<Completion>>,
+    by_run: HashMap<i64, Waiting>,
     runs: VecDeque<i64>,
     len: usize,
+}
+
+/// One run's outcomes waiting to be written.
+struct Waiting {
+    /// When the first of them arrived.
+    since: Instant,
+    completions: VecDeque<Completion>,
 }
 
 impl Pending {
@@ -121,28 +148,45 @@ impl Pending {
 
     fn push(&mut self, c: Completion) {
         let run = c.task.pipeline_run_id;
-        let waiting = self.by_run.entry(run).or_default();
-        if waiting.is_empty() {
+        let waiting = self.by_run.entry(run).or_insert_with(|| Waiting { since: Instant::now(), completions: VecDeque::new() });
+        if waiting.completions.is_empty() {
             self.runs.push_back(run);
+            waiting.since = Instant::now();
         }
-        waiting.push_back(c);
+        waiting.completions.push_back(c);
         self.len += 1;
     }
 
-    /// The next batch (at most [`MAX_BATCH`]) of the run that has waited longest and is not
-    /// `busy`; a run with more left goes to the back of the line.
-    fn take_batch(&mut self, busy: &HashSet<i64>) -> Option<(i64, Vec<Completion>)> {
-        let at = self.runs.iter().position(|run| !busy.contains(run))?;
-        let run = self.runs.remove(at)?;
-        let waiting = self.by_run.get_mut(&run)?;
-        let group: Vec<Completion> = waiting.drain(..waiting.len().min(MAX_BATCH)).collect();
-        if waiting.is_empty() {
+    /// The next batch (at most [`MAX_BATCH`]) of the run that has waited longest, is not
+    /// `busy` and is not held — a run is held, for at most [`HOLD`] since its first waiting
+    /// outcome arrived, while all its waiting outcomes are successes and `hold` says of one
+    /// that more of its stage run's are to come. A run with more left goes to the back of the
+    /// line. Also returns when the earliest run passed over as held is due, if one was.
+    fn take_batch(&mut self, busy: &HashSet<i64>, hold: &dyn Fn(&Completion) -> bool, now: Instant) -> (Option<(i64, Vec<Completion>)>, Option<Instant>) {
+        let mut held_until: Option<Instant> = None;
+        let by_run = &self.by_run;
+        let at = self.runs.iter().position(|run| {
+            if busy.contains(run) {
+                return false;
+            }
+            let Some(waiting) = by_run.get(run) else { return true };
+            let due = waiting.since + HOLD;
+            let held = now < due && waiting.completions.iter().all(|c| matches!(c.outcome, Outcome::Success(_))) && waiting.completions.iter().any(hold);
+            if held {
+                held_until = Some(held_until.map_or(due, |h| h.min(due)));
+            }
+            !held
+        });
+        let Some(run) = at.and_then(|at| self.runs.remove(at)) else { return (None, held_until) };
+        let Some(waiting) = self.by_run.get_mut(&run) else { return (None, held_until) };
+        let group: Vec<Completion> = waiting.completions.drain(..waiting.completions.len().min(MAX_BATCH)).collect();
+        if waiting.completions.is_empty() {
             self.by_run.remove(&run);
         } else {
             self.runs.push_back(run);
         }
         self.len -= group.len();
-        Some((run, group))
+        (Some((run, group)), held_until)
     }
 }
 
@@ -253,5 +297,78 @@ async fn write(worker: &Arc<Worker>, group: &[Completion]) -> Result<Vec<Finishe
                 return Err(e);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn completion(run: i64, stage_run: i64, outcome: Outcome) -> Completion {
+        let task = Claimed {
+            task_run_id: 1,
+            attempt: 1,
+            stage_run_id: stage_run,
+            pipeline_run_id: run,
+            task_id: 1,
+            task_name: "t".into(),
+            stage_name: "s".into(),
+            pipeline_name: "p".into(),
+            cog: "c".into(),
+            error_handler: None,
+            arguments: "{}".into(),
+            launch_arguments: "{}".into(),
+            critical: true,
+            max_retries: 0,
+            timeout_ms: None,
+            started_at: None,
+            queue: "default".into(),
+            run_after: chrono::Utc::now(),
+        };
+        Completion { task, outcome, handler_error: None, reply: oneshot::channel().0 }
+    }
+
+    fn success(run: i64, stage_run: i64) -> Completion {
+        completion(run, stage_run, Outcome::Success(serde_json::Value::Null))
+    }
+
+    #[tokio::test]
+    async fn successes_wait_for_their_stage_runs_siblings_at_most_the_hold() {
+        let mut pending = Pending::default();
+        pending.push(success(1, 10));
+        let since = pending.by_run[&1].since;
+        let siblings_to_come = |c: &Completion| c.task.stage_run_id == 10;
+        let (batch, held_until) = pending.take_batch(&HashSet::new(), &siblings_to_come, since);
+        assert!(batch.is_none(), "held while a sibling is still to come");
+        assert_eq!(held_until, Some(since + HOLD));
+        let (batch, held_until) = pending.take_batch(&HashSet::new(), &siblings_to_come, since + HOLD);
+        assert_eq!(batch.map(|(run, group)| (run, group.len())), Some((1, 1)), "written once the hold is over");
+        assert_eq!(held_until, None);
+        assert!(pending.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_run_with_no_sibling_to_come_or_with_a_failure_is_written_at_once() {
+        let mut pending = Pending::default();
+        pending.push(success(1, 10));
+        pending.push(success(2, 20));
+        pending.push(completion(
+            2,
+            20,
+            Outcome::Failure(TaskError { kind: TaskErrorKind::Returned, error_type: "boom".into(), message: "it failed".into(), backtrace: None }),
+        ));
+        pending.push(success(3, 30));
+        let now = Instant::now();
+        let to_come = |c: &Completion| c.task.stage_run_id != 30;
+        // Run 1 is held; run 2 has a failure: written, with its success.
+        let (batch, held_until) = pending.take_batch(&HashSet::new(), &to_come, now);
+        assert_eq!(batch.map(|(run, group)| (run, group.len())), Some((2, 2)));
+        assert!(held_until.is_some(), "run 1 was passed over as held");
+        // Run 3's stage run has nothing more to come; a busy run is passed over without a hold.
+        let (batch, _) = pending.take_batch(&HashSet::new(), &to_come, now);
+        assert_eq!(batch.map(|(run, _)| run), Some(3));
+        let (batch, held_until) = pending.take_batch(&HashSet::from([1]), &to_come, now);
+        assert!(batch.is_none());
+        assert_eq!(held_until, None, "a busy run is woken for when its write ends, not by the hold");
     }
 }

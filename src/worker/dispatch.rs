@@ -28,7 +28,7 @@ pub(super) async fn dispatch(worker: Arc<Worker>, claimed: Vec<(Claimed, OwnedSe
         .into_iter()
         .map(|(task, room)| {
             let cancel = CancellationToken::new();
-            worker.track(RunningTask { claimed: task.clone(), cancel: cancel.clone(), abort: None });
+            worker.track(RunningTask { claimed: task.clone(), cancel: cancel.clone(), abort: None, handed: false });
             (task, cancel, room)
         })
         .collect();

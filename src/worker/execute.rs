@@ -144,6 +144,9 @@ async fn record(worker: &Arc<Worker>, task: &Claimed, outcome: &Outcome, handler
     let (reply, written) = tokio::sync::oneshot::channel();
     let completion = Completion { task: task.clone(), outcome: outcome.clone(), handler_error, reply };
     let success = matches!(outcome, Outcome::Success(_));
+    // Counted as handed before the writer can see it: the writer holds a run's outcomes while
+    // others of their stage runs are still to come here (see `completions`).
+    worker.handed(task.task_run_id, task.attempt);
     if worker.completions.send(completion).await.is_err() {
         tracing::error!("the completion loop has stopped; the lease will expire and the task run be retried or failed");
         return None;

@@ -26,6 +26,8 @@ pub(crate) struct RunningTask {
     pub(crate) claimed: Claimed,
     pub(crate) cancel: CancellationToken,
     pub(crate) abort: Option<tokio::task::AbortHandle>,
+    /// Its outcome was handed to the completion writer ([`Worker::handed`]).
+    pub(crate) handed: bool,
 }
 
 /// The worker's state.
@@ -45,6 +47,9 @@ pub(crate) struct Worker {
     pub(crate) claim_room: Arc<Semaphore>,
     /// Task runs executing in this process, by task run id.
     running: Mutex<HashMap<i64, RunningTask>>,
+    /// How many of `running` have not handed their outcome to the completion writer yet, by
+    /// stage run (entries at 0 removed). Changed only under `running`'s lock.
+    unhanded: Mutex<HashMap<i64, usize>>,
     /// Runs recently canceled: a cog that registers after the cancel reached this process
     /// (claimed just before it) is told at once. Bounded; oldest forgotten first.
     canceled_runs: Mutex<VecDeque<i64>>,
@@ -95,6 +100,7 @@ impl Worker {
             permits: Arc::new(Semaphore::new(concurrency)),
             claim_room: Arc::new(Semaphore::new(room)),
             running: Mutex::new(HashMap::new()),
+            unhanded: Mutex::new(HashMap::new()),
             canceled_runs: Mutex::new(VecDeque::new()),
             ended_runs: Mutex::new(VecDeque::new()),
             stop_claiming: CancellationToken::new(),
@@ -158,7 +164,46 @@ impl Worker {
         if self.canceled_runs.lock().unwrap_or_else(|e| e.into_inner()).contains(&task.claimed.pipeline_run_id) {
             task.cancel.cancel();
         }
-        running.insert(task.claimed.task_run_id, task);
+        if !task.handed {
+            *self.unhanded.lock().unwrap_or_else(|e| e.into_inner()).entry(task.claimed.stage_run_id).or_default() += 1;
+        }
+        if let Some(replaced) = running.insert(task.claimed.task_run_id, task) {
+            self.forget_unhanded(&replaced);
+        }
+    }
+
+    /// Notes that attempt `attempt` of task run `task_run_id` handed its outcome to the
+    /// completion writer (see [`Self::others_unhanded`]).
+    pub(crate) fn handed(&self, task_run_id: i64, attempt: i32) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(task) = running.get_mut(&task_run_id).filter(|t| t.claimed.attempt == attempt && !t.handed) {
+            task.handed = true;
+            let stage_run_id = task.claimed.stage_run_id;
+            self.decrement_unhanded(stage_run_id);
+        }
+    }
+
+    /// Whether a task run of stage run `stage_run_id` is executing here and has not handed its
+    /// outcome to the completion writer: its outcome is still to come.
+    pub(crate) fn others_unhanded(&self, stage_run_id: i64) -> bool {
+        self.unhanded.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&stage_run_id)
+    }
+
+    /// `task` is no longer tracked: it no longer counts as unhanded.
+    fn forget_unhanded(&self, task: &RunningTask) {
+        if !task.handed {
+            self.decrement_unhanded(task.claimed.stage_run_id);
+        }
+    }
+
+    fn decrement_unhanded(&self, stage_run_id: i64) {
+        let mut unhanded = self.unhanded.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = unhanded.get_mut(&stage_run_id) {
+            *n -= 1;
+            if *n == 0 {
+                unhanded.remove(&stage_run_id);
+            }
+        }
     }
 
     /// Records how to stop the cog of attempt `attempt` of task run `task_run_id`.
@@ -180,8 +225,10 @@ impl Worker {
     /// given up). A later attempt of the same task run claimed by this process stays tracked.
     pub(crate) fn untrack(&self, task_run_id: i64, attempt: i32) {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        if running.get(&task_run_id).is_some_and(|t| t.claimed.attempt == attempt) {
-            running.remove(&task_run_id);
+        if running.get(&task_run_id).is_some_and(|t| t.claimed.attempt == attempt)
+            && let Some(task) = running.remove(&task_run_id)
+        {
+            self.forget_unhanded(&task);
         }
     }
 
@@ -197,7 +244,9 @@ impl Worker {
 
     /// Stops tracking every running task run and returns them (shutdown past its deadline).
     pub(super) fn drain_running(&self) -> Vec<RunningTask> {
-        self.running.lock().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, t)| t).collect()
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        self.unhanded.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        running.drain().map(|(_, t)| t).collect()
     }
 
     /// Notes that run `run_id` ended by a write of this process: task runs of it that were
