@@ -19,6 +19,9 @@ pub(crate) struct Effects {
     /// Another run than the one transitioned ended too (a buffered run started by its end
     /// that had nothing to run): waiters of every run are to read again.
     pub(crate) other_run_ended: bool,
+    /// Stage starts queued task runs without telling other processes (`Announce::Later`):
+    /// the smallest id among them. The transaction announces what its chained claim left.
+    pub(crate) unannounced_from: Option<i64>,
 }
 
 impl Effects {
@@ -29,6 +32,10 @@ impl Effects {
             run_ended: self.run_ended || other.run_ended,
             filling: self.filling || other.filling,
             other_run_ended: self.other_run_ended || other.other_run_ended,
+            unannounced_from: match (self.unannounced_from, other.unannounced_from) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
         }
     }
 }

@@ -6,7 +6,7 @@ use sea_orm::{ConnectionTrait, DbErr};
 
 use super::{Effects, start};
 use crate::entity::status::RunStatus;
-use crate::store::transitions::START_CHUNK;
+use crate::store::transitions::{Announce, START_CHUNK, StartedStage};
 use crate::store::{fills, notify, transitions};
 
 /// What [`start_stage`] did.
@@ -17,22 +17,24 @@ enum Start {
     /// The stage has no enabled task: its stage run completed at once.
     Done,
     /// Task runs were queued; `filling`: only the first chunk of a big stage, the rest to
-    /// queue after commit (`engine::fill`).
-    Queued { filling: bool },
+    /// queue after commit (`engine::fill`); `unannounced_from`: see [`StartedStage`].
+    Queued { filling: bool, unannounced_from: Option<i64> },
 }
 
 /// Starts stage `stage_id` in run `run_id`: one stage run (never two: the unique index on
 /// `(pipeline_run_id, stage_id)` turns a second start into a no-op) and a queued task run for
 /// each enabled task (for the first [`START_CHUNK`] of them, the stage run marked as filling,
 /// when there may be more).
-async fn start_stage(conn: &impl ConnectionTrait, run_id: i64, stage_id: i64, now: DateTime<Utc>) -> Result<Start, DbErr> {
-    let Some((stage_run_id, queued)) = transitions::start_stage_run(conn, run_id, stage_id, now).await? else { return Ok(Start::Already) };
+async fn start_stage(conn: &impl ConnectionTrait, run_id: i64, stage_id: i64, now: DateTime<Utc>, announce: Announce) -> Result<Start, DbErr> {
+    let Some(StartedStage { stage_run_id, queued, unannounced_from }) = transitions::start_stage_run(conn, run_id, stage_id, now, announce).await? else {
+        return Ok(Start::Already);
+    };
     if queued as usize >= START_CHUNK {
         fills::mark_filling(conn, stage_run_id).await?;
-        return Ok(Start::Queued { filling: true });
+        return Ok(Start::Queued { filling: true, unannounced_from });
     }
     if queued > 0 {
-        return Ok(Start::Queued { filling: false });
+        return Ok(Start::Queued { filling: false, unannounced_from });
     }
     transitions::complete_stage_run(conn, stage_run_id, now).await?;
     Ok(Start::Done)
@@ -41,9 +43,10 @@ async fn start_stage(conn: &impl ConnectionTrait, run_id: i64, stage_id: i64, no
 impl Effects {
     /// These effects, and those of stage start `start`.
     fn and_start(mut self, start: Start) -> Effects {
-        if let Start::Queued { filling } = start {
+        if let Start::Queued { filling, unannounced_from } = start {
             self.queued_work = true;
             self.filling |= filling;
+            self = self.merge(Effects { unannounced_from, ..Effects::default() });
         }
         self
     }
@@ -51,23 +54,25 @@ impl Effects {
 
 /// Starts every stage of `stages` not started yet in the run (and, through fan-in, whatever
 /// their completion or that of the stages `completed` already unblocks), then completes the
-/// run if nothing is left running.
+/// run if nothing is left running. The stages' task runs are announced as `announce` says
+/// (a buffered run started because the run ended announces its own at once).
 pub(crate) async fn start_stages_after(
     conn: &impl ConnectionTrait,
     run_id: i64,
     stages: Vec<i64>,
     mut completed: Vec<i64>,
     now: DateTime<Utc>,
+    announce: Announce,
 ) -> Result<Effects, DbErr> {
     let mut effects = Effects::default();
     for stage_id in stages {
-        let start = start_stage(conn, run_id, stage_id, now).await?;
+        let start = start_stage(conn, run_id, stage_id, now, announce).await?;
         effects = effects.and_start(start);
         if start == Start::Done {
             completed.push(stage_id);
         }
     }
-    fan_in(conn, run_id, completed, effects, now).await
+    fan_in(conn, run_id, completed, effects, now, announce).await
 }
 
 /// Called after the stage runs of `completed` (stage ids) became `completed`, after starts
@@ -75,10 +80,17 @@ pub(crate) async fn start_stages_after(
 /// repeatedly, then completes the run if no stage run is left running. A stage run that
 /// queued task runs is open, so the run cannot be complete and is not looked at (one
 /// statement fewer per hand-off).
-async fn fan_in(conn: &impl ConnectionTrait, run_id: i64, mut completed: Vec<i64>, mut effects: Effects, now: DateTime<Utc>) -> Result<Effects, DbErr> {
+async fn fan_in(
+    conn: &impl ConnectionTrait,
+    run_id: i64,
+    mut completed: Vec<i64>,
+    mut effects: Effects,
+    now: DateTime<Utc>,
+    announce: Announce,
+) -> Result<Effects, DbErr> {
     while let Some(stage_id) = completed.pop() {
         for successor in transitions::ready_successors(conn, run_id, stage_id).await? {
-            let start = start_stage(conn, run_id, successor, now).await?;
+            let start = start_stage(conn, run_id, successor, now, announce).await?;
             effects = effects.and_start(start);
             if start == Start::Done {
                 completed.push(successor);

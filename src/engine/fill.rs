@@ -124,7 +124,7 @@ async fn fill_chunk(conn: &impl ConnectionTrait, run_id: i64, stage_run_id: i64,
     }
     let full = through.is_none();
     if full && let Some(successors) = transitions::complete_stage_run_and_successors(conn, run_id, stage_run_id, now()).await? {
-        effects = effects.merge(advance::start_stages_after(conn, run_id, successors, Vec::new(), now()).await?);
+        effects = effects.merge(advance::start_stages_after(conn, run_id, successors, Vec::new(), now(), transitions::Announce::Now).await?);
     }
     Ok(Chunk::Queued { full, effects })
 }

@@ -135,10 +135,14 @@ pub(crate) async fn finish_batch(
         }
         finished.push(result);
     }
+    // The next stages' task runs are announced to the other processes after this
+    // transaction's own claim, and only if it left some (see `announce_left`): otherwise
+    // every stage hand-off woke every process to claim nothing.
+    let announce = if chain.is_some() { transitions::Announce::Later } else { transitions::Announce::Now };
     if run_going {
         for stage_run_id in touched_stage_runs {
             if let Some(successors) = transitions::complete_stage_run_and_successors(&txn, run_id, stage_run_id, now).await? {
-                effects = effects.merge(advance::start_stages_after(&txn, run_id, successors, Vec::new(), now).await?);
+                effects = effects.merge(advance::start_stages_after(&txn, run_id, successors, Vec::new(), now, announce).await?);
             }
         }
     } else {
@@ -147,10 +151,26 @@ pub(crate) async fn finish_batch(
     let learned = super::learn_if_ended(&txn, run_id, effects, retry.learn_weights).await?;
     let planner = if learned { claims::Planner::Set } else { claims::Planner::AlreadySet };
     let chained = claim::chained(&txn, chain.as_deref_mut(), effects, planner).await?;
+    let retried = finished.contains(&Finished::Retrying);
+    effects = announce_left(&txn, effects, &chained, retried).await?;
     super::commit(txn, run_id, effects).await?;
     crate::metrics::recorded(items.iter().map(|e| e.task), &finished, store::now());
     claim::committed(chain, chained);
     Ok((finished, effects))
+}
+
+/// Announces the task runs this transaction's stage starts queued unannounced
+/// (`effects.unannounced_from`) if its chained claim (`chained`) left any of them queued.
+/// When it left none, nobody is woken, here either (`queued_work` cleared) — unless other work
+/// was queued too: a retry (`retried`), or a buffered run started by the run's end.
+async fn announce_left(txn: &DatabaseTransaction, mut effects: Effects, chained: &[Claimed], retried: bool) -> Result<Effects, DbErr> {
+    let Some(first) = effects.unannounced_from.take() else { return Ok(effects) };
+    if chained.is_empty() || transitions::queued_from(txn, first).await? {
+        notify(txn, "work").await?;
+    } else if !retried && !effects.run_ended && !effects.other_run_ended {
+        effects.queued_work = false;
+    }
+    Ok(effects)
 }
 
 /// Most outcomes in a batch whose successes are written under the generic plan.

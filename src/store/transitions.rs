@@ -109,16 +109,42 @@ fn task_runs_insert(sql: Sql, stage_run: &dyn Fn(Sql) -> Sql, from: &str, stage_
     }
 }
 
+/// Whether a stage start tells the other processes about the task runs it queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Announce {
+    /// In the start's own statement (`work`).
+    Now,
+    /// Not (PostgreSQL; elsewhere as `Now`): the transaction claims them itself and then
+    /// announces what its claim left queued (see [`queued_from`]).
+    Later,
+}
+
+/// A stage run [`start_stage_run`] created.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StartedStage {
+    pub(crate) stage_run_id: i64,
+    /// How many task runs it queued.
+    pub(crate) queued: u64,
+    /// The smallest id among them, if they were queued without being announced.
+    pub(crate) unannounced_from: Option<i64>,
+}
+
 /// Starts stage `stage_id` in run `run_id`: its stage run ([`insert_stage_run`]) and the task
-/// runs of its first [`START_CHUNK`] tasks ([`queue_task_runs`]), and tells listening processes
-/// about the new work (`work`, when any was queued). Returns the new stage run and how many
-/// task runs it queued (when that is [`START_CHUNK`], the caller marks it as still filling with
-/// [`super::fills::mark_filling`]), or `None` when the run already had the stage run. Callers
-/// hold the run's lock.
+/// runs of its first [`START_CHUNK`] tasks ([`queue_task_runs`]), and, with `Announce::Now`,
+/// tells listening processes about the new work (`work`, when any was queued). Returns the
+/// new stage run and how many task runs it queued (when that is [`START_CHUNK`], the caller
+/// marks it as still filling with [`super::fills::mark_filling`]), or `None` when the run
+/// already had the stage run. Callers hold the run's lock.
 ///
 /// On PostgreSQL this is one statement (a round trip per stage start instead of three, on
 /// every launch and stage hand-off); elsewhere the statements one after the other.
-pub(crate) async fn start_stage_run(conn: &impl ConnectionTrait, run_id: i64, stage_id: i64, now: DateTime<Utc>) -> Result<Option<(i64, u64)>, DbErr> {
+pub(crate) async fn start_stage_run(
+    conn: &impl ConnectionTrait,
+    run_id: i64,
+    stage_id: i64,
+    now: DateTime<Utc>,
+    announce: Announce,
+) -> Result<Option<StartedStage>, DbErr> {
     let b = Backend::of(conn)?;
     match b {
         Backend::Postgres => {
@@ -126,19 +152,20 @@ pub(crate) async fn start_stage_run(conn: &impl ConnectionTrait, run_id: i64, st
             struct Started {
                 id: i64,
                 queued: i64,
+                first: Option<i64>,
             }
             let sql = stage_run_insert(Sql::new(b, "WITH sr AS ("), run_id, stage_id, now)
                 .push(" ON CONFLICT (pipeline_run_id, stage_id) DO NOTHING RETURNING id), tr AS (");
-            let started = task_runs_insert(sql, &|sql| sql.push("sr.id"), "sr, ", stage_id, FIRST_CHUNK)
-                .push(" RETURNING 1), told AS (SELECT pg_notify(")
-                .bind(super::EVENTS_CHANNEL)
-                .push(
-                    ", 'work') FROM (SELECT 1 FROM tr LIMIT 1) any_queued) \
-                       SELECT sr.id, (SELECT COUNT(*) FROM tr) AS queued, (SELECT COUNT(*) FROM told) AS told FROM sr",
-                )
-                .one::<Started>(conn)
-                .await?;
-            Ok(started.map(|s| (s.id, s.queued.max(0) as u64)))
+            let sql = task_runs_insert(sql, &|sql| sql.push("sr.id"), "sr, ", stage_id, FIRST_CHUNK).push(" RETURNING id)");
+            let sql = match announce {
+                Announce::Now => sql
+                    .push(", told AS (SELECT pg_notify(")
+                    .bind(super::EVENTS_CHANNEL)
+                    .push(", 'work') FROM (SELECT 1 FROM tr LIMIT 1) any_queued) SELECT sr.id, (SELECT COUNT(*) FROM tr) AS queued, NULL::bigint AS first, (SELECT COUNT(*) FROM told) AS told FROM sr"),
+                Announce::Later => sql.push(" SELECT sr.id, (SELECT COUNT(*) FROM tr) AS queued, (SELECT MIN(id) FROM tr) AS first FROM sr"),
+            };
+            let started = sql.one::<Started>(conn).await?;
+            Ok(started.map(|s| StartedStage { stage_run_id: s.id, queued: s.queued.max(0) as u64, unannounced_from: s.first }))
         }
         Backend::Sqlite | Backend::MySql => {
             let Some(stage_run_id) = insert_stage_run(conn, run_id, stage_id, now).await? else { return Ok(None) };
@@ -146,9 +173,20 @@ pub(crate) async fn start_stage_run(conn: &impl ConnectionTrait, run_id: i64, st
             if queued > 0 {
                 super::notify(conn, "work").await?;
             }
-            Ok(Some((stage_run_id, queued)))
+            Ok(Some(StartedStage { stage_run_id, queued, unannounced_from: None }))
         }
     }
+}
+
+/// Whether a task run with an id of at least `first` is queued (seen from this transaction,
+/// its own claims included): after a transaction queued task runs from id `first` on without
+/// announcing them and claimed some, whether any is left for other processes (a task run
+/// queued by another transaction meanwhile counts too: announcing it again is harmless).
+/// Walks the primary key from `first`, so it reads about as many rows as were queued.
+pub(crate) async fn queued_from(conn: &impl ConnectionTrait, first: i64) -> Result<bool, DbErr> {
+    let b = Backend::of(conn)?;
+    let sql = Sql::new(b, "SELECT id FROM cog_task_run WHERE id >= ").bind(first).push(" AND status = ").status(RunStatus::Queued).push(" ORDER BY id LIMIT 1");
+    Ok(!sql.ids(conn).await?.is_empty())
 }
 
 /// The tasks a stage start queues task runs for.

@@ -116,7 +116,7 @@ async fn plan_launch(c: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<(),
     // An explained insert returns no id: that answer is expected here.
     let _ = launches::insert_run(c, run).await;
     launches::root_stages(c, NONE).await?;
-    transitions::start_stage_run(c, NONE, NONE, now).await?;
+    transitions::start_stage_run(c, NONE, NONE, now, transitions::Announce::Now).await?;
     transitions::has_open_stage_runs(c, NONE).await.map(drop)
 }
 
@@ -132,6 +132,9 @@ async fn plan_after_launch(c: &impl ConnectionTrait, queues: &[String], now: Dat
     outcomes::complete_many(c, std::slice::from_ref(&success), now).await?;
     lock_run(c, NONE).await?;
     transitions::complete_stage_run_and_successors(c, NONE, NONE, now).await?;
+    // A hand-off's stage start, announced after its chained claim.
+    transitions::start_stage_run(c, NONE, NONE, now, transitions::Announce::Later).await?;
+    transitions::queued_from(c, NONE).await?;
     transitions::ready_successors(c, NONE, NONE).await?;
     transitions::complete_run(c, NONE, now).await?;
     Ok(())
