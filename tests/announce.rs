@@ -1,0 +1,72 @@
+//! Which stage starts wake the other processes (PostgreSQL's `NOTIFY cog_events, 'work'`;
+//! SQLite and MySQL have no notifications). A stage hand-off whose transaction claims all of
+//! the next stage's task runs itself tells nobody: there is nothing left to claim. One whose
+//! claim leaves some (the stage is wider than the worker's free claim room) tells the others.
+
+mod support;
+
+use std::time::Duration;
+
+use cog::{PipelineSpec, RunStatus, StageSpec, TaskSpec, cog};
+use sea_orm::sqlx::postgres::PgListener;
+use sea_orm::{ConnectionTrait, Statement};
+use support::{TestDb, test_config, wait};
+
+#[cog]
+async fn an_nap() {
+    tokio::time::sleep(Duration::from_millis(20)).await;
+}
+
+/// A chain of `stages` stages of `width` tasks each.
+fn chain(stages: usize, width: usize) -> PipelineSpec {
+    (0..stages).fold(PipelineSpec::new("p"), |p, i| {
+        let after = if i == 0 { vec![] } else { vec![format!("s{}", i - 1)] };
+        p.stage((0..width).fold(StageSpec::new(format!("s{i}")).after(after), |s, t| s.task(TaskSpec::new("an_nap").name(format!("t{t}")))))
+    })
+}
+
+/// Runs `pipeline` on one working runtime of `concurrency` slots and returns how many `work`
+/// notifications were sent meanwhile (all of them: a marker sent after the run ended is read
+/// last, notifications arriving in commit order). The claim loop polls only once a minute: it
+/// claims when woken, and its passes (which hold claim room while they run) cannot shrink a
+/// hand-off's chained claim at a random moment.
+async fn work_notifications(db: &TestDb, pipeline: PipelineSpec, concurrency: usize) -> usize {
+    let config = test_config().poll_interval(Duration::from_secs(60));
+    let rt = db.runtime_with(|b| b.concurrency(concurrency).config(config)).await;
+    rt.define(pipeline).await.unwrap();
+    rt.start();
+    rt.ready().await;
+    let mut listener = PgListener::connect(&db.url).await.unwrap();
+    listener.listen("cog_events").await.unwrap();
+    let run = rt.launch("p").await.unwrap();
+    assert_eq!(wait(&run).await, RunStatus::Completed);
+    let conn = rt.connection();
+    conn.execute_raw(Statement::from_string(conn.get_database_backend(), "SELECT pg_notify('cog_events', 'test:end')")).await.unwrap();
+    let mut work = 0;
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), listener.recv()).await.expect("the marker arrives").unwrap();
+        match n.payload() {
+            "test:end" => break,
+            "work" => work += 1,
+            _ => {}
+        }
+    }
+    rt.shutdown().await;
+    work
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_hand_offs_claimed_whole_wake_nobody() {
+    let Some(db) = TestDb::postgres().await else { return };
+    // The launch announces its first stage; each of the 4 hand-offs is claimed by the
+    // transaction that makes it, whole (1 task, 8 slots free).
+    assert_eq!(work_notifications(&db, chain(5, 1), 8).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_a_hand_off_its_claim_cannot_take_whole_wakes_the_others() {
+    let Some(db) = TestDb::postgres().await else { return };
+    // The second stage has 5 task runs; the worker has room for 2: the hand-off announces the
+    // 3 it leaves (and the claim loop takes them).
+    assert_eq!(work_notifications(&db, chain(2, 5), 2).await, 2);
+}
