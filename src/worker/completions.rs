@@ -111,7 +111,10 @@ pub(crate) async fn completion_loop(worker: Arc<Worker>, rx: Arc<Mutex<mpsc::Rec
         }
         held_until = None;
         while writing.len() < MAX_WRITERS {
-            let hold = |c: &Completion| !stopping && worker.others_unhanded(c.task.stage_run_id);
+            // Not while shutting down: what runs still is draining, and its outcomes go out
+            // as they come.
+            let draining = stopping || worker.stop_claiming.is_cancelled();
+            let hold = |c: &Completion| !draining && worker.others_unhanded(c.task.stage_run_id);
             let (batch, held) = pending.take_batch(&busy, &hold, Instant::now());
             held_until = held;
             let Some((run, group)) = batch else { break };
@@ -262,7 +265,11 @@ async fn write(worker: &Arc<Worker>, group: &[Completion]) -> Result<Vec<Finishe
         let chained = std::mem::take(&mut chain.claimed);
         match written {
             Ok((finished, effects)) => {
-                if effects.run_ended {
+                // A critical failure ended the run (it settles once its running task runs
+                // end): task runs of it prefetched here must not start from now on, before
+                // the failure's slot is given back.
+                let failed = group.iter().zip(&finished).any(|(c, f)| c.task.critical && *f == finish::Finished::Failed);
+                if effects.run_ended || failed {
                     worker.note_ended(run_id);
                 }
                 // Started before the outcomes are answered: a shutdown waiting for these task
@@ -287,6 +294,9 @@ async fn write(worker: &Arc<Worker>, group: &[Completion]) -> Result<Vec<Finishe
                 let pause = finish::backoff(base, cap, tries);
                 tracing::warn!(error = %e, pipeline.run = run_id, outcomes = items.len(), retry_in = ?pause, "could not record task outcomes; retrying");
                 worker.health.pass("completions", Err(&e));
+                // The claim room reserved for the chained claim goes back during the pause:
+                // the claim loop and other writers' chained claims may use it meanwhile.
+                drop(room);
                 tokio::time::sleep(pause).await;
             }
             Err(e) => {

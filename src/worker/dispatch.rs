@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Worker;
 use super::execute::execute;
-use super::state::RunningTask;
+use super::state::{RunningTask, Turn};
 use crate::engine::claim::Claimed;
 use crate::entity::status::RunStatus;
 
@@ -19,11 +19,20 @@ use crate::entity::status::RunStatus;
 /// this worker holds claimed.
 pub(crate) type Permits = (OwnedSemaphorePermit, OwnedSemaphorePermit);
 
-/// Tracks every task run of one claim at once (their leases are renewed from now on, and a
-/// cancel reaches them), then starts them in order, each when a slot is free. Task runs still
-/// waiting when the runtime begins to shut down are given back at once; a task run whose run
-/// ended while it waited is given back too (it ends `canceled`, as if still queued).
-pub(super) async fn dispatch(worker: Arc<Worker>, claimed: Vec<(Claimed, OwnedSemaphorePermit)>) {
+/// Spawns the [`dispatch`] of one claim's task runs, in its turn: claims are handed to slots in
+/// the order they were made (this call's order), whichever dispatch the scheduler runs first
+/// (a lighter task run claimed after a heavier one never takes the slot before it).
+pub(super) fn spawn_dispatch(worker: &Arc<Worker>, claimed: Vec<(Claimed, OwnedSemaphorePermit)>) {
+    let turn = worker.dispatch_turns.take();
+    worker.tracker.spawn(dispatch(Arc::clone(worker), claimed, turn, Instant::now()));
+}
+
+/// Tracks every task run of one claim (made at `claimed_at`) at once (their leases are renewed
+/// from now on, and a cancel reaches them), then, once the claims before it have handed out
+/// theirs (`turn`), starts them in order, each when a slot is free. Task runs still waiting
+/// when the runtime begins to shut down are given back at once; a task run whose run ended
+/// while it waited is given back too (it ends `canceled`, as if still queued).
+async fn dispatch(worker: Arc<Worker>, claimed: Vec<(Claimed, OwnedSemaphorePermit)>, turn: Turn, claimed_at: Instant) {
     let tracked: Vec<(Claimed, CancellationToken, OwnedSemaphorePermit)> = claimed
         .into_iter()
         .map(|(task, room)| {
@@ -32,16 +41,21 @@ pub(super) async fn dispatch(worker: Arc<Worker>, claimed: Vec<(Claimed, OwnedSe
             (task, cancel, room)
         })
         .collect();
+    // Passed on when this returns, however it returns.
+    let (_turn, waited_for_turn) = turn.wait().await;
     let mut tracked = tracked.into_iter();
-    // Once one had to wait, time has passed since the claim: each later one checks its run.
-    let mut waited = false;
+    // Once one had to wait (for its turn or a slot), or this dispatch itself ran late (a busy
+    // machine), time has passed since the claim: each one from then on checks its run.
+    let mut waited = waited_for_turn;
     // When each run was last read as still running; read again once that is older than
     // `RECHECK` (a task run claimed a moment before its run ended starts as well).
     let mut going: HashMap<i64, Instant> = HashMap::new();
     while let Some((task, cancel, room)) = tracked.next() {
-        let slot = match Arc::clone(&worker.permits).try_acquire_owned() {
+        // A dispatch whose turn came after shutdown began starts nothing.
+        let free = if worker.stop_claiming.is_cancelled() { Err(()) } else { Arc::clone(&worker.permits).try_acquire_owned().map_err(drop) };
+        let slot = match free {
             Ok(slot) => slot,
-            Err(_) => match wait_for_slot(&worker).await {
+            Err(()) => match wait_for_slot(&worker).await {
                 Some(slot) => {
                     waited = true;
                     slot
@@ -57,7 +71,8 @@ pub(super) async fn dispatch(worker: Arc<Worker>, claimed: Vec<(Claimed, OwnedSe
             },
         };
         // Its run may have ended while it waited (a critical sibling failed, say).
-        if waited && !still_going(&worker, &task, &mut going).await {
+        waited |= claimed_at.elapsed() >= RECHECK;
+        if worker.saw_end(task.pipeline_run_id) || (waited && !still_going(&worker, &task, &mut going).await) {
             drop(slot);
             give_back_unstarted(&worker, &task).await;
             continue;
@@ -69,6 +84,9 @@ pub(super) async fn dispatch(worker: Arc<Worker>, claimed: Vec<(Claimed, OwnedSe
 
 /// Waits for a slot; `None` if the runtime began to shut down first.
 async fn wait_for_slot(worker: &Worker) -> Option<OwnedSemaphorePermit> {
+    if worker.stop_claiming.is_cancelled() {
+        return None;
+    }
     tokio::select! {
         biased;
         slot = Arc::clone(&worker.permits).acquire_owned() => slot.ok(),

@@ -57,7 +57,7 @@ pub(crate) async fn claim_loop(worker: Arc<Worker>) {
                 idle = false;
                 worker.health.pass::<&str>("claim", Ok(()));
                 let claimed: Vec<_> = claimed.into_iter().zip(batch.drain(..)).collect();
-                worker.tracker.spawn(dispatch::dispatch(Arc::clone(&worker), claimed));
+                dispatch::spawn_dispatch(&worker, claimed);
             }
             Ok(_) => {
                 drop(batch);
@@ -130,7 +130,7 @@ pub(crate) fn start_chained(worker: &Arc<Worker>, claimed: Vec<claim::Claimed>, 
         return;
     }
     let claimed = claimed.into_iter().zip(room.drain(..)).collect();
-    worker.tracker.spawn(dispatch::dispatch(Arc::clone(worker), claimed));
+    dispatch::spawn_dispatch(worker, claimed);
 }
 
 /// How long an idle worker sleeps: until the next retry becomes due, at most the poll interval.
