@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Worker;
 use super::execute::execute;
-use super::state::{RunningTask, Turn};
+use super::state::RunningTask;
 use crate::engine::claim::Claimed;
 use crate::entity::status::RunStatus;
 
@@ -19,20 +19,29 @@ use crate::entity::status::RunStatus;
 /// this worker holds claimed.
 pub(crate) type Permits = (OwnedSemaphorePermit, OwnedSemaphorePermit);
 
-/// Spawns the [`dispatch`] of one claim's task runs, in its turn: claims are handed to slots in
-/// the order they were made (this call's order), whichever dispatch the scheduler runs first
-/// (a lighter task run claimed after a heavier one never takes the slot before it).
+/// Spawns the [`dispatch`] of one claim's task runs, with the slots free now for its first ones:
+/// taken here, in the order the claims were made, so a task run claimed after a heavier one
+/// never takes the slot before it however late the first claim's dispatch runs (the rest wait
+/// for slots in the dispatch, behind those already waiting).
 pub(super) fn spawn_dispatch(worker: &Arc<Worker>, claimed: Vec<(Claimed, OwnedSemaphorePermit)>) {
-    let turn = worker.dispatch_turns.take();
-    worker.tracker.spawn(dispatch(Arc::clone(worker), claimed, turn, Instant::now()));
+    let mut slots = Vec::new();
+    if !worker.stop_claiming.is_cancelled() {
+        while slots.len() < claimed.len() {
+            match Arc::clone(&worker.permits).try_acquire_owned() {
+                Ok(slot) => slots.push(slot),
+                Err(_) => break,
+            }
+        }
+    }
+    worker.tracker.spawn(dispatch(Arc::clone(worker), claimed, slots, Instant::now()));
 }
 
 /// Tracks every task run of one claim (made at `claimed_at`) at once (their leases are renewed
-/// from now on, and a cancel reaches them), then, once the claims before it have handed out
-/// theirs (`turn`), starts them in order, each when a slot is free. Task runs still waiting
-/// when the runtime begins to shut down are given back at once; a task run whose run ended
-/// while it waited is given back too (it ends `canceled`, as if still queued).
-async fn dispatch(worker: Arc<Worker>, claimed: Vec<(Claimed, OwnedSemaphorePermit)>, turn: Turn, claimed_at: Instant) {
+/// from now on, and a cancel reaches them), then starts them in order: the first ones in
+/// `slots`, the others each when a slot is free. Task runs still waiting when the runtime
+/// begins to shut down are given back at once; a task run whose run ended while it waited is
+/// given back too (it ends `canceled`, as if still queued).
+async fn dispatch(worker: Arc<Worker>, claimed: Vec<(Claimed, OwnedSemaphorePermit)>, slots: Vec<OwnedSemaphorePermit>, claimed_at: Instant) {
     let tracked: Vec<(Claimed, CancellationToken, OwnedSemaphorePermit)> = claimed
         .into_iter()
         .map(|(task, room)| {
@@ -41,18 +50,21 @@ async fn dispatch(worker: Arc<Worker>, claimed: Vec<(Claimed, OwnedSemaphorePerm
             (task, cancel, room)
         })
         .collect();
-    // Passed on when this returns, however it returns.
-    let (_turn, waited_for_turn) = turn.wait().await;
     let mut tracked = tracked.into_iter();
-    // Once one had to wait (for its turn or a slot), or this dispatch itself ran late (a busy
-    // machine), time has passed since the claim: each one from then on checks its run.
-    let mut waited = waited_for_turn;
+    let mut slots = slots.into_iter();
+    // Once one had to wait for a slot, or this dispatch itself ran late (a busy machine), time
+    // has passed since the claim: each one from then on checks its run.
+    let mut waited = false;
     // When each run was last read as still running; read again once that is older than
     // `RECHECK` (a task run claimed a moment before its run ended starts as well).
     let mut going: HashMap<i64, Instant> = HashMap::new();
     while let Some((task, cancel, room)) = tracked.next() {
-        // A dispatch whose turn came after shutdown began starts nothing.
-        let free = if worker.stop_claiming.is_cancelled() { Err(()) } else { Arc::clone(&worker.permits).try_acquire_owned().map_err(drop) };
+        // Once shutdown began, nothing more starts.
+        let free = if worker.stop_claiming.is_cancelled() {
+            Err(())
+        } else {
+            slots.next().map_or_else(|| Arc::clone(&worker.permits).try_acquire_owned().map_err(drop), Ok)
+        };
         let slot = match free {
             Ok(slot) => slot,
             Err(()) => match wait_for_slot(&worker).await {

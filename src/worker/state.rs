@@ -71,68 +71,6 @@ pub(crate) struct Worker {
     pub(crate) registered: tokio::sync::watch::Sender<bool>,
     /// The claim loop (joined first on shutdown, so no claim slips past it) and the others.
     loops: Mutex<Loops>,
-    /// The order in which claims hand their task runs to slots (see `dispatch`).
-    pub(crate) dispatch_turns: Turns,
-}
-
-/// Turns taken in order, each served after the one before it ended: the claims' order.
-#[derive(Debug)]
-pub(crate) struct Turns {
-    next: std::sync::atomic::AtomicU64,
-    serving: Arc<tokio::sync::watch::Sender<u64>>,
-}
-
-impl Turns {
-    fn new() -> Self {
-        Turns { next: std::sync::atomic::AtomicU64::new(0), serving: Arc::new(tokio::sync::watch::Sender::new(0)) }
-    }
-
-    /// The next turn. It must be waited for ([`Turn::wait`]) or dropped: later turns wait
-    /// until then.
-    pub(crate) fn take(&self) -> Turn {
-        let number = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Turn { number, serving: Arc::clone(&self.serving) }
-    }
-}
-
-/// One turn of [`Turns`]; the next is served once this one (or its [`TurnHeld`]) is dropped.
-/// A turn dropped before it was served (its dispatch never ran: the runtime is going away)
-/// lets every turn up to it go, rather than hold the later ones back for ever.
-#[derive(Debug)]
-pub(crate) struct Turn {
-    number: u64,
-    serving: Arc<tokio::sync::watch::Sender<u64>>,
-}
-
-impl Turn {
-    /// Waits until every earlier turn has ended; the turn lasts as long as what is returned.
-    /// Also says whether it had to wait.
-    pub(crate) async fn wait(self) -> (TurnHeld, bool) {
-        let mut serving = self.serving.subscribe();
-        let waited = *serving.borrow_and_update() < self.number;
-        // The sender lives in `self`: the channel cannot close while waiting.
-        let _ = serving.wait_for(|s| *s >= self.number).await;
-        (TurnHeld { _turn: self }, waited)
-    }
-}
-
-impl Drop for Turn {
-    fn drop(&mut self) {
-        let next = self.number + 1;
-        self.serving.send_if_modified(|s| {
-            let moved = *s < next;
-            if moved {
-                *s = next;
-            }
-            moved
-        });
-    }
-}
-
-/// A turn being served (see [`Turn::wait`]); dropping it ends the turn.
-#[derive(Debug)]
-pub(crate) struct TurnHeld {
-    _turn: Turn,
 }
 
 /// The handles of the worker's loops: the claim loop, and the others.
@@ -173,7 +111,6 @@ impl Worker {
             worker_row: Mutex::new(None),
             registered: tokio::sync::watch::Sender::new(false),
             loops: Mutex::new((None, Vec::new())),
-            dispatch_turns: Turns::new(),
         }
     }
 
@@ -342,32 +279,5 @@ fn remember(runs: &Mutex<VecDeque<i64>>, run_id: i64) {
             runs.pop_front();
         }
         runs.push_back(run_id);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    #[tokio::test]
-    async fn turns_are_served_in_the_order_they_were_taken() {
-        let turns = Turns::new();
-        let (first, second) = (turns.take(), turns.take());
-        let later = tokio::spawn(second.wait());
-        tokio::task::yield_now().await;
-        assert!(!later.is_finished(), "the second turn waits for the first");
-        let (held, waited) = first.wait().await;
-        assert!(!waited, "the first turn is served at once");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!later.is_finished(), "still served: the first turn");
-        drop(held);
-        let (held, waited) = tokio::time::timeout(Duration::from_secs(5), later).await.expect("served once the first ended").unwrap();
-        assert!(waited);
-        drop(held);
-        // A turn dropped without being waited for (its dispatch never ran) holds nothing back.
-        drop(turns.take());
-        let (_next, _) = tokio::time::timeout(Duration::from_secs(5), turns.take().wait()).await.expect("not held back");
     }
 }
