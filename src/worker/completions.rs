@@ -151,10 +151,10 @@ impl Pending {
 
     fn push(&mut self, c: Completion) {
         let run = c.task.pipeline_run_id;
+        // A run's entry goes when its last waiting outcome is taken: a new one starts its wait.
         let waiting = self.by_run.entry(run).or_insert_with(|| Waiting { since: Instant::now(), completions: VecDeque::new() });
         if waiting.completions.is_empty() {
             self.runs.push_back(run);
-            waiting.since = Instant::now();
         }
         waiting.completions.push_back(c);
         self.len += 1;
