@@ -1,5 +1,6 @@
-//! Big stages, whose first 500 task runs are queued by the stage start and the rest 5,000 at a
-//! time after it (issue 11): every task runs exactly once, a launch returns once its stages are fully queued,
+//! Big stages, whose first task runs are queued by the stage start (16 at a launch, 500 at a
+//! hand-off) and the rest after it in chunks growing fourfold from 128 to 5,000 (issue 11):
+//! every task runs exactly once, a launch returns once its stages are fully queued,
 //! a launch in the host's transaction queues everything in it, a fill left half done by a
 //! process that stopped is taken over, and a cancel in the middle of a fill queues nothing more.
 
@@ -12,8 +13,12 @@ use sea_orm::TransactionTrait;
 use serde_json::json;
 use support::{TestDb, probe, scalar, wait};
 
-/// The number of task runs a stage start queues before the rest is queued after commit.
+/// The number of task runs a hand-off's stage start queues before the rest is queued after
+/// commit.
 const CHUNK: usize = 500;
+
+/// The number a launch's stage start queues.
+const LAUNCH_CHUNK: usize = 16;
 
 /// Counts its calls in `key`'s probe.
 #[cog]
@@ -66,13 +71,16 @@ async fn leave_half_filled(rt: &cog::CogRuntime, run_id: i64, stage: &str, lease
 async fn every_task_of_big_stages_runs_once(db: TestDb) {
     let rt = db.runtime().await;
     let key = db.url.as_str();
-    // `big` (the start's chunk, a full chunk of 5,000, a last one of 200) is started by the
-    // launch, `exact` (exactly the start's chunk) and `big2` by the outcome of `between`'s
-    // task, in a worker.
+    // `big` (the start's chunk of 16, then chunks of 128, 512, 2,048 and a last one of
+    // 2,996), `launch_exact` (exactly the launch's chunk) and `launch_more` (one more) are
+    // started by the launch, `exact` (exactly a hand-off's chunk) and `big2` by the outcome
+    // of `between`'s task, in a worker.
     rt.define(
         PipelineSpec::new("p")
             .stage(stage("big", key, 5_700))
-            .stage(stage("between", key, 1).after(["big"]))
+            .stage(stage("launch_exact", key, LAUNCH_CHUNK))
+            .stage(stage("launch_more", key, LAUNCH_CHUNK + 1))
+            .stage(stage("between", key, 1).after(["big", "launch_exact", "launch_more"]))
             .stage(stage("exact", key, CHUNK).after(["between"]))
             .stage(stage("big2", key, 700).after(["between"])),
     )
@@ -81,14 +89,25 @@ async fn every_task_of_big_stages_runs_once(db: TestDb) {
     let run = rt.launch("p").await.unwrap();
     // The launch returned once the stage it started was fully queued.
     assert_eq!(task_runs(&rt, run.id(), "big", Some("queued")).await, 5_700);
+    assert_eq!(task_runs(&rt, run.id(), "launch_exact", Some("queued")).await, LAUNCH_CHUNK as i64);
+    assert_eq!(task_runs(&rt, run.id(), "launch_more", Some("queued")).await, LAUNCH_CHUNK as i64 + 1);
     assert_eq!(filling(&rt, run.id()).await, 0);
     rt.start();
     assert_eq!(wait(&run).await, RunStatus::Completed);
-    for (stage, tasks) in [("big", 5_700), ("between", 1), ("exact", CHUNK as i64), ("big2", 700)] {
+    let stages = [
+        ("big", 5_700),
+        ("launch_exact", LAUNCH_CHUNK as i64),
+        ("launch_more", LAUNCH_CHUNK as i64 + 1),
+        ("between", 1),
+        ("exact", CHUNK as i64),
+        ("big2", 700),
+    ];
+    for (stage, tasks) in stages {
         assert_eq!(task_runs(&rt, run.id(), stage, Some("completed")).await, tasks, "stage {stage}");
         assert_eq!(task_runs(&rt, run.id(), stage, None).await, tasks, "stage {stage}");
     }
-    assert_eq!(probe(key).calls.load(Ordering::SeqCst), 5_700 + 1 + CHUNK + 700, "every task ran exactly once");
+    let all: i64 = stages.iter().map(|(_, tasks)| tasks).sum();
+    assert_eq!(probe(key).calls.load(Ordering::SeqCst), all as usize, "every task ran exactly once");
     assert_eq!(filling(&rt, run.id()).await, 0);
     rt.shutdown().await;
 }

@@ -6,8 +6,8 @@ use sea_orm::{ConnectionTrait, DbErr};
 
 use super::{Effects, start};
 use crate::entity::status::RunStatus;
-use crate::store::transitions::{Announce, START_CHUNK, StartedStage};
-use crate::store::{fills, notify, transitions};
+use crate::store::transitions::{StartedStage, Starting};
+use crate::store::{notify, transitions};
 
 /// What [`start_stage`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,18 +23,15 @@ enum Start {
 
 /// Starts stage `stage_id` in run `run_id`: one stage run (never two: the unique index on
 /// `(pipeline_run_id, stage_id)` turns a second start into a no-op) and a queued task run for
-/// each enabled task (for the first [`START_CHUNK`] of them, the stage run marked as filling,
-/// when there may be more).
-async fn start_stage(conn: &impl ConnectionTrait, run_id: i64, stage_id: i64, now: DateTime<Utc>, announce: Announce) -> Result<Start, DbErr> {
-    let Some(StartedStage { stage_run_id, queued, unannounced_from }) = transitions::start_stage_run(conn, run_id, stage_id, now, announce).await? else {
+/// each enabled task (for the first `starting.first_chunk` of them, the stage run marked as
+/// filling, when there may be more).
+async fn start_stage(conn: &impl ConnectionTrait, run_id: i64, stage_id: i64, now: DateTime<Utc>, starting: Starting) -> Result<Start, DbErr> {
+    let Some(StartedStage { stage_run_id, queued, filling, unannounced_from }) = transitions::start_stage_run(conn, run_id, stage_id, now, starting).await?
+    else {
         return Ok(Start::Already);
     };
-    if queued as usize >= START_CHUNK {
-        fills::mark_filling(conn, stage_run_id).await?;
-        return Ok(Start::Queued { filling: true, unannounced_from });
-    }
     if queued > 0 {
-        return Ok(Start::Queued { filling: false, unannounced_from });
+        return Ok(Start::Queued { filling, unannounced_from });
     }
     transitions::complete_stage_run(conn, stage_run_id, now).await?;
     Ok(Start::Done)
@@ -54,25 +51,25 @@ impl Effects {
 
 /// Starts every stage of `stages` not started yet in the run (and, through fan-in, whatever
 /// their completion or that of the stages `completed` already unblocks), then completes the
-/// run if nothing is left running. The stages' task runs are announced as `announce` says
-/// (a buffered run started because the run ended announces its own at once).
+/// run if nothing is left running. The stages' task runs are queued and announced as
+/// `starting` says (a buffered run started because the run ended announces its own at once).
 pub(crate) async fn start_stages_after(
     conn: &impl ConnectionTrait,
     run_id: i64,
     stages: Vec<i64>,
     mut completed: Vec<i64>,
     now: DateTime<Utc>,
-    announce: Announce,
+    starting: Starting,
 ) -> Result<Effects, DbErr> {
     let mut effects = Effects::default();
     for stage_id in stages {
-        let start = start_stage(conn, run_id, stage_id, now, announce).await?;
+        let start = start_stage(conn, run_id, stage_id, now, starting).await?;
         effects = effects.and_start(start);
         if start == Start::Done {
             completed.push(stage_id);
         }
     }
-    fan_in(conn, run_id, completed, effects, now, announce).await
+    fan_in(conn, run_id, completed, effects, now, starting).await
 }
 
 /// Called after the stage runs of `completed` (stage ids) became `completed`, after starts
@@ -86,11 +83,11 @@ async fn fan_in(
     mut completed: Vec<i64>,
     mut effects: Effects,
     now: DateTime<Utc>,
-    announce: Announce,
+    starting: Starting,
 ) -> Result<Effects, DbErr> {
     while let Some(stage_id) = completed.pop() {
         for successor in transitions::ready_successors(conn, run_id, stage_id).await? {
-            let start = start_stage(conn, run_id, successor, now, announce).await?;
+            let start = start_stage(conn, run_id, successor, now, starting).await?;
             effects = effects.and_start(start);
             if start == Start::Done {
                 completed.push(successor);

@@ -1,8 +1,11 @@
 //! Queueing the rest of a big stage's task runs after it started, a chunk per transaction.
 //!
-//! A stage start queues the task runs of its first [`START_CHUNK`](transitions::START_CHUNK)
-//! tasks only (in task id order) and, when there may be more, marks its stage run as filling
-//! (`fill_after`: the last task queued); the rest is queued [`FILL_CHUNK`] at a time. Once that start has committed, workers already run the first chunk while the
+//! A stage start queues the task runs of its first tasks only (in task id order:
+//! [`LAUNCH_CHUNK`](transitions::LAUNCH_CHUNK) of them at a launch,
+//! [`START_CHUNK`](transitions::START_CHUNK) at a hand-off) and, when there may be more, marks
+//! its stage run as filling (`fill_after`: the last task queued); the rest is queued in chunks
+//! growing from [`FIRST_FILL_CHUNK`] fourfold up to [`FILL_CHUNK`]. Once that start has
+//! committed, workers already run the first chunk while the
 //! process that started it (the launch, or the worker whose outcome started the stage)
 //! queues the rest here: each chunk one transaction that inserts its task runs, then locks the
 //! run like every transition and moves the fill mark, or rolls back when the run or stage run
@@ -19,7 +22,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 
 use super::{Effects, advance};
 use crate::entity::status::RunStatus;
-use crate::store::transitions::{self, FILL_CHUNK};
+use crate::store::transitions::{self, FILL_CHUNK, FIRST_FILL_CHUNK};
 use crate::store::{self, fills, lock_run, notify, now};
 
 /// How a fill holds its job, and whether a run it ends learns weights.
@@ -63,13 +66,15 @@ pub(crate) async fn fill_unheld(db: &DatabaseConnection, run_id: Option<i64>, po
 async fn fill_stage_run(db: &DatabaseConnection, stage_run_id: i64, policy: FillPolicy, applied: &(dyn Fn(Effects) + Sync)) -> Result<(), DbErr> {
     let Some(run_id) = fills::run_of(db, stage_run_id).await? else { return Ok(()) };
     let mut tries = 1;
+    let mut chunk = FIRST_FILL_CHUNK;
     loop {
-        match fill_one_chunk(db, run_id, stage_run_id, policy).await {
+        match fill_one_chunk(db, run_id, stage_run_id, policy, chunk).await {
             Ok((full, effects)) => {
                 applied(effects);
                 if full {
                     return Ok(());
                 }
+                chunk = (chunk * 4).min(FILL_CHUNK);
                 tries = 1;
             }
             Err(e) if tries < CHUNK_TRIES && store::errors::is_rolled_back(&e) => {
@@ -83,9 +88,12 @@ async fn fill_stage_run(db: &DatabaseConnection, stage_run_id: i64, policy: Fill
 }
 
 /// One chunk of stage run `stage_run_id` of run `run_id`, in its own transaction.
-async fn fill_one_chunk(db: &DatabaseConnection, run_id: i64, stage_run_id: i64, policy: FillPolicy) -> Result<(bool, Effects), DbErr> {
+async fn fill_one_chunk(db: &DatabaseConnection, run_id: i64, stage_run_id: i64, policy: FillPolicy, chunk: usize) -> Result<(bool, Effects), DbErr> {
     let txn = store::begin(db).await?;
-    let Chunk::Queued { full, effects } = fill_chunk(&txn, run_id, stage_run_id, policy.lease).await? else {
+    // Index walks only (as a launch): a chunk walks the stage's tasks after the fill mark in
+    // id order and stops at its size, instead of reading and sorting all the rest.
+    store::claims::custom_plans(&txn).await?;
+    let Chunk::Queued { full, effects } = fill_chunk(&txn, run_id, stage_run_id, policy.lease, chunk).await? else {
         // The run or the stage run ended, or another filler got there first: nothing of this
         // chunk is kept.
         txn.rollback().await?;
@@ -110,10 +118,10 @@ enum Chunk {
 /// outcomes of the run's task runs are not held up by it; what is decided is decided under
 /// the lock); when it was the last chunk, completes the stage run if its task runs are all
 /// done and goes on with fan-in.
-async fn fill_chunk(conn: &impl ConnectionTrait, run_id: i64, stage_run_id: i64, lease: Duration) -> Result<Chunk, DbErr> {
+async fn fill_chunk(conn: &impl ConnectionTrait, run_id: i64, stage_run_id: i64, lease: Duration, chunk: usize) -> Result<Chunk, DbErr> {
     let Some(state) = fills::filling(conn, stage_run_id).await? else { return Ok(Chunk::Stop) };
     let (Some(after), RunStatus::Running) = (state.fill_after, state.status) else { return Ok(Chunk::Stop) };
-    let (queued, through) = fills::queue_chunk(conn, stage_run_id, state.stage_id, after, FILL_CHUNK).await?;
+    let (queued, through) = fills::queue_chunk(conn, stage_run_id, state.stage_id, after, chunk).await?;
     if lock_run(conn, run_id).await? != Some(RunStatus::Running) || !fills::move_mark(conn, stage_run_id, after, through, lease).await? {
         return Ok(Chunk::Stop);
     }
@@ -124,7 +132,9 @@ async fn fill_chunk(conn: &impl ConnectionTrait, run_id: i64, stage_run_id: i64,
     }
     let full = through.is_none();
     if full && let Some(successors) = transitions::complete_stage_run_and_successors(conn, run_id, stage_run_id, now()).await? {
-        effects = effects.merge(advance::start_stages_after(conn, run_id, successors, Vec::new(), now(), transitions::Announce::Now).await?);
+        effects = effects.merge(
+            advance::start_stages_after(conn, run_id, successors, Vec::new(), now(), transitions::Starting::hand_off(transitions::Announce::Now)).await?,
+        );
     }
     Ok(Chunk::Queued { full, effects })
 }
@@ -136,7 +146,7 @@ pub(crate) async fn fill_in(txn: &impl ConnectionTrait, run_id: i64, lease: Dura
     let mut effects = Effects::default();
     for stage_run_id in fills::unheld(txn, Some(run_id), usize::MAX >> 1).await? {
         loop {
-            match fill_chunk(txn, run_id, stage_run_id, lease).await? {
+            match fill_chunk(txn, run_id, stage_run_id, lease, FILL_CHUNK).await? {
                 Chunk::Queued { full, effects: chunk } => {
                     effects = effects.merge(chunk);
                     if full {

@@ -142,7 +142,8 @@ pub(crate) async fn finish_batch(
     if run_going {
         for stage_run_id in touched_stage_runs {
             if let Some(successors) = transitions::complete_stage_run_and_successors(&txn, run_id, stage_run_id, now).await? {
-                effects = effects.merge(advance::start_stages_after(&txn, run_id, successors, Vec::new(), now, announce).await?);
+                effects =
+                    effects.merge(advance::start_stages_after(&txn, run_id, successors, Vec::new(), now, transitions::Starting::hand_off(announce)).await?);
             }
         }
     } else {

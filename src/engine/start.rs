@@ -10,7 +10,7 @@ use sea_orm::{ConnectionTrait, DbErr};
 
 use super::{Effects, advance};
 use crate::entity::status::RunStatus;
-use crate::store::transitions::Announce;
+use crate::store::transitions::Starting;
 use crate::store::{launches, lock_run, retries};
 
 /// Starts run `run_id` of pipeline `pipeline_id` (already `running`): a retry first records
@@ -22,7 +22,7 @@ pub(crate) async fn begin_run(conn: &impl ConnectionTrait, run_id: i64, pipeline
         None => Vec::new(),
     };
     let roots = launches::root_stages(conn, pipeline_id).await?;
-    advance::start_stages_after(conn, run_id, roots, copied, now, Announce::Now).await
+    advance::start_stages_after(conn, run_id, roots, copied, now, Starting::LAUNCH).await
 }
 
 /// Called in the transaction that ended run `ended_run` (its status became terminal, its lock

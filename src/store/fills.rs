@@ -10,17 +10,6 @@ use super::transitions::{self, TaskRange};
 use super::{Backend, Sql};
 use crate::entity::status::RunStatus;
 
-/// Marks stage run `stage_run_id`, whose start queued a full first chunk, as still filling:
-/// the rest of its tasks come after the last one queued, and nobody holds the job yet.
-pub(crate) async fn mark_filling(conn: &impl ConnectionTrait, stage_run_id: i64) -> Result<u64, DbErr> {
-    Sql::new(Backend::of(conn)?, "UPDATE cog_stage_run SET fill_after = (SELECT MAX(task_id) FROM cog_task_run WHERE stage_run_id = ")
-        .bind(stage_run_id)
-        .push("), fill_lease_until = NULL WHERE id = ")
-        .bind(stage_run_id)
-        .execute(conn)
-        .await
-}
-
 /// Stage runs still filling that nobody holds (never taken, or their holder's lease ran out),
 /// of run `run_id` only if given; at most `limit`, oldest first.
 pub(crate) async fn unheld(conn: &impl ConnectionTrait, run_id: Option<i64>, limit: usize) -> Result<Vec<i64>, DbErr> {

@@ -17,7 +17,7 @@ const ENDED: [RunStatus; 3] = [RunStatus::Completed, RunStatus::Failed, RunStatu
 /// makes a second start a no-op). Callers hold the run's lock.
 pub(crate) async fn insert_stage_run(conn: &impl ConnectionTrait, run_id: i64, stage_id: i64, now: DateTime<Utc>) -> Result<Option<i64>, DbErr> {
     let b = Backend::of(conn)?;
-    let insert = |sql: Sql| stage_run_insert(sql, run_id, stage_id, now);
+    let insert = |sql: Sql| stage_run_insert(sql, run_id, stage_id, now, None);
     match b {
         Backend::Sqlite | Backend::Postgres => {
             Ok(insert(Sql::new(b, "")).push(" ON CONFLICT (pipeline_run_id, stage_id) DO NOTHING RETURNING id").one::<Id>(conn).await?.map(|r| r.id))
@@ -41,14 +41,48 @@ pub(crate) async fn queue_task_runs(conn: &impl ConnectionTrait, stage_run_id: i
     task_runs_insert(Sql::new(Backend::of(conn)?, ""), &|sql| sql.bind(stage_run_id), "", stage_id, tasks).execute(conn).await
 }
 
-/// Task runs queued by a stage start, before the rest is queued [`FILL_CHUNK`] at a time after
-/// commit (see `engine::fill`): a launch or hand-off of a stage of 100,000 tasks waits for
-/// these only (on PostgreSQL a task run's insert costs about 30 µs), and its workers start
-/// while the rest is queued.
+/// Task runs queued by a hand-off's stage start (an outcome's transaction, or a fill's last
+/// chunk, starting a run's next stages), before the rest is queued after commit (see
+/// `engine::fill`): a hand-off to a stage of 100,000 tasks waits for these only (on
+/// PostgreSQL a task run's insert, its foreign key checks included, costs 20–30 µs), and its
+/// workers start while the rest is queued. Wide enough for the stages of most pipelines to
+/// start whole, in the transaction whose chained claim takes them.
 pub(crate) const START_CHUNK: usize = 500;
 
-/// Task runs queued per transaction after a stage start.
+/// Task runs queued by a launch's stage start (and a buffered run's): what the launching
+/// worker's chained claim starts at once, before the rest is queued after commit. Measured on
+/// a fresh process and database (workload A, 1,000 tasks, PostgreSQL): the first task started
+/// 13–15 ms after `launch()` with [`START_CHUNK`] (its insert alone took 12 ms), 5–7 ms with
+/// 32, 4–5.5 ms with 16; tasks per second the same within noise.
+pub(crate) const LAUNCH_CHUNK: usize = 16;
+
+/// The first chunk queued after a stage start; each next one is four times the last, up to
+/// [`FILL_CHUNK`]: workers that ran a small first chunk find the next one queued soon
+/// instead of waiting for a big insert (16, 128, 512, 2,048, 5,000, 5,000, ...).
+pub(crate) const FIRST_FILL_CHUNK: usize = 128;
+
+/// Most task runs queued per transaction after a stage start.
 pub(crate) const FILL_CHUNK: usize = 5_000;
+
+/// How a transition's stage starts queue and announce their task runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Starting {
+    /// Task runs a stage start queues itself (when it queues this many, the rest is queued
+    /// after commit, and the stage run is marked as filling).
+    pub(crate) first_chunk: usize,
+    /// Whether the start tells other processes.
+    pub(crate) announce: Announce,
+}
+
+impl Starting {
+    /// A launch's (or a buffered run's) first stages: [`LAUNCH_CHUNK`], announced at once.
+    pub(crate) const LAUNCH: Starting = Starting { first_chunk: LAUNCH_CHUNK, announce: Announce::Now };
+
+    /// A hand-off's next stages: [`START_CHUNK`], announced as `announce` says.
+    pub(crate) const fn hand_off(announce: Announce) -> Starting {
+        Starting { first_chunk: START_CHUNK, announce }
+    }
+}
 
 /// Which of a stage's tasks (in id order) a statement queues task runs for.
 #[derive(Debug, Clone, Copy, Default)]
@@ -62,17 +96,30 @@ pub(crate) struct TaskRange {
 }
 
 /// `INSERT INTO cog_stage_run ... VALUES (...)`: the stage run of stage `stage_id` in run
-/// `run_id`, `running` since `now`, appended to `sql`.
-fn stage_run_insert(sql: Sql, run_id: i64, stage_id: i64, now: DateTime<Utc>) -> Sql {
-    sql.push("INSERT INTO cog_stage_run (pipeline_run_id, stage_id, status, started_at) VALUES (")
+/// `run_id`, `running` since `now`, appended to `sql`. With `fill_mark`, its `fill_after` is
+/// the stage's `fill_mark`-th enabled task (in id order) if it has that many: the last task
+/// whose task run a start queueing `fill_mark` of them queues, when the stage may have more.
+fn stage_run_insert(sql: Sql, run_id: i64, stage_id: i64, now: DateTime<Utc>, fill_mark: Option<usize>) -> Sql {
+    let sql = sql
+        .push("INSERT INTO cog_stage_run (pipeline_run_id, stage_id, status, started_at")
+        .push(if fill_mark.is_some() { ", fill_after) VALUES (" } else { ") VALUES (" })
         .bind(run_id)
         .push(", ")
         .bind(stage_id)
         .push(", ")
         .bind(RunStatus::Running)
         .push(", ")
-        .bind(now)
-        .push(")")
+        .bind(now);
+    match fill_mark {
+        Some(first_chunk) => sql
+            .push(", (SELECT t.id FROM cog_task t JOIN cog_stage s ON s.id = t.stage_id WHERE ")
+            .push(ENABLED_TASKS)
+            .bind(stage_id)
+            .push(" ORDER BY t.id LIMIT 1 OFFSET ")
+            .bind(first_chunk.saturating_sub(1) as i64)
+            .push("))"),
+        None => sql.push(")"),
+    }
 }
 
 /// `INSERT INTO cog_task_run ... SELECT ...`: a queued task run, claimable at once (`run_after`
@@ -87,10 +134,8 @@ fn task_runs_insert(sql: Sql, stage_run: &dyn Fn(Sql) -> Sql, from: &str, stage_
         .now()
         .push(" FROM ")
         .push(from)
-        .push(
-            "cog_task t JOIN cog_queue q ON q.id = t.queue_id JOIN cog_stage s ON s.id = t.stage_id \
-             WHERE t.enabled AND NOT t.archived AND s.enabled AND t.stage_id = ",
-        )
+        .push("cog_task t JOIN cog_queue q ON q.id = t.queue_id JOIN cog_stage s ON s.id = t.stage_id WHERE ")
+        .push(ENABLED_TASKS)
         .bind(stage_id);
     let sql = match tasks.after {
         Some(after) => sql.push(" AND t.id > ").bind(after),
@@ -109,6 +154,10 @@ fn task_runs_insert(sql: Sql, stage_run: &dyn Fn(Sql) -> Sql, from: &str, stage_
     }
 }
 
+/// The condition on `cog_task t` joined with its `cog_stage s` of a stage's enabled, current
+/// tasks, followed by the stage id.
+const ENABLED_TASKS: &str = "t.enabled AND NOT t.archived AND s.enabled AND t.stage_id = ";
+
 /// Whether a stage start tells the other processes about the task runs it queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Announce {
@@ -125,57 +174,82 @@ pub(crate) struct StartedStage {
     pub(crate) stage_run_id: i64,
     /// How many task runs it queued.
     pub(crate) queued: u64,
+    /// Whether it queued a full first chunk and is marked as filling (`fill_after`: the last
+    /// task queued; the rest is queued after commit, see `engine::fill`).
+    pub(crate) filling: bool,
     /// The smallest id among them, if they were queued without being announced.
     pub(crate) unannounced_from: Option<i64>,
 }
 
 /// Starts stage `stage_id` in run `run_id`: its stage run ([`insert_stage_run`]) and the task
-/// runs of its first [`START_CHUNK`] tasks ([`queue_task_runs`]), and, with `Announce::Now`,
-/// tells listening processes about the new work (`work`, when any was queued). Returns the
-/// new stage run and how many task runs it queued (when that is [`START_CHUNK`], the caller
-/// marks it as still filling with [`super::fills::mark_filling`]), or `None` when the run
-/// already had the stage run. Callers hold the run's lock.
+/// runs of its first `starting.first_chunk` tasks ([`queue_task_runs`]) — when there are that
+/// many, the stage run is marked as filling — and, with `Announce::Now`, tells listening
+/// processes about the new work (`work`, when any was queued). Returns the new stage run and
+/// what it queued, or `None` when the run already had the stage run. Callers hold the run's
+/// lock.
 ///
-/// On PostgreSQL this is one statement (a round trip per stage start instead of three, on
-/// every launch and stage hand-off); elsewhere the statements one after the other.
+/// On PostgreSQL this is one statement (a round trip per stage start instead of three or
+/// four, on every launch and stage hand-off: the fill mark is the stage run's
+/// `first_chunk`-th task, read in the insert's own snapshot); elsewhere the statements one
+/// after the other.
 pub(crate) async fn start_stage_run(
     conn: &impl ConnectionTrait,
     run_id: i64,
     stage_id: i64,
     now: DateTime<Utc>,
-    announce: Announce,
+    starting: Starting,
 ) -> Result<Option<StartedStage>, DbErr> {
     let b = Backend::of(conn)?;
+    let first_chunk = TaskRange { after: None, through: None, limit: Some(starting.first_chunk) };
     match b {
         Backend::Postgres => {
             #[derive(FromQueryResult)]
             struct Started {
                 id: i64,
                 queued: i64,
+                filling: bool,
                 first: Option<i64>,
             }
-            let sql = stage_run_insert(Sql::new(b, "WITH sr AS ("), run_id, stage_id, now)
-                .push(" ON CONFLICT (pipeline_run_id, stage_id) DO NOTHING RETURNING id), tr AS (");
-            let sql = task_runs_insert(sql, &|sql| sql.push("sr.id"), "sr, ", stage_id, FIRST_CHUNK).push(" RETURNING id)");
-            let sql = match announce {
+            let sql = stage_run_insert(Sql::new(b, "WITH sr AS ("), run_id, stage_id, now, Some(starting.first_chunk))
+                .push(" ON CONFLICT (pipeline_run_id, stage_id) DO NOTHING RETURNING id, fill_after), tr AS (");
+            let sql = task_runs_insert(sql, &|sql| sql.push("sr.id"), "sr, ", stage_id, first_chunk).push(" RETURNING id)");
+            let counts = " SELECT sr.id, (SELECT COUNT(*) FROM tr) AS queued, sr.fill_after IS NOT NULL AS filling, ";
+            let sql = match starting.announce {
                 Announce::Now => sql
                     .push(", told AS (SELECT pg_notify(")
                     .bind(super::EVENTS_CHANNEL)
-                    .push(", 'work') FROM (SELECT 1 FROM tr LIMIT 1) any_queued) SELECT sr.id, (SELECT COUNT(*) FROM tr) AS queued, NULL::bigint AS first, (SELECT COUNT(*) FROM told) AS told FROM sr"),
-                Announce::Later => sql.push(" SELECT sr.id, (SELECT COUNT(*) FROM tr) AS queued, (SELECT MIN(id) FROM tr) AS first FROM sr"),
+                    .push(", 'work') FROM (SELECT 1 FROM tr LIMIT 1) any_queued)")
+                    .push(counts)
+                    .push("NULL::bigint AS first, (SELECT COUNT(*) FROM told) AS told FROM sr"),
+                Announce::Later => sql.push(counts).push("(SELECT MIN(id) FROM tr) AS first FROM sr"),
             };
             let started = sql.one::<Started>(conn).await?;
-            Ok(started.map(|s| StartedStage { stage_run_id: s.id, queued: s.queued.max(0) as u64, unannounced_from: s.first }))
+            Ok(started.map(|s| StartedStage { stage_run_id: s.id, queued: s.queued.max(0) as u64, filling: s.filling, unannounced_from: s.first }))
         }
         Backend::Sqlite | Backend::MySql => {
             let Some(stage_run_id) = insert_stage_run(conn, run_id, stage_id, now).await? else { return Ok(None) };
-            let queued = queue_task_runs(conn, stage_run_id, stage_id, FIRST_CHUNK).await?;
+            let queued = queue_task_runs(conn, stage_run_id, stage_id, first_chunk).await?;
+            let filling = queued as usize >= starting.first_chunk;
+            if filling {
+                mark_filling(conn, stage_run_id).await?;
+            }
             if queued > 0 {
                 super::notify(conn, "work").await?;
             }
-            Ok(Some(StartedStage { stage_run_id, queued, unannounced_from: None }))
+            Ok(Some(StartedStage { stage_run_id, queued, filling, unannounced_from: None }))
         }
     }
+}
+
+/// Marks stage run `stage_run_id`, whose start queued a full first chunk, as still filling:
+/// the rest of its tasks come after the last one queued, and nobody holds the job yet.
+async fn mark_filling(conn: &impl ConnectionTrait, stage_run_id: i64) -> Result<u64, DbErr> {
+    Sql::new(Backend::of(conn)?, "UPDATE cog_stage_run SET fill_after = (SELECT MAX(task_id) FROM cog_task_run WHERE stage_run_id = ")
+        .bind(stage_run_id)
+        .push("), fill_lease_until = NULL WHERE id = ")
+        .bind(stage_run_id)
+        .execute(conn)
+        .await
 }
 
 /// Whether a task run with an id of at least `first` is queued (seen from this transaction,
@@ -188,9 +262,6 @@ pub(crate) async fn queued_from(conn: &impl ConnectionTrait, first: i64) -> Resu
     let sql = Sql::new(b, "SELECT id FROM cog_task_run WHERE id >= ").bind(first).push(" AND status = ").status(RunStatus::Queued).push(" ORDER BY id LIMIT 1");
     Ok(!sql.ids(conn).await?.is_empty())
 }
-
-/// The tasks a stage start queues task runs for.
-const FIRST_CHUNK: TaskRange = TaskRange { after: None, through: None, limit: Some(START_CHUNK) };
 
 /// Completes running stage run `stage_run_id` unconditionally (a stage with no task).
 pub(crate) async fn complete_stage_run(conn: &impl ConnectionTrait, stage_run_id: i64, now: DateTime<Utc>) -> Result<u64, DbErr> {
