@@ -50,6 +50,7 @@ async fn dispatch(worker: Arc<Worker>, claimed: Vec<(Claimed, OwnedSemaphorePerm
             (task, cancel, room)
         })
         .collect();
+    let mut undispatched = Undispatched::new(&worker, tracked.iter().map(|(task, _, _)| (task.task_run_id, task.attempt)).collect());
     let mut tracked = tracked.into_iter();
     let mut slots = slots.into_iter();
     // Once one had to wait for a slot, or this dispatch itself ran late (a busy machine), time
@@ -75,8 +76,10 @@ async fn dispatch(worker: Arc<Worker>, claimed: Vec<(Claimed, OwnedSemaphorePerm
                 None => {
                     // Shutting down: this one and every one after it go back.
                     give_back_unstarted(&worker, &task).await;
+                    undispatched.done();
                     for (task, _, _) in tracked.by_ref() {
                         give_back_unstarted(&worker, &task).await;
+                        undispatched.done();
                     }
                     return;
                 }
@@ -87,10 +90,50 @@ async fn dispatch(worker: Arc<Worker>, claimed: Vec<(Claimed, OwnedSemaphorePerm
         if worker.saw_end(task.pipeline_run_id) || (waited && !still_going(&worker, &task, &mut going).await) {
             drop(slot);
             give_back_unstarted(&worker, &task).await;
+            undispatched.done();
             continue;
         }
         let w = Arc::clone(&worker);
         worker.tracker.spawn(async move { execute(&w, task, cancel, (slot, room)).await });
+        undispatched.done();
+    }
+}
+
+/// The task runs a dispatch tracked and has neither started nor given back yet, in claim
+/// order. Should the dispatch end otherwise (a panic, or its task dropped), they are untracked
+/// when this is dropped, and it is logged: their leases are no longer renewed and run out, and
+/// a worker's lease sweep takes them over; nothing stays `running` here with nobody to run
+/// it, nor counts as a sibling whose outcome is still to come (see `Worker::others_unhanded`).
+struct Undispatched<'a> {
+    worker: &'a super::Worker,
+    left: std::collections::VecDeque<(i64, i32)>,
+}
+
+impl<'a> Undispatched<'a> {
+    /// For task runs `left` (id, attempt), tracked by `worker`.
+    fn new(worker: &'a super::Worker, left: std::collections::VecDeque<(i64, i32)>) -> Self {
+        Undispatched { worker, left }
+    }
+
+    /// The first one left was started or given back.
+    fn done(&mut self) {
+        self.left.pop_front();
+    }
+}
+
+impl Drop for Undispatched<'_> {
+    fn drop(&mut self) {
+        if self.left.is_empty() {
+            return;
+        }
+        let how = if std::thread::panicking() { "panicked" } else { "was stopped" };
+        tracing::error!(
+            task_runs = ?self.left,
+            "the dispatch of claimed task runs {how} before starting them all; the rest are left to their leases, which run out, and a worker's lease sweep takes them over"
+        );
+        for (task_run_id, attempt) in self.left.drain(..) {
+            self.worker.untrack(task_run_id, attempt);
+        }
     }
 }
 
@@ -152,4 +195,78 @@ async fn give_back_unstarted(worker: &Arc<Worker>, task: &Claimed) {
     }
     worker.untrack(task.task_run_id, task.attempt);
     tracing::debug!("prefetched task run given back without starting");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::worker::state::RunningTask;
+
+    async fn worker() -> super::super::Worker {
+        let db = crate::store::connect("sqlite::memory:", None).await.unwrap();
+        super::super::Worker::new(db, crate::Config::default(), vec!["default".to_owned()], 2, "w".to_owned(), Arc::default(), Arc::default())
+    }
+
+    fn claimed(task_run_id: i64, stage_run_id: i64) -> Claimed {
+        Claimed {
+            task_run_id,
+            attempt: 1,
+            stage_run_id,
+            pipeline_run_id: 1,
+            task_id: 1,
+            task_name: "t".into(),
+            stage_name: "s".into(),
+            pipeline_name: "p".into(),
+            cog: "c".into(),
+            error_handler: None,
+            arguments: "{}".into(),
+            launch_arguments: "{}".into(),
+            critical: true,
+            max_retries: 0,
+            timeout_ms: None,
+            started_at: None,
+            queue: "default".into(),
+            run_after: chrono::Utc::now(),
+        }
+    }
+
+    fn track(worker: &super::super::Worker, task_run_id: i64) {
+        worker.track(RunningTask { claimed: claimed(task_run_id, 7), cancel: CancellationToken::new(), abort: None, handed: false });
+    }
+
+    #[tokio::test]
+    async fn a_dispatch_that_panics_untracks_what_it_had_not_started() {
+        let worker = worker().await;
+        for id in [1, 2, 3] {
+            track(&worker, id);
+        }
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut undispatched = Undispatched::new(&worker, [(1, 1), (2, 1), (3, 1)].into());
+            undispatched.done();
+            panic!("a bug in the dispatch");
+        }));
+        assert!(unwound.is_err());
+        assert!(worker.is_tracked(1, 1), "the one started stays tracked (its execution untracks it)");
+        assert!(!worker.is_tracked(2, 1) && !worker.is_tracked(3, 1), "the ones not started are untracked: their leases run out");
+        worker.untrack(1, 1);
+        assert!(!worker.others_unhanded(7), "no sibling is counted as still to come");
+    }
+
+    #[tokio::test]
+    async fn a_dispatch_that_started_everything_untracks_nothing() {
+        let worker = worker().await;
+        for id in [1, 2] {
+            track(&worker, id);
+        }
+        let mut undispatched = Undispatched::new(&worker, [(1, 1), (2, 1)].into());
+        undispatched.done();
+        undispatched.done();
+        drop(undispatched);
+        assert!(worker.is_tracked(1, 1) && worker.is_tracked(2, 1));
+        assert!(worker.others_unhanded(7));
+    }
 }
