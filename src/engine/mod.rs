@@ -13,6 +13,8 @@ pub(crate) mod start;
 
 pub(crate) use crate::signals::Effects;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use sea_orm::{DatabaseTransaction, DbErr, TransactionTrait};
 
 use crate::store::claims;
@@ -31,7 +33,10 @@ pub(crate) async fn learn_if_ended(txn: &DatabaseTransaction, run_id: i64, effec
     let Some(sample_size) = learn.filter(|_| effects.run_ended) else { return Ok(false) };
     claims::custom_plans(txn).await?;
     let savepoint = txn.begin().await?;
-    match crate::definitions::weights::update_weights(&savepoint, run_id, sample_size).await {
+    let learning = Learning::start(&LEARNING);
+    let learned = crate::definitions::weights::update_weights(&savepoint, run_id, sample_size).await;
+    drop(learning);
+    match learned {
         Ok(_) => savepoint.commit().await?,
         // A deadlock or lost connection may have ended the whole transaction (MySQL rolls it
         // all back on a deadlock): the caller retries it, weights included.
@@ -44,6 +49,34 @@ pub(crate) async fn learn_if_ended(txn: &DatabaseTransaction, run_id: i64, effec
     Ok(true)
 }
 
+/// Transactions of this process inside weight learning now (see [`learning_now`]).
+static LEARNING: AtomicUsize = AtomicUsize::new(0);
+
+/// How many transactions of this process are inside weight learning now
+/// ([`learn_if_ended`]): mostly waiting for the weights lock of their pipeline, which the run
+/// ends of its other runs hold one after the other. The outcome writer does not count them
+/// against its limit of concurrent writes (`worker::completions`).
+pub(crate) fn learning_now() -> usize {
+    LEARNING.load(Ordering::Relaxed)
+}
+
+/// Counts a transaction in a learning counter for as long as it lives (a learning that fails,
+/// panics or is dropped mid-way is uncounted as well).
+struct Learning(&'static AtomicUsize);
+
+impl Learning {
+    fn start(counter: &'static AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Learning(counter)
+    }
+}
+
+impl Drop for Learning {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Commits `txn`, the transition of run `run_id` that had `effects`; when it ended the run, the
 /// run is counted in `cog_pipeline_runs_total` once the commit has succeeded.
 pub(crate) async fn commit(txn: DatabaseTransaction, run_id: i64, effects: Effects) -> Result<(), DbErr> {
@@ -51,4 +84,25 @@ pub(crate) async fn commit(txn: DatabaseTransaction, run_id: i64, effects: Effec
     txn.commit().await?;
     crate::metrics::run_ended(ended.as_ref());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_learning_is_counted_while_it_lasts_even_when_it_panics() {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let first = Learning::start(&COUNTER);
+        let second = Learning::start(&COUNTER);
+        assert_eq!(COUNTER.load(Ordering::Relaxed), 2);
+        drop(first);
+        assert_eq!(COUNTER.load(Ordering::Relaxed), 1);
+        let unwound = std::panic::catch_unwind(move || {
+            let _second = second;
+            panic!("a learning that panics");
+        });
+        assert!(unwound.is_err());
+        assert_eq!(COUNTER.load(Ordering::Relaxed), 0);
+    }
 }

@@ -34,6 +34,34 @@ pub(crate) struct Claimed {
     pub(crate) run_after: DateTime<Utc>,
 }
 
+#[cfg(test)]
+impl Claimed {
+    /// A claimed task run for unit tests: attempt 1 of task run `task_run_id` in stage run
+    /// `stage_run_id` of run `pipeline_run_id`, of a critical task without retries.
+    pub(crate) fn for_test(task_run_id: i64, stage_run_id: i64, pipeline_run_id: i64) -> Claimed {
+        Claimed {
+            task_run_id,
+            attempt: 1,
+            stage_run_id,
+            pipeline_run_id,
+            task_id: 1,
+            task_name: "t".into(),
+            stage_name: "s".into(),
+            pipeline_name: "p".into(),
+            cog: "c".into(),
+            error_handler: None,
+            arguments: "{}".into(),
+            launch_arguments: "{}".into(),
+            critical: true,
+            max_retries: 0,
+            timeout_ms: None,
+            started_at: None,
+            queue: "default".into(),
+            run_after: chrono::Utc::now(),
+        }
+    }
+}
+
 /// Marks up to `limit` queued task runs of `queues` whose `run_after` has passed as running
 /// for `worker` with a lease of `lease`, heaviest first; returns their ids, in claim order.
 /// Run it in a transaction. `run_after` and the lease follow the database's clock (see

@@ -211,31 +211,8 @@ mod tests {
         super::super::Worker::new(db, crate::Config::default(), vec!["default".to_owned()], 2, "w".to_owned(), Arc::default(), Arc::default())
     }
 
-    fn claimed(task_run_id: i64, stage_run_id: i64) -> Claimed {
-        Claimed {
-            task_run_id,
-            attempt: 1,
-            stage_run_id,
-            pipeline_run_id: 1,
-            task_id: 1,
-            task_name: "t".into(),
-            stage_name: "s".into(),
-            pipeline_name: "p".into(),
-            cog: "c".into(),
-            error_handler: None,
-            arguments: "{}".into(),
-            launch_arguments: "{}".into(),
-            critical: true,
-            max_retries: 0,
-            timeout_ms: None,
-            started_at: None,
-            queue: "default".into(),
-            run_after: chrono::Utc::now(),
-        }
-    }
-
     fn track(worker: &super::super::Worker, task_run_id: i64) {
-        worker.track(RunningTask { claimed: claimed(task_run_id, 7), cancel: CancellationToken::new(), abort: None, handed: false });
+        worker.track(RunningTask { claimed: Claimed::for_test(task_run_id, 7, 1), cancel: CancellationToken::new(), abort: None, handed: false });
     }
 
     #[tokio::test]
