@@ -8,7 +8,8 @@
 //! about 30 ms were such first-time parsing and planning. Here every statement of the hot path
 //! is sent once per connection as `EXPLAIN <statement>`, inside a transaction that is rolled
 //! back: planned, never executed, so nothing is read, locked, written or notified. Then each
-//! is prepared on every connection, and the claim's plan made (`store::prepare`).
+//! is prepared on every connection, and the generic plans of the statements that run with
+//! the claim's planner settings (a launch's, a claim's, a hand-off's) made (`store::prepare`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

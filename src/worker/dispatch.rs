@@ -2,7 +2,7 @@
 //! are free, else (prefetched, see `Config::prefetch`) as slots free up; giving back the ones
 //! that never start.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -105,13 +105,13 @@ async fn dispatch(worker: Arc<Worker>, claimed: Vec<(Claimed, OwnedSemaphorePerm
 /// a worker's lease sweep takes them over; nothing stays `running` here with nobody to run
 /// it, nor counts as a sibling whose outcome is still to come (see `Worker::others_unhanded`).
 struct Undispatched<'a> {
-    worker: &'a super::Worker,
-    left: std::collections::VecDeque<(i64, i32)>,
+    worker: &'a Worker,
+    left: VecDeque<(i64, i32)>,
 }
 
 impl<'a> Undispatched<'a> {
     /// For task runs `left` (id, attempt), tracked by `worker`.
-    fn new(worker: &'a super::Worker, left: std::collections::VecDeque<(i64, i32)>) -> Self {
+    fn new(worker: &'a Worker, left: VecDeque<(i64, i32)>) -> Self {
         Undispatched { worker, left }
     }
 
@@ -206,12 +206,12 @@ mod tests {
     use super::*;
     use crate::worker::state::RunningTask;
 
-    async fn worker() -> super::super::Worker {
+    async fn worker() -> Worker {
         let db = crate::store::connect("sqlite::memory:", None).await.unwrap();
-        super::super::Worker::new(db, crate::Config::default(), vec!["default".to_owned()], 2, "w".to_owned(), Arc::default(), Arc::default())
+        Worker::new(db, crate::Config::default(), vec!["default".to_owned()], 2, "w".to_owned(), Arc::default(), Arc::default())
     }
 
-    fn track(worker: &super::super::Worker, task_run_id: i64) {
+    fn track(worker: &Worker, task_run_id: i64) {
         worker.track(RunningTask { claimed: Claimed::for_test(task_run_id, 7, 1), cancel: CancellationToken::new(), abort: None, handed: false });
     }
 
