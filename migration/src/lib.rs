@@ -13,6 +13,8 @@ mod m20261203_000004_cog_parameters;
 mod m20261203_000005_active_indexes;
 mod m20261204_000006_stage_fill;
 mod m20261204_000007_task_fillfactor;
+mod m20261204_000008_duration_index;
+mod partial_indexes;
 
 /// The migrator of cog's tables.
 pub struct Migrator;
@@ -32,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000005_active_indexes::Migration),
             Box::new(m20261204_000006_stage_fill::Migration),
             Box::new(m20261204_000007_task_fillfactor::Migration),
+            Box::new(m20261204_000008_duration_index::Migration),
         ]
     }
 }

@@ -8,7 +8,8 @@
 //! hides the condition from the planner; see `Sql::status` in cog's store).
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
+
+use crate::partial_indexes::apply;
 
 /// Replaces (up) or restores (down) the task-run indexes on SQLite and PostgreSQL.
 pub(crate) struct Migration;
@@ -40,21 +41,6 @@ DROP INDEX cog_task_run_lease;
 DROP INDEX cog_task_run_completed_at;
 CREATE INDEX cog_task_run_completed_at ON cog_task_run (completed_at)
 "#;
-
-/// Runs `script`'s statements on SQLite and PostgreSQL; nothing on MySQL.
-async fn apply(manager: &SchemaManager<'_>, script: &str) -> Result<(), DbErr> {
-    let db = manager.get_connection();
-    match db.get_database_backend() {
-        DbBackend::Sqlite | DbBackend::Postgres => {
-            for statement in script.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                db.execute_unprepared(statement).await?;
-            }
-            Ok(())
-        }
-        DbBackend::MySql => Ok(()),
-        other => Err(DbErr::Migration(format!("cog supports SQLite, PostgreSQL and MySQL/MariaDB, not {other:?}"))),
-    }
-}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

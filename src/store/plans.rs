@@ -1,12 +1,13 @@
-//! The hot statements read the partial indexes on active task runs (SQLite's query plans):
-//! their cost follows the work in flight, not the length of the history.
+//! The hot statements read the partial indexes on active task runs, and weight learning the one
+//! on completed durations (SQLite's query plans): their cost follows the work in flight, or the
+//! run's size, not the length of the history.
 
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, Statement};
 
 use super::sql::SENT;
-use super::{claims, now, transitions};
+use super::{claims, now, transitions, weights};
 
 /// A line of `EXPLAIN QUERY PLAN`.
 #[derive(FromQueryResult)]
@@ -60,4 +61,11 @@ async fn completing_a_stage_run_reads_the_open_task_runs_index() {
     let db = database().await;
     transitions::complete_stage_run_if_done(&db, 1, now()).await.unwrap();
     assert_reads(&plan_of_last(&db).await, "cog_task_run_open");
+}
+
+#[tokio::test]
+async fn learning_weights_reads_the_durations_index() {
+    let db = database().await;
+    weights::learn(&db, 1, 10).await.unwrap();
+    assert_reads(&plan_of_last(&db).await, "cog_task_run_durations");
 }

@@ -22,7 +22,7 @@ pub(crate) async fn learn(conn: &impl ConnectionTrait, run_id: i64, sample_size:
                 SELECT tr.task_id, tr.duration_ms, ROW_NUMBER() OVER (PARTITION BY tr.task_id ORDER BY tr.id DESC) AS n \
                 FROM cog_task_run tr WHERE tr.status = ",
             )
-            .bind(RunStatus::Completed)
+            .status(RunStatus::Completed)
             .push(
                 " AND tr.duration_ms IS NOT NULL AND tr.task_id IN ( \
                 SELECT t.task_id FROM cog_task_run t JOIN cog_stage_run s ON s.id = t.stage_run_id WHERE s.pipeline_run_id = ",
@@ -36,7 +36,9 @@ pub(crate) async fn learn(conn: &impl ConnectionTrait, run_id: i64, sample_size:
     };
     if b == Backend::Postgres {
         // Each task's last `sample_size` durations read off the end of its index range
-        // (`cog_task_run_task`): the cost follows the run's size, not the history's. (MariaDB
+        // (`cog_task_run_durations`, a partial index of completed task runs: the status is a
+        // literal so that the planner sees it): the cost follows the run's size, not the
+        // history's. (MariaDB
         // has no LATERAL; SQLite has one writer, so the window over the history is kept there.)
         // A task has at most one task run in a run (one stage run per stage, unique; one task
         // run per task in it, unique): the run's task ids need no DISTINCT (a sort of them).
@@ -50,7 +52,7 @@ pub(crate) async fn learn(conn: &impl ConnectionTrait, run_id: i64, sample_size:
         .push(" AND t.status = ")
         .bind(RunStatus::Completed)
         .push(") d CROSS JOIN LATERAL (SELECT tr.duration_ms FROM cog_task_run tr WHERE tr.task_id = d.task_id AND tr.status = ")
-        .bind(RunStatus::Completed)
+        .status(RunStatus::Completed)
         .push(" AND tr.duration_ms IS NOT NULL ORDER BY tr.id DESC LIMIT ")
         .bind(i64::from(sample_size.max(1)))
         .push(") r GROUP BY d.task_id) w WHERE cog_task.id = w.task_id AND cog_task.weight <> w.seconds")
