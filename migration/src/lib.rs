@@ -14,6 +14,7 @@ mod m20261203_000005_active_indexes;
 mod m20261204_000006_stage_fill;
 mod m20261204_000007_task_fillfactor;
 mod m20261204_000008_duration_index;
+mod m20261204_000009_task_room_for_weights;
 mod partial_indexes;
 
 /// The migrator of cog's tables.
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000006_stage_fill::Migration),
             Box::new(m20261204_000007_task_fillfactor::Migration),
             Box::new(m20261204_000008_duration_index::Migration),
+            Box::new(m20261204_000009_task_room_for_weights::Migration),
         ]
     }
 }
