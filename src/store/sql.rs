@@ -100,6 +100,11 @@ impl Sql {
         self
     }
 
+    /// The backend the statement is written for.
+    pub(crate) fn backend(&self) -> Backend {
+        self.backend
+    }
+
     /// Appends `status` as a literal (`'queued'`), from the enum's stored text. Used where a
     /// statement must read the partial indexes on active task runs (migration
     /// `m20261203_000005_active_indexes`): a planner can use a partial index only when the

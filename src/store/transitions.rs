@@ -127,7 +127,12 @@ fn stage_run_insert(sql: Sql, run_id: i64, stage_id: i64, now: DateTime<Utc>, fi
 /// `sql`. `stage_run` writes the stage run id's expression; `from` names what precedes the
 /// tasks in `FROM` (a CTE holding the stage run), if anything.
 fn task_runs_insert(sql: Sql, stage_run: &dyn Fn(Sql) -> Sql, from: &str, stage_id: i64, tasks: TaskRange) -> Sql {
-    let sql = stage_run(sql.push("INSERT INTO cog_task_run (stage_run_id, task_id, status, queue, weight, attempt, run_after) SELECT "))
+    // MariaDB would otherwise read the queue first and then every task of the queue, and sort
+    // them: a launch's first 16 task runs of a 100,000-task stage examined 200,000 rows (150 ms).
+    // Joined in the written order, the tasks are read through `(stage_id, id)`, in order, up to
+    // the limit.
+    let select = if sql.backend() == Backend::MySql { " SELECT STRAIGHT_JOIN " } else { " SELECT " };
+    let sql = stage_run(sql.push("INSERT INTO cog_task_run (stage_run_id, task_id, status, queue, weight, attempt, run_after)").push(select))
         .push(", t.id, ")
         .bind(RunStatus::Queued)
         .push(", q.name, t.weight, 0, ")
