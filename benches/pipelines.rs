@@ -14,9 +14,7 @@
 //! PostgreSQL backends serving the bench database (`/proc/<pid>/stat` of each, the server
 //! being on this machine; `-` for SQLite, which runs inside cog's process, and for MySQL, whose
 //! one server process serves every database), and the machine's load average when the
-//! measurement started (the cores are shared: CPU per task is the steadier figure). CPU is
-//! counted from the launch on (the start-up's warm-up of each pooled connection is not per
-//! task; a connection opened during the workload counts whole).
+//! measurement started (the cores are shared: CPU per task is the steadier figure).
 //! `first_task_ms` is `launch()` called -> first cog call started, in the measuring process,
 //! a fresh one (its runtime built, started and `ready()`); with several processes, -> the
 //! first task run started in any of them (its `started_at`, written when it is claimed), the
@@ -315,13 +313,10 @@ async fn measure(name: &str, db_kind: &str, procs: usize, admin_url: &str) {
     workers.iter_mut().for_each(wait_ready);
     let load = load1();
     let cog_pids: Vec<u32> = std::iter::once(std::process::id()).chain(workers.iter().map(Child::id)).collect();
+    let (cog_before, db_before) = (cpu_of(&cog_pids), cpu_of(&db_backends(rt.connection(), db_kind).await));
     rt.start();
     // A service that just started: its worker is registered, then a launch comes in.
     rt.ready().await;
-    // CPU is counted from here: the pools' warm-up at start (PostgreSQL plans each connection's
-    // statements) is a cost per connection, not per task; connections opened during the
-    // workload count whole, warm-up included.
-    let (cog_before, db_before) = (cpu_of(&cog_pids), cpu_of(&db_backends(rt.connection(), db_kind).await));
     let (started, started_wall) = (Instant::now(), Utc::now());
     let launches = if name == "F" { FAIR_RUNS } else { 1 };
     let pipeline = format!("bench_{name}");

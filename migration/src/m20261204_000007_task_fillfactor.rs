@@ -6,6 +6,8 @@
 //! (100, pages packed full) and 0.96–1.09 s at 70. The setting applies to pages filled from
 //! now on; existing rows move to roomier pages as they are updated.
 //! SQLite has no such setting, and InnoDB's (`innodb_fill_factor`) is the server's.
+//! Migration `m20261204_000009_task_room_for_weights` lowers it to 50: at 70 only about a third
+//! of a page's rows fit a new version next to the old one.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};

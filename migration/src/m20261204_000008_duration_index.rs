@@ -5,6 +5,10 @@
 //! partial one gets a single entry, at completion. MySQL/MariaDB has no partial indexes: its
 //! index stays as it is.
 //!
+//! `cog_task_run.task_id`'s foreign key then has no index of all task runs behind it on SQLite
+//! and PostgreSQL: deleting a `cog_task` row would read every task run to check it. cog never
+//! deletes tasks (a task dropped from a definition is archived, its history kept).
+//!
 //! The learning statements write the status as a literal so that the planner sees the
 //! condition (see migration `m20261203_000005_active_indexes`).
 

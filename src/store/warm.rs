@@ -59,7 +59,8 @@ impl<C: ConnectionTrait> ConnectionTrait for Explain<'_, C> {
 }
 
 /// Plans the statements of the hot path once on each connection `db`'s pool holds open (at
-/// most [`WARM_CONNECTIONS`](super::connect::WARM_CONNECTIONS)), together (see the module's
+/// most [`WARM_CONNECTIONS`](super::connect::WARM_CONNECTIONS)), together, writes (and rolls
+/// back) a row in each table a launch writes, and prepares the statements (see the module's
 /// note). PostgreSQL only: MySQL's server shares its table cache between sessions, and SQLite
 /// runs in this process. A statement that cannot be planned is logged and the runtime starts
 /// anyway (the warm-up only saves time).
@@ -102,11 +103,13 @@ async fn warm_one(db: &DatabaseConnection, queues: &[String]) -> Result<(), DbEr
     let txn = db.begin().await?;
     let planned = plan_hot_path(&Explain { inner: &txn }, queues, now()).await;
     let warmed = match planned {
-        Ok(()) => write_once(&txn).await,
+        Ok(()) => write_first_rows(&txn).await,
         Err(e) => Err(e),
     };
-    txn.rollback().await?;
-    warmed
+    // The first error is the one worth reporting; a failed rollback only if all else went well
+    // (the server rolls the transaction back anyway when the connection goes).
+    let rolled_back = txn.rollback().await;
+    warmed.and(rolled_back)
 }
 
 /// One row in each table that a launch, a stage start and a failed attempt write to (with the
@@ -122,7 +125,7 @@ const FIRST_WRITES: &str = "\
     INSERT INTO cog_queue (id, name) VALUES (-pg_backend_pid(), 'cog warm-up ' || pg_backend_pid()); \
     INSERT INTO cog_task (id, stage_id, name, cog_id, arguments, queue_id, weight, critical, enabled, archived, max_retries, position) \
         VALUES (-pg_backend_pid(), -pg_backend_pid(), 'warm-up', -pg_backend_pid(), '{}', -pg_backend_pid(), 1, true, false, true, 0, 0); \
-    INSERT INTO cog_pipeline_run (id, pipeline_id, status, trigger, arguments, created_at) \
+    INSERT INTO cog_pipeline_run (id, pipeline_id, status, \"trigger\", arguments, created_at) \
         VALUES (-pg_backend_pid(), -pg_backend_pid(), 'canceled', 'manual', '{}', now()); \
     INSERT INTO cog_stage_run (id, pipeline_run_id, stage_id, status) VALUES (-pg_backend_pid(), -pg_backend_pid(), -pg_backend_pid(), 'canceled'); \
     INSERT INTO cog_task_run (id, stage_run_id, task_id, status, queue, weight, attempt, run_after) \
@@ -138,7 +141,7 @@ const FIRST_WRITES: &str = "\
 /// run's and task runs' (1.7–2.5 ms in all; 0.2–0.3 ms each on the second launch), measured
 /// after the statements' planning had been warmed. Writing a row to each of those tables once
 /// here moves that cost to the start.
-async fn write_once(txn: &impl ConnectionTrait) -> Result<(), DbErr> {
+async fn write_first_rows(txn: &impl ConnectionTrait) -> Result<(), DbErr> {
     txn.execute_unprepared(FIRST_WRITES).await.map(|_| ())
 }
 
@@ -230,7 +233,7 @@ mod tests {
         crate::migrate(&db).await.unwrap();
         plans_without_writing(&db).await;
         let txn = db.begin().await.unwrap();
-        write_once(&txn).await.expect("a row can be written to each table of the hot path");
+        write_first_rows(&txn).await.expect("a row can be written to each table of the hot path");
         txn.rollback().await.unwrap();
         warm_up(&db, &["default".to_owned()]).await;
         // The first writes were rolled back, and they took no id from any sequence.

@@ -9,32 +9,32 @@ use crate::entity::status::RunStatus;
 /// seconds, of its last `sample_size` completed runs; returns how many weights changed.
 pub(crate) async fn learn(conn: &impl ConnectionTrait, run_id: i64, sample_size: u32) -> Result<u64, DbErr> {
     let b = Backend::of(conn)?;
-    if b == Backend::Postgres {
+    // Unchanged weights are not written: a run of many tasks whose durations did not change
+    // then updates no row (and its final transaction stays short).
+    match b {
         // Each task's last `sample_size` durations read off the end of its index range
         // (`cog_task_run_durations`, a partial index of completed task runs: the status is a
         // literal so that the planner sees it) by a LATERAL subquery, averaged per task.
-        return Sql::new(
-            b,
-            "UPDATE cog_task SET weight = w.seconds FROM ( \
-                SELECT d.task_id, AVG(r.duration_ms) / 1000.0 AS seconds FROM ( \
-                    SELECT t.task_id FROM cog_task_run t JOIN cog_stage_run s ON s.id = t.stage_run_id WHERE s.pipeline_run_id = ",
-        )
-        .bind(run_id)
-        .push(" AND t.status = ")
-        .bind(RunStatus::Completed)
-        .push(") d CROSS JOIN LATERAL (SELECT tr.duration_ms FROM cog_task_run tr WHERE tr.task_id = d.task_id AND tr.status = ")
-        .status(RunStatus::Completed)
-        .push(" AND tr.duration_ms IS NOT NULL ORDER BY tr.id DESC LIMIT ")
-        .bind(i64::from(sample_size.max(1)))
-        .push(") r GROUP BY d.task_id) w WHERE cog_task.id = w.task_id AND cog_task.weight <> w.seconds")
-        .execute(conn)
-        .await;
-    }
-    match b {
-        // Unchanged weights are not written: a run of many tasks whose durations did not
-        // change then updates no row (and its final transaction stays short).
+        Backend::Postgres => {
+            Sql::new(
+                b,
+                "UPDATE cog_task SET weight = w.seconds FROM ( \
+                    SELECT d.task_id, AVG(r.duration_ms) / 1000.0 AS seconds FROM ( \
+                        SELECT t.task_id FROM cog_task_run t JOIN cog_stage_run s ON s.id = t.stage_run_id WHERE s.pipeline_run_id = ",
+            )
+            .bind(run_id)
+            .push(" AND t.status = ")
+            .bind(RunStatus::Completed)
+            .push(") d CROSS JOIN LATERAL (SELECT tr.duration_ms FROM cog_task_run tr WHERE tr.task_id = d.task_id AND tr.status = ")
+            .status(RunStatus::Completed)
+            .push(" AND tr.duration_ms IS NOT NULL ORDER BY tr.id DESC LIMIT ")
+            .bind(i64::from(sample_size.max(1)))
+            .push(") r GROUP BY d.task_id) w WHERE cog_task.id = w.task_id AND cog_task.weight <> w.seconds")
+            .execute(conn)
+            .await
+        }
         // Materialized: each mean is computed once, not again for the comparison.
-        Backend::Sqlite | Backend::Postgres => {
+        Backend::Sqlite => {
             newest_means(Sql::new(b, "WITH w AS MATERIALIZED ("), run_id, sample_size)
                 .push(") UPDATE cog_task SET weight = w.seconds FROM w WHERE cog_task.id = w.task_id AND cog_task.weight <> w.seconds")
                 .execute(conn)
@@ -75,11 +75,12 @@ pub(crate) async fn learn(conn: &impl ConnectionTrait, run_id: i64, sample_size:
 
 /// Appends a query of the run's completed tasks (`task_id`), each with the mean, in seconds,
 /// of its last `sample_size` completed durations (`seconds`), for SQLite: the durations from
-/// the `sample_size`-th newest on (all of them when there are fewer), each range read off the
+/// the `sample_size`-th newest on (all of them when there are fewer: from id 0, below every
+/// task run's, a constant so that the range stays an index range), each range read off the
 /// end of the task's entries in the index of completed durations (`cog_task_run_durations`).
 /// The cost follows the run's size, not the history's: ranking every completed run of the
 /// run's tasks (as MySQL still does) read a pipeline's whole history at each of its runs'
-/// ends (workload F on SQLite, 50 runs of one pipeline: 5,814–7,393 → 9,145–9,348 tasks/s).
+/// ends (workload F on SQLite, 50 runs of one pipeline: 5,432–7,393 → 9,145–10,052 tasks/s).
 /// A task has at most one task run in a run (one stage run per stage, unique; one task run per
 /// task in it, unique), so the run's tasks need no DISTINCT.
 fn newest_means(sql: Sql, run_id: i64, sample_size: u32) -> Sql {
