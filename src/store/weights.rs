@@ -16,15 +16,13 @@ pub(crate) async fn learn(conn: &impl ConnectionTrait, run_id: i64, sample_size:
         // (`cog_task_run_durations`, a partial index of completed task runs: the status is a
         // literal so that the planner sees it) by a LATERAL subquery, averaged per task.
         Backend::Postgres => {
-            Sql::new(
-                b,
-                "UPDATE cog_task SET weight = w.seconds FROM ( \
-                    SELECT d.task_id, AVG(r.duration_ms) / 1000.0 AS seconds FROM ( \
-                        SELECT t.task_id FROM cog_task_run t JOIN cog_stage_run s ON s.id = t.stage_run_id WHERE s.pipeline_run_id = ",
+            run_completed_tasks(
+                Sql::new(
+                    b,
+                    "UPDATE cog_task SET weight = w.seconds FROM (SELECT d.task_id, AVG(r.duration_ms) / 1000.0 AS seconds FROM (SELECT t.task_id FROM ",
+                ),
+                run_id,
             )
-            .bind(run_id)
-            .push(" AND t.status = ")
-            .bind(RunStatus::Completed)
             .push(") d CROSS JOIN LATERAL (SELECT tr.duration_ms FROM cog_task_run tr WHERE tr.task_id = d.task_id AND tr.status = ")
             .status(RunStatus::Completed)
             .push(" AND tr.duration_ms IS NOT NULL ORDER BY tr.id DESC LIMIT ")
@@ -91,13 +89,8 @@ fn newest_means(sql: Sql, run_id: i64, sample_size: u32) -> Sql {
     };
     let sql = completed(sql.push("SELECT t.task_id, (SELECT AVG(tr.duration_ms) FROM cog_task_run tr WHERE "), "tr")
         .push(" AND tr.id >= COALESCE((SELECT x.id FROM cog_task_run x WHERE ");
-    completed(sql, "x")
-        .push(" ORDER BY x.id DESC LIMIT 1 OFFSET ")
-        .bind(i64::from(sample_size.max(1) - 1))
-        .push("), 0)) / 1000.0 AS seconds FROM cog_task_run t JOIN cog_stage_run s ON s.id = t.stage_run_id WHERE s.pipeline_run_id = ")
-        .bind(run_id)
-        .push(" AND t.status = ")
-        .bind(RunStatus::Completed)
+    let sql = completed(sql, "x").push(" ORDER BY x.id DESC LIMIT 1 OFFSET ").bind(i64::from(sample_size.max(1) - 1)).push("), 0)) / 1000.0 AS seconds FROM ");
+    run_completed_tasks(sql, run_id)
 }
 
 /// [`newest_means`] for MySQL/MariaDB: every completed run of the run's tasks ranked newest
@@ -107,20 +100,22 @@ fn newest_means(sql: Sql, run_id: i64, sample_size: u32) -> Sql {
 /// history (13–17 ms against 7.5 ms for 200 tasks) and made workload F slower.
 fn ranked_means(sql: Sql, run_id: i64, sample_size: u32) -> Sql {
     // MySQL's AVG is a DECIMAL: read back as a double.
-    sql.push(
-        "SELECT task_id, CAST(AVG(duration_ms) / 1000.0 AS DOUBLE) AS seconds FROM ( \
+    let sql = sql
+        .push(
+            "SELECT task_id, CAST(AVG(duration_ms) / 1000.0 AS DOUBLE) AS seconds FROM ( \
         SELECT tr.task_id, tr.duration_ms, ROW_NUMBER() OVER (PARTITION BY tr.task_id ORDER BY tr.id DESC) AS n \
         FROM cog_task_run tr WHERE tr.status = ",
-    )
-    .status(RunStatus::Completed)
-    .push(
-        " AND tr.duration_ms IS NOT NULL AND tr.task_id IN ( \
-        SELECT t.task_id FROM cog_task_run t JOIN cog_stage_run s ON s.id = t.stage_run_id WHERE s.pipeline_run_id = ",
-    )
-    .bind(run_id)
-    .push(" AND t.status = ")
-    .bind(RunStatus::Completed)
-    .push(")) ranked WHERE n <= ")
-    .bind(i64::from(sample_size.max(1)))
-    .push(" GROUP BY task_id")
+        )
+        .status(RunStatus::Completed)
+        .push(" AND tr.duration_ms IS NOT NULL AND tr.task_id IN (SELECT t.task_id FROM ");
+    run_completed_tasks(sql, run_id).push(")) ranked WHERE n <= ").bind(i64::from(sample_size.max(1))).push(" GROUP BY task_id")
+}
+
+/// Appends the run `run_id`'s completed task runs as `t` (with their stage runs as `s`):
+/// `cog_task_run t JOIN cog_stage_run s ... WHERE ...`, for a `FROM` clause.
+fn run_completed_tasks(sql: Sql, run_id: i64) -> Sql {
+    sql.push("cog_task_run t JOIN cog_stage_run s ON s.id = t.stage_run_id WHERE s.pipeline_run_id = ")
+        .bind(run_id)
+        .push(" AND t.status = ")
+        .bind(RunStatus::Completed)
 }
