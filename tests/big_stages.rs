@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use cog::{PipelineSpec, RunStatus, StageSpec, TaskSpec, cog};
 use sea_orm::TransactionTrait;
 use serde_json::json;
-use support::{TestDb, probe, scalar, wait};
+use support::{TestDb, assert_no_orphans, probe, scalar, wait};
 
 /// The number of task runs a hand-off's stage start queues before the rest is queued after
 /// commit.
@@ -110,6 +110,7 @@ async fn every_task_of_big_stages_runs_once(db: TestDb) {
     let all: i64 = stages.iter().map(|(_, tasks)| tasks).sum();
     assert_eq!(probe(key).calls.load(Ordering::SeqCst), all as usize, "every task ran exactly once");
     assert_eq!(filling(&rt, run.id()).await, 0);
+    assert_no_orphans(&rt).await;
     rt.shutdown().await;
 }
 
@@ -141,6 +142,7 @@ async fn a_fill_left_half_done_is_taken_over(db: TestDb) {
         assert_eq!(filling(&rt, run.id()).await, 0);
     }
     assert_eq!(probe(key).calls.load(Ordering::SeqCst), 9_000, "every task ran exactly once");
+    assert_no_orphans(&rt).await;
     rt.shutdown().await;
 }
 
@@ -157,6 +159,7 @@ async fn a_cancel_in_the_middle_of_a_fill_queues_nothing_more(db: TestDb) {
     assert_eq!(task_runs(&rt, run.id(), "big", Some("canceled")).await, CHUNK as i64, "the queued chunk is canceled");
     assert_eq!(task_runs(&rt, run.id(), "big", None).await, CHUNK as i64, "nothing more was queued");
     assert_eq!(probe(key).calls.load(Ordering::SeqCst), 0);
+    assert_no_orphans(&rt).await;
     rt.shutdown().await;
 }
 

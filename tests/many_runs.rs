@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use cog::{PipelineSpec, RunStatus, StageSpec, TaskSpec, cog};
 use serde_json::json;
-use support::{TestDb, eventually, rows, scalar, task_statuses, test_config, wait};
+use support::{TestDb, assert_no_orphans, eventually, rows, scalar, task_statuses, test_config, wait};
 
 const RUNS: usize = 30;
 const STAGES: usize = 3;
@@ -70,6 +70,7 @@ async fn many_runs_launched_at_once_all_complete_and_learn_every_weight(db: Test
     let total = (RUNS * STAGES * TASKS) as i64;
     assert_eq!(scalar(&a, "SELECT COUNT(*) FROM cog_task_run WHERE status = 'completed' AND attempt = 1").await, total, "every task run ran once");
     assert_eq!(scalar(&a, "SELECT COUNT(*) FROM cog_task_run").await, total);
+    assert_no_orphans(&a).await;
     // The runs ended together; the last one to learn read every duration committed before it.
     for (task, weight, mean) in weights_and_means(&a, 5).await {
         assert!((weight - mean).abs() < 1e-9, "task {task}: weight {weight}, mean of its last 5 durations {mean}");

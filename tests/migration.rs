@@ -61,4 +61,33 @@ async fn up_creates_every_table_and_down_removes_them(db: TestDb) {
     assert_eq!(tables(&conn).await, expected);
 }
 
-on_all_backends!(up_creates_every_table_and_down_removes_them);
+/// The tables `cog_task_run` references through a foreign key, in order.
+async fn task_run_parents(db: &DatabaseConnection) -> Vec<String> {
+    let sql = match db.get_database_backend() {
+        DbBackend::Sqlite => "SELECT \"table\" FROM pragma_foreign_key_list('cog_task_run') ORDER BY 1",
+        DbBackend::Postgres => "SELECT confrelid::regclass::text FROM pg_constraint WHERE contype = 'f' AND conrelid = 'cog_task_run'::regclass ORDER BY 1",
+        _ => {
+            "SELECT CAST(referenced_table_name AS CHAR) FROM information_schema.referential_constraints \
+             WHERE constraint_schema = DATABASE() AND table_name = 'cog_task_run' ORDER BY 1"
+        }
+    };
+    let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap();
+    rows.iter().map(|r| r.try_get_by_index::<String>(0).unwrap()).collect()
+}
+
+/// Migration 000010: on the server backends `cog_task_run` checks no parent (cog's statements
+/// keep them, see `support::assert_no_orphans`); SQLite keeps its checks; `down` adds them back
+/// and `up` drops them again.
+async fn task_runs_check_their_parents_on_sqlite_only(db: TestDb) {
+    let conn = Database::connect(db.url.as_str()).await.unwrap();
+    cog::migrate(&conn).await.unwrap();
+    let both = ["cog_stage_run", "cog_task"].map(str::to_owned).to_vec();
+    let kept = if db.backend == "sqlite" { both.clone() } else { Vec::new() };
+    assert_eq!(task_run_parents(&conn).await, kept);
+    cog_migration::Migrator::down(&conn, Some(1)).await.unwrap();
+    assert_eq!(task_run_parents(&conn).await, both, "down restores the checks");
+    cog::migrate(&conn).await.unwrap();
+    assert_eq!(task_run_parents(&conn).await, kept);
+}
+
+on_all_backends!(up_creates_every_table_and_down_removes_them, task_runs_check_their_parents_on_sqlite_only);

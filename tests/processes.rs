@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use cog::{CogRuntime, Config, PipelineSpec, RunStatus, StageSpec, TaskSpec, cog};
 use serde_json::json;
-use support::{TestDb, rows, scalar};
+use support::{TestDb, assert_no_orphans, rows, scalar};
 
 const WORKER_URL: &str = "COG_TEST_WORKER_URL";
 const STAGES: usize = 4;
@@ -120,6 +120,7 @@ async fn check_nothing_lost_or_doubled(rt: &CogRuntime, run: &cog::RunHandle) {
         let result: serde_json::Value = serde_json::from_str(&row.try_get_by_index::<String>(1).unwrap()).unwrap();
         assert_eq!(result["attempt"], json!(attempt), "a result written by another attempt than the owner's");
     }
+    assert_no_orphans(rt).await;
 }
 
 async fn a_worker_killed_mid_run_loses_and_doubles_nothing(db: TestDb) {

@@ -13,7 +13,7 @@ use cog::scheduler::ManualClock;
 use cog::{CogRuntime, Error, PipelineSpec, PruneReport, RunStatus, StageSpec, TaskSpec, cog};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-use support::{TestDb, scalar, test_config, wait};
+use support::{TestDb, assert_no_orphans, scalar, test_config, wait};
 
 #[cog]
 fn pr_ok() -> i64 {
@@ -91,6 +91,7 @@ async fn prune_deletes_old_ended_runs_and_nothing_else(db: TestDb) {
     assert_eq!(unended.status().await.unwrap(), RunStatus::Running);
     assert_eq!(rt.prune(chrono::Duration::days(7)).await.unwrap(), PruneReport::default(), "nothing left to prune");
     assert!(matches!(rt.prune(chrono::Duration::days(-1)).await, Err(Error::InvalidSetting(_))));
+    assert_no_orphans(&rt).await;
     // Learned weights stay on the tasks.
     assert!(scalar(&rt, "SELECT COUNT(*) FROM cog_task").await > 0);
     rt.shutdown().await;

@@ -15,6 +15,7 @@ mod m20261204_000006_stage_fill;
 mod m20261204_000007_task_fillfactor;
 mod m20261204_000008_duration_index;
 mod m20261204_000009_task_room_for_weights;
+mod m20261204_000010_task_run_parents_unlocked;
 mod partial_indexes;
 
 /// The migrator of cog's tables.
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000007_task_fillfactor::Migration),
             Box::new(m20261204_000008_duration_index::Migration),
             Box::new(m20261204_000009_task_room_for_weights::Migration),
+            Box::new(m20261204_000010_task_run_parents_unlocked::Migration),
         ]
     }
 }
