@@ -26,6 +26,10 @@
 //! it, as Debian's does — cost 12 % of F's throughput, 2026-12-04), MySQL/MariaDB from
 //! `COG_BENCH_MYSQL_URL` (default `mysql://root@127.0.0.1:3306/test`), each skipped when
 //! unreachable. One machine-readable `bench ...` line per measurement, then a summary.
+//! For profiling: `COG_BENCH_NO_LEARN=1` runs every process with `Config::auto_weight(false)`
+//! (what weight learning costs), and `COG_BENCH_KEEP=1` leaves each server database in place
+//! after its measurement (`cog_bench_<workload>_<pid>`, for `EXPLAIN` on its data; drop it
+//! yourself).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -99,7 +103,8 @@ fn workload(name: &str) -> (PipelineSpec, usize) {
 }
 
 fn config() -> Config {
-    Config::default().poll_interval(Duration::from_millis(100)).prefetch(prefetch())
+    let learn = std::env::var_os("COG_BENCH_NO_LEARN").is_none();
+    Config::default().poll_interval(Duration::from_millis(100)).prefetch(prefetch()).auto_weight(learn)
 }
 
 /// Peak resident memory of process `pid` in MiB (`VmHWM`). The measuring process's figure
@@ -388,6 +393,10 @@ fn with_database(url: &str, db: &str) -> String {
 
 /// Drops a bench database on a server.
 async fn drop_database(url: &str, db_kind: &str, admin_url: &str) {
+    if std::env::var_os("COG_BENCH_KEEP").is_some() {
+        eprintln!("COG_BENCH_KEEP: {url} kept");
+        return;
+    }
     let admin = Database::connect(admin_url).await.unwrap();
     let name = url.split('?').next().unwrap_or_default().rsplit('/').next().unwrap_or_default();
     let sql = if db_kind == "mysql" { format!("DROP DATABASE IF EXISTS {name}") } else { format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)") };
