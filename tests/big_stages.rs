@@ -2,7 +2,8 @@
 //! hand-off) and the rest after it in chunks growing fourfold from 128 to 5,000 (issue 11):
 //! every task runs exactly once, a launch returns once its stages are fully queued,
 //! a launch in the host's transaction queues everything in it, a fill left half done by a
-//! process that stopped is taken over, and a cancel in the middle of a fill queues nothing more.
+//! process that stopped is taken over, and a cancel in the middle of a fill queues nothing more;
+//! prunes racing stage starts, fills and cancels leave no task run without its parents.
 
 mod support;
 
@@ -11,7 +12,7 @@ use std::sync::atomic::Ordering;
 use cog::{PipelineSpec, RunStatus, StageSpec, TaskSpec, cog};
 use sea_orm::TransactionTrait;
 use serde_json::json;
-use support::{TestDb, assert_no_orphans, probe, scalar, wait};
+use support::{TestDb, assert_no_orphans, orphan_task_runs, probe, scalar, wait};
 
 /// The number of task runs a hand-off's stage start queues before the rest is queued after
 /// commit.
@@ -163,9 +164,67 @@ async fn a_cancel_in_the_middle_of_a_fill_queues_nothing_more(db: TestDb) {
     rt.shutdown().await;
 }
 
+/// Prunes deleting each run as soon as it has ended, while stage starts, fills and cancels of
+/// other runs go on, leave no task run without its stage run or its task (on PostgreSQL and
+/// MariaDB no foreign key checks that: only the order of cog's own statements keeps it). Each
+/// run's second stage is started by the first one's outcome and filled after it in chunks;
+/// half of the runs are canceled once that has begun.
+async fn prunes_racing_stage_starts_fills_and_cancels_leave_no_orphan(db: TestDb) {
+    const RUNS: usize = 4;
+    let rt = db.runtime().await;
+    let key = db.url.as_str();
+    let pipeline = PipelineSpec::new("p").prevent_overlap(false).stage(stage("first", key, 1)).stage(stage("big", key, 700).after(["first"]));
+    rt.define(pipeline).await.unwrap();
+    rt.start();
+    let runs = futures::future::try_join_all((0..RUNS).map(|_| rt.launch("p"))).await.unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pruner = {
+        let (rt, stop) = (rt.clone(), std::sync::Arc::clone(&stop));
+        tokio::spawn(async move {
+            let mut pruned = 0;
+            while !stop.load(Ordering::SeqCst) {
+                pruned += rt.prune(chrono::Duration::zero()).await.expect("prune").pipeline_runs;
+                tokio::task::yield_now().await;
+            }
+            pruned
+        })
+    };
+    for run in runs.iter().step_by(2) {
+        support::eventually("the big stage to start", || async { task_runs(&rt, run.id(), "big", None).await > 0 }).await;
+        rt.cancel(run.id()).await.unwrap();
+    }
+    support::eventually("every run to end and be pruned", || async { scalar(&rt, "SELECT COUNT(*) FROM cog_pipeline_run").await == 0 }).await;
+    stop.store(true, Ordering::SeqCst);
+    let pruned = pruner.await.unwrap();
+    assert_eq!(pruned, RUNS as u64, "each run pruned once");
+    assert_no_orphans(&rt).await;
+    assert_eq!(scalar(&rt, "SELECT COUNT(*) FROM cog_task_run").await, 0, "nothing left under the pruned runs");
+    rt.shutdown().await;
+}
+
+/// The orphan check finds a task run whose stage run and task do not exist: SQLite refuses to
+/// write one (its foreign keys stay); PostgreSQL and MariaDB write it, and the check counts it.
+async fn the_orphan_check_finds_an_orphan(db: TestDb) {
+    let rt = db.runtime().await;
+    let insert = "INSERT INTO cog_task_run (stage_run_id, task_id, status, queue, weight, attempt, run_after) \
+                  VALUES (-7, -7, 'canceled', 'default', 1, 1, CURRENT_TIMESTAMP)";
+    let written = sea_orm::ConnectionTrait::execute_unprepared(rt.connection(), insert).await;
+    if db.backend == "sqlite" {
+        assert!(written.is_err(), "SQLite checks a task run's parents");
+        assert_eq!(orphan_task_runs(&rt).await, 0);
+        return;
+    }
+    written.unwrap();
+    assert_eq!(orphan_task_runs(&rt).await, 1);
+    sea_orm::ConnectionTrait::execute_unprepared(rt.connection(), "DELETE FROM cog_task_run WHERE stage_run_id = -7").await.unwrap();
+    assert_eq!(orphan_task_runs(&rt).await, 0);
+}
+
 on_all_backends!(
     every_task_of_big_stages_runs_once,
     a_launch_in_the_hosts_transaction_queues_the_whole_stage_in_it,
     a_fill_left_half_done_is_taken_over,
     a_cancel_in_the_middle_of_a_fill_queues_nothing_more,
+    prunes_racing_stage_starts_fills_and_cancels_leave_no_orphan,
+    the_orphan_check_finds_an_orphan,
 );

@@ -7,8 +7,9 @@
 //! Two indexes on `cog_task` serve big stages too: `(stage_id, id)`, the order in which a
 //! stage's task runs are queued (each chunk reads only its own tasks, where the unique
 //! `(stage_id, name)` index made every chunk read and sort all the stage's tasks), and
-//! `(cog_id)`, by which a launch reads only the tasks of cogs that take parameters (MySQL
-//! already has that one, for its foreign key).
+//! `(cog_id)`, by which a launch reads only the tasks of cogs that take parameters (not on
+//! MySQL/MariaDB: MariaDB has that one already, for migration 000001's foreign key; MySQL 8,
+//! which ignores that migration's inline `REFERENCES`, has neither the key nor the index).
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};

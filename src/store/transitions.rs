@@ -150,10 +150,10 @@ fn task_runs_insert(sql: Sql, stage_run: &dyn Fn(Sql) -> Sql, from: &str, stage_
         Some(through) => sql.push(" AND t.id <= ").bind(through),
         None => sql,
     };
-    // Tasks read in id order: a chunk of a big stage is the next ids after the last one queued.
-    // (Nothing here locks a `cog_task` row: the task run's foreign keys are gone on the server
-    // backends, migration 000010, and MySQL reads the SELECT of an INSERT at READ COMMITTED
-    // without locks.)
+    // Tasks read in id order: a chunk of a big stage is the next ids after the last one
+    // queued. And where this read locks them — MySQL's `INSERT ... SELECT` share-locks the rows
+    // it reads unless at READ COMMITTED (cog's own transactions are; a host's, in `launch_in`,
+    // may not be) — in the order in which weight learning locks them: the two never deadlock.
     let sql = sql.push(" ORDER BY t.id");
     match tasks.limit {
         Some(limit) => sql.push(" LIMIT ").bind(limit as i64),

@@ -9,8 +9,8 @@
 //! is sent once per connection as `EXPLAIN <statement>`, inside a transaction that is rolled
 //! back: planned, never executed, so nothing is read, locked or notified. In the same
 //! transaction one row is written to each table a launch writes (and rolled back with it:
-//! nobody sees it, no id is taken), so that the backend sets up its foreign-key checks and
-//! insert paths now rather than at the first launch. Then each statement is prepared on every
+//! nobody sees it, no id is taken), so that the backend sets up the foreign-key checks that
+//! remain and the insert paths now rather than at the first launch. Then each statement is prepared on every
 //! connection, and the generic plans of the statements that run with the claim's planner
 //! settings (a launch's, a claim's, a hand-off's) made (`store::prepare`).
 
@@ -139,8 +139,9 @@ const FIRST_WRITES: &str = "\
 /// needs it, and sets up each table's and index's insert path at its first write: a launch on
 /// a fresh connection took 0.7 ms for its run's insert, and 0.5 ms each for the first stage
 /// run's and task runs' (1.7–2.5 ms in all; 0.2–0.3 ms each on the second launch), measured
-/// after the statements' planning had been warmed. Writing a row to each of those tables once
-/// here moves that cost to the start.
+/// after the statements' planning had been warmed (before migration 000010, after which a task
+/// run's insert checks no foreign key on PostgreSQL; a run's, a stage run's and an error's
+/// still do). Writing a row to each of those tables once here moves that cost to the start.
 async fn write_first_rows(txn: &impl ConnectionTrait) -> Result<(), DbErr> {
     txn.execute_unprepared(FIRST_WRITES).await.map(|_| ())
 }

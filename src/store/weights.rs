@@ -56,8 +56,9 @@ pub(crate) async fn learn(conn: &impl ConnectionTrait, run_id: i64, sample_size:
                 .push(") w JOIN cog_task t ON t.id = w.task_id WHERE t.weight <> w.seconds ORDER BY w.task_id")
                 .all(conn)
                 .await?;
-            // One row at a time in id order (`ORDER BY id`): writers of the same rows lock them
-            // in one order and never deadlock.
+            // One row at a time in id order (`ORDER BY id`), the order in which a stage start's
+            // insert share-locks them where it locks them (see `transitions::task_runs_insert`):
+            // the two never deadlock.
             let mut changed = 0;
             for chunk in means.chunks(500) {
                 let mut sql = Sql::new(b, "UPDATE cog_task SET weight = CASE id");

@@ -234,16 +234,21 @@ pub async fn scalar(rt: &CogRuntime, sql: &str) -> i64 {
     row.try_get_by_index::<i64>(0).unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
-/// Asserts that every task run has its stage run and its task. On PostgreSQL and MySQL no
-/// foreign key checks this (migration 000010 dropped them for speed): cog's own statements
-/// keep it, and the tests that hammer them check it here.
-pub async fn assert_no_orphans(rt: &CogRuntime) {
-    let orphans = scalar(
+/// Task runs without their stage run or their task.
+pub async fn orphan_task_runs(rt: &CogRuntime) -> i64 {
+    scalar(
         rt,
         "SELECT COUNT(*) FROM cog_task_run t LEFT JOIN cog_stage_run s ON s.id = t.stage_run_id \
          LEFT JOIN cog_task k ON k.id = t.task_id WHERE s.id IS NULL OR k.id IS NULL",
     )
-    .await;
+    .await
+}
+
+/// Asserts that every task run has its stage run and its task. On PostgreSQL and MariaDB no
+/// foreign key checks this (migration 000010 dropped them for speed): cog's own statements
+/// keep it, and the tests that hammer them check it here.
+pub async fn assert_no_orphans(rt: &CogRuntime) {
+    let orphans = orphan_task_runs(rt).await;
     assert_eq!(orphans, 0, "{orphans} task run(s) without their stage run or task");
 }
 
