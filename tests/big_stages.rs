@@ -203,7 +203,13 @@ async fn prunes_racing_stage_starts_fills_and_cancels_leave_no_orphan(db: TestDb
             Err(e) => panic!("cancel of run {id}: {e}"),
         }
     }
-    support::eventually("every run to end and be pruned", || async { scalar(&rt, "SELECT COUNT(*) FROM cog_pipeline_run").await == 0 }).await;
+    // Longer than `eventually`'s 30 s: on a loaded machine MariaDB runs these tasks slowly
+    // (the 5,700 of `every_task_of_big_stages_runs_once` took 55–63 s there).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    while scalar(&rt, "SELECT COUNT(*) FROM cog_pipeline_run").await > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for every run to end and be pruned");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     stop.store(true, Ordering::SeqCst);
     let pruned = pruner.await.unwrap();
     assert_eq!(pruned, RUNS as u64, "each run pruned once");
