@@ -84,10 +84,47 @@ async fn task_runs_check_their_parents_on_sqlite_only(db: TestDb) {
     let both = ["cog_stage_run", "cog_task"].map(str::to_owned).to_vec();
     let kept = if db.backend == "sqlite" { both.clone() } else { Vec::new() };
     assert_eq!(task_run_parents(&conn).await, kept);
-    cog_migration::Migrator::down(&conn, Some(1)).await.unwrap();
+    cog_migration::Migrator::down(&conn, Some(steps_back_through("m20261204_000010_task_run_parents_unlocked"))).await.unwrap();
     assert_eq!(task_run_parents(&conn).await, both, "down restores the checks");
     cog::migrate(&conn).await.unwrap();
     assert_eq!(task_run_parents(&conn).await, kept);
 }
 
-on_all_backends!(up_creates_every_table_and_down_removes_them, task_runs_check_their_parents_on_sqlite_only);
+/// How many migrations `down` reverts to undo migration `name` (and every later one).
+fn steps_back_through(name: &str) -> u32 {
+    let names: Vec<String> = cog_migration::Migrator::migrations().iter().map(|m| m.name().to_owned()).collect();
+    let at = names.iter().position(|n| n == name).unwrap_or_else(|| panic!("no migration {name} in {names:?}"));
+    (names.len() - at) as u32
+}
+
+/// Whether `cog_task_run` has an index named `name`.
+async fn has_task_run_index(db: &DatabaseConnection, name: &str) -> bool {
+    let sql = match db.get_database_backend() {
+        DbBackend::Sqlite => format!("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'cog_task_run' AND name = '{name}'"),
+        DbBackend::Postgres => format!("SELECT COUNT(*) FROM pg_indexes WHERE tablename = 'cog_task_run' AND indexname = '{name}'"),
+        _ => format!(
+            "SELECT COUNT(*) FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = 'cog_task_run' AND index_name = '{name}'"
+        ),
+    };
+    let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().expect("a count");
+    row.try_get_by_index::<i64>(0).unwrap() > 0
+}
+
+/// Migration 000011: the partial index of task runs waiting for a retry exists where partial
+/// indexes do (SQLite, PostgreSQL) and not on MySQL/MariaDB; `down` drops it, `up` adds it back.
+async fn retries_have_their_index_where_partial_indexes_exist(db: TestDb) {
+    let conn = Database::connect(db.url.as_str()).await.unwrap();
+    cog::migrate(&conn).await.unwrap();
+    let partial = db.backend != "mysql";
+    assert_eq!(has_task_run_index(&conn, "cog_task_run_retries").await, partial);
+    cog_migration::Migrator::down(&conn, Some(steps_back_through("m20261205_000011_retry_index"))).await.unwrap();
+    assert!(!has_task_run_index(&conn, "cog_task_run_retries").await, "down drops the index");
+    cog::migrate(&conn).await.unwrap();
+    assert_eq!(has_task_run_index(&conn, "cog_task_run_retries").await, partial);
+}
+
+on_all_backends!(
+    up_creates_every_table_and_down_removes_them,
+    task_runs_check_their_parents_on_sqlite_only,
+    retries_have_their_index_where_partial_indexes_exist
+);

@@ -16,6 +16,7 @@ mod m20261204_000007_task_fillfactor;
 mod m20261204_000008_duration_index;
 mod m20261204_000009_task_room_for_weights;
 mod m20261204_000010_task_run_parents_unlocked;
+mod m20261205_000011_retry_index;
 mod partial_indexes;
 
 /// The migrator of cog's tables.
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000008_duration_index::Migration),
             Box::new(m20261204_000009_task_room_for_weights::Migration),
             Box::new(m20261204_000010_task_run_parents_unlocked::Migration),
+            Box::new(m20261205_000011_retry_index::Migration),
         ]
     }
 }

@@ -370,8 +370,12 @@ pub(crate) async fn expired(conn: &impl ConnectionTrait, limit: usize) -> Result
         .await
 }
 
-/// The earliest `run_after` of the task runs queued on `queues` that are not paused (when
-/// an idle worker should look again), if any is queued.
+/// The earliest `run_after` of the task runs waiting for a retry on `queues` that are not
+/// paused (when an idle worker should look again), if any waits. Only a retry's back-off puts
+/// `run_after` in the future, and a retried task run has run before (`attempt > 0`): this
+/// reads the small partial index of those (`cog_task_run_retries`, SQLite and PostgreSQL)
+/// rather than every queued task run. A task run queued at once is announced when queued, and
+/// an idle worker no longer comes back after 1 ms for queued rows another claim was taking.
 pub(crate) async fn next_due(conn: &impl ConnectionTrait, queues: &[String]) -> Result<Option<DateTime<Utc>>, DbErr> {
     #[derive(FromQueryResult)]
     struct Due {
@@ -379,7 +383,7 @@ pub(crate) async fn next_due(conn: &impl ConnectionTrait, queues: &[String]) -> 
     }
     let row = Sql::new(Backend::of(conn)?, "SELECT MIN(run_after) AS due FROM cog_task_run WHERE status = ")
         .status(RunStatus::Queued)
-        .push(" AND queue IN (SELECT name FROM cog_queue WHERE name IN (")
+        .push(" AND attempt > 0 AND queue IN (SELECT name FROM cog_queue WHERE name IN (")
         .bind_list(queues.iter().map(String::as_str))
         .push(") AND NOT paused)")
         .one::<Due>(conn)

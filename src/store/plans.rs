@@ -64,6 +64,13 @@ async fn completing_a_stage_run_reads_the_open_task_runs_index() {
 }
 
 #[tokio::test]
+async fn finding_the_next_retry_reads_the_retries_index() {
+    let db = database().await;
+    claims::next_due(&db, &["default".to_owned(), "io".to_owned()]).await.unwrap();
+    assert_reads(&plan_of_last(&db).await, "cog_task_run_retries");
+}
+
+#[tokio::test]
 async fn learning_weights_reads_the_durations_index() {
     let db = database().await;
     weights::learn(&db, 1, 10).await.unwrap();

@@ -1,0 +1,42 @@
+//! The index an idle worker reads to learn when the next retry becomes due (issue 11), on
+//! SQLite and PostgreSQL: queued task runs that have run before (`attempt > 0`), by queue and
+//! `run_after`. Only a retry's back-off puts `run_after` in the future (a task run queued by a
+//! stage start, a fill or a shutdown's give-back is due at once), so `next_due` asks about
+//! these rows only. A task run enters this index only while it waits for a retry: a stage
+//! start's insert (attempt 0) and a claim's update (status `running`) write no entry.
+//!
+//! Without it, `next_due` read every queued task run of the worker's queues through the claim
+//! index: 1.25 ms with 2,000 queued (workload F, which asks after about one claim in three),
+//! against 0.05 ms with it, 2026-12-05. MySQL/MariaDB has no partial indexes: there the
+//! statement reads as it did.
+
+use sea_orm_migration::prelude::*;
+
+use crate::partial_indexes::apply;
+
+/// Adds (up) or drops (down) the retries index on SQLite and PostgreSQL.
+pub(crate) struct Migration;
+
+impl MigrationName for Migration {
+    fn name(&self) -> &str {
+        "m20261205_000011_retry_index"
+    }
+}
+
+/// The partial index of queued task runs waiting for a retry. `status` and `attempt` are
+/// written as literals by the statements that read it.
+const UP: &str = "CREATE INDEX cog_task_run_retries ON cog_task_run (queue, run_after) WHERE status = 'queued' AND attempt > 0";
+
+/// Back to no such index.
+const DOWN: &str = "DROP INDEX cog_task_run_retries";
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        apply(manager, UP).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        apply(manager, DOWN).await
+    }
+}
