@@ -2,10 +2,12 @@
 //! picks for the claim statement (regression: a nested-loop semi-join rescanned a
 //! `LIMIT ... FOR UPDATE SKIP LOCKED` subquery once per outer row and claimed far more rows
 //! than its limit; the extras were dropped and reclaimed as `lease_expired`). And a claim that
-//! takes task runs of several runs, stages and pipelines gives each its own definitions.
+//! takes task runs of several runs, stages and pipelines gives each its own definitions. An idle
+//! worker claims a retry when its back-off ends, not at its next poll.
 
 mod support;
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -90,13 +92,14 @@ fn claim_seen(error: &TaskError, task_run: &TaskRunInfo) {
     SEEN.lock().unwrap().push(seen);
 }
 
-/// Task runs of two runs each of two pipelines, queued before the worker starts: its first
-/// claim takes them all at once (and the second stage's, queued at a hand-off, are claimed in
-/// that outcome's transaction). Each task run must run with its own run's launch arguments
-/// and be told its own pipeline, stage and task (PostgreSQL looks up what a stage run leads
-/// to once per stage run of a claim).
+/// The 10 first-stage task runs of two runs each of two pipelines, queued before the worker
+/// starts: its first claim takes them all at once (a worker's first claim takes as many as it
+/// has free slots: 10), as their one `started_at` shows (and the second stage's, queued at a
+/// hand-off, are claimed in that outcome's transaction). Each task run must run with its own
+/// run's launch arguments and be told its own pipeline, stage and task (PostgreSQL looks up
+/// what a stage run leads to once per stage run of a claim).
 async fn one_claim_of_many_runs_gives_each_its_own_definitions(db: TestDb) {
-    let rt = db.runtime_with(|b| b.concurrency(4).config(test_config().prefetch(60))).await;
+    let rt = db.runtime_with(|b| b.concurrency(10)).await;
     let task = |name: &str| TaskSpec::new("claim_report").name(name).critical(false).error_handler("claim_seen");
     let left = PipelineSpec::new("left")
         .prevent_overlap(false)
@@ -125,7 +128,39 @@ async fn one_claim_of_many_runs_gives_each_its_own_definitions(db: TestDb) {
     seen.sort();
     expected.sort();
     assert_eq!(seen, expected);
+    let first_claims = "SELECT COUNT(DISTINCT tr.started_at) FROM cog_task_run tr JOIN cog_stage_run sr ON sr.id = tr.stage_run_id \
+         JOIN cog_stage s ON s.id = sr.stage_id WHERE s.name <> 'second'";
+    assert_eq!(scalar(&rt, first_claims).await, 1, "the first stages' 10 task runs were claimed together");
     rt.shutdown().await;
 }
 
-on_all_backends!(claims_respect_their_limit, one_claim_of_many_runs_gives_each_its_own_definitions);
+/// Attempts of [`claim_second_time`] so far, by key.
+static ATTEMPTS: Mutex<Option<HashMap<String, u32>>> = Mutex::new(None);
+
+/// Fails its first attempt (for key `key`), succeeds after.
+#[cog]
+fn claim_second_time(key: String) -> Result<(), String> {
+    let mut attempts = ATTEMPTS.lock().unwrap();
+    let n = attempts.get_or_insert_with(HashMap::new).entry(key).or_insert(0);
+    *n += 1;
+    if *n == 1 { Err("first attempt".to_owned()) } else { Ok(()) }
+}
+
+/// A failed attempt is queued again with a back-off of 200 ms; the worker, idle meanwhile,
+/// polls only every 10 minutes: it must learn when the retry becomes due (`next_due`, which
+/// reads retries off their own index) and claim it then. Were the retry left to the poll,
+/// `wait` would give up after 60 s.
+async fn an_idle_worker_claims_a_retry_when_its_back_off_ends(db: TestDb) {
+    let config = test_config().poll_interval(Duration::from_secs(600)).retry_backoff(Duration::from_millis(200), Duration::from_millis(200));
+    let rt = db.runtime_with(|b| b.config(config)).await;
+    let key = format!("{}-retry", db.url);
+    let task = TaskSpec::new("claim_second_time").args(json!({ "key": key })).max_retries(1);
+    rt.define(PipelineSpec::new("second_time").stage(StageSpec::new("only").task(task))).await.unwrap();
+    rt.start();
+    let run = rt.launch("second_time").await.unwrap();
+    assert_eq!(wait(&run).await, RunStatus::Completed);
+    assert_eq!(scalar(&rt, "SELECT COUNT(*) FROM cog_task_run WHERE attempt = 2 AND status = 'completed'").await, 1, "completed at its second attempt");
+    rt.shutdown().await;
+}
+
+on_all_backends!(claims_respect_their_limit, one_claim_of_many_runs_gives_each_its_own_definitions, an_idle_worker_claims_a_retry_when_its_back_off_ends);

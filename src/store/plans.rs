@@ -64,10 +64,12 @@ async fn completing_a_stage_run_reads_the_open_task_runs_index() {
 }
 
 #[tokio::test]
-async fn finding_the_next_retry_reads_the_retries_index() {
+async fn finding_when_work_is_due_reads_the_retries_and_claim_indexes() {
     let db = database().await;
     claims::next_due(&db, &["default".to_owned(), "io".to_owned()]).await.unwrap();
-    assert_reads(&plan_of_last(&db).await, "cog_task_run_retries");
+    let plan = plan_of_last(&db).await;
+    assert_reads(&plan, "cog_task_run_retries");
+    assert_reads(&plan, "cog_task_run_claim");
 }
 
 #[tokio::test]
