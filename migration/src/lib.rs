@@ -34,13 +34,13 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_admin::Migration),
             Box::new(m20261124_000003_run_control::Migration),
             Box::new(m20261203_000004_cog_parameters::Migration),
-            Box::new(m20261203_000005_active_indexes::Migration),
+            Box::new(m20261203_000005_active_indexes::MIGRATION),
             Box::new(m20261204_000006_stage_fill::Migration),
             Box::new(m20261204_000007_task_fillfactor::Migration),
-            Box::new(m20261204_000008_duration_index::Migration),
+            Box::new(m20261204_000008_duration_index::MIGRATION),
             Box::new(m20261204_000009_task_room_for_weights::Migration),
             Box::new(m20261204_000010_task_run_parents_unlocked::Migration),
-            Box::new(m20261205_000011_retry_index::Migration),
+            Box::new(m20261205_000011_retry_index::MIGRATION),
         ]
     }
 }

@@ -7,18 +7,7 @@
 //! Statements that must use these indexes write the statuses as literals (a bound status
 //! hides the condition from the planner; see `Sql::status` in cog's store).
 
-use sea_orm_migration::prelude::*;
-
-use crate::partial_indexes::apply;
-
-/// Replaces (up) or restores (down) the task-run indexes on SQLite and PostgreSQL.
-pub(crate) struct Migration;
-
-impl MigrationName for Migration {
-    fn name(&self) -> &str {
-        "m20261203_000005_active_indexes"
-    }
-}
+use crate::partial_indexes::PartialIndexes;
 
 /// The partial indexes, replacing full ones.
 const UP: &str = r#"
@@ -42,13 +31,5 @@ DROP INDEX cog_task_run_completed_at;
 CREATE INDEX cog_task_run_completed_at ON cog_task_run (completed_at)
 "#;
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        apply(manager, UP).await
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        apply(manager, DOWN).await
-    }
-}
+/// Replaces (up) or restores (down) the task-run indexes on SQLite and PostgreSQL.
+pub(crate) const MIGRATION: PartialIndexes = PartialIndexes { name: "m20261203_000005_active_indexes", up: UP, down: DOWN };

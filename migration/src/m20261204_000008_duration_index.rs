@@ -12,18 +12,7 @@
 //! The learning statements write the status as a literal so that the planner sees the
 //! condition (see migration `m20261203_000005_active_indexes`).
 
-use sea_orm_migration::prelude::*;
-
-use crate::partial_indexes::apply;
-
-/// Replaces (up) or restores (down) the durations index on SQLite and PostgreSQL.
-pub(crate) struct Migration;
-
-impl MigrationName for Migration {
-    fn name(&self) -> &str {
-        "m20261204_000008_duration_index"
-    }
-}
+use crate::partial_indexes::PartialIndexes;
 
 /// The partial index, replacing the full one.
 const UP: &str = r#"
@@ -37,13 +26,5 @@ CREATE INDEX cog_task_run_task ON cog_task_run (task_id, status, id);
 DROP INDEX cog_task_run_durations
 "#;
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        apply(manager, UP).await
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        apply(manager, DOWN).await
-    }
-}
+/// Replaces (up) or restores (down) the durations index on SQLite and PostgreSQL.
+pub(crate) const MIGRATION: PartialIndexes = PartialIndexes { name: "m20261204_000008_duration_index", up: UP, down: DOWN };

@@ -12,18 +12,7 @@
 //! three), against 0.13–0.14 ms now (`pgbench`, one client, 2026-12-05). MySQL/MariaDB has no
 //! partial indexes: there the statement reads as it did.
 
-use sea_orm_migration::prelude::*;
-
-use crate::partial_indexes::apply;
-
-/// Adds (up) or drops (down) the retries index on SQLite and PostgreSQL.
-pub(crate) struct Migration;
-
-impl MigrationName for Migration {
-    fn name(&self) -> &str {
-        "m20261205_000011_retry_index"
-    }
-}
+use crate::partial_indexes::PartialIndexes;
 
 /// The partial index of queued task runs waiting for a retry. `status` and `attempt` are
 /// written as literals by the statements that read it.
@@ -32,13 +21,5 @@ const UP: &str = "CREATE INDEX cog_task_run_retries ON cog_task_run (queue, run_
 /// Back to no such index.
 const DOWN: &str = "DROP INDEX cog_task_run_retries";
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        apply(manager, UP).await
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        apply(manager, DOWN).await
-    }
-}
+/// Adds (up) or drops (down) the retries index on SQLite and PostgreSQL.
+pub(crate) const MIGRATION: PartialIndexes = PartialIndexes { name: "m20261205_000011_retry_index", up: UP, down: DOWN };
