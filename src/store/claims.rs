@@ -251,8 +251,8 @@ pub(crate) async fn set_planner(conn: &impl ConnectionTrait) -> Result<(), DbErr
 
 /// PostgreSQL's claim (see [`claim`]) as the CTE `claimed` (the claimed rows as updated: id,
 /// attempt, stage_run_id, task_id, weight, started_at, queue, run_after) followed by `then`,
-/// the query that reads it (which may begin with more CTEs: `, name AS (...) SELECT ...`). Sets the transaction's planner settings first, unless `planner`
-/// says they are set.
+/// the query that reads it (which may begin with more CTEs: `, name AS (...) SELECT ...`).
+/// Sets the transaction's planner settings first, unless `planner` says they are set.
 async fn pg_claim(conn: &impl ConnectionTrait, parts: &ClaimParts<'_>, then: &str, planner: Planner) -> Result<Sql, DbErr> {
     let b = Backend::Postgres;
     // The claim must walk the claim index in its order and stop at the limit. Right after a

@@ -10,9 +10,9 @@
 //! back: planned, never executed, so nothing is read, locked or notified. In the same
 //! transaction one row is written to each table a launch writes (and rolled back with it:
 //! nobody sees it, no id is taken), so that the backend sets up the foreign-key checks that
-//! remain and the insert paths now rather than at the first launch. Then each statement is prepared on every
-//! connection, and the generic plans of the statements that run with the claim's planner
-//! settings (a launch's, a claim's, a hand-off's) made (`store::prepare`).
+//! remain and the insert paths now rather than at the first launch. Then each statement is
+//! prepared on every connection, and the generic plans of the statements that run with the
+//! claim's planner settings (a launch's, a claim's, a hand-off's) made (`store::prepare`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
