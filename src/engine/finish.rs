@@ -57,6 +57,9 @@ pub(crate) struct RetryPolicy {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ending<'a> {
     pub(crate) task: &'a Claimed,
+    /// When the attempt started (its cog was called), if known: a success's duration counts
+    /// from it (`None`: no duration).
+    pub(crate) started_at: Option<DateTime<Utc>>,
     pub(crate) outcome: &'a Outcome,
     /// How the task's error handler failed on this failure, recorded after the failure's row.
     pub(crate) handler_error: Option<&'a TaskError>,
@@ -64,7 +67,7 @@ pub(crate) struct Ending<'a> {
 
 /// Records how attempt `task.attempt` of `task` ended and moves its run forward.
 pub(crate) async fn finish(db: &DatabaseConnection, task: &Claimed, outcome: &Outcome, retry: RetryPolicy) -> Result<(Finished, Effects), DbErr> {
-    let (finished, effects) = finish_batch(db, &[Ending { task, outcome, handler_error: None }], retry, None).await?;
+    let (finished, effects) = finish_batch(db, &[Ending { task, started_at: task.started_at, outcome, handler_error: None }], retry, None).await?;
     Ok((finished[0], effects))
 }
 
@@ -114,7 +117,7 @@ pub(crate) async fn finish_batch(
     if !planner_first {
         claims::set_planner(&txn).await?;
     }
-    for &Ending { task, outcome, handler_error } in items {
+    for &Ending { task, outcome, handler_error, .. } in items {
         let result = match outcome {
             Outcome::Success(_) if completed.contains(&task.task_run_id) => Finished::Completed,
             Outcome::Success(_) => Finished::Stale,
@@ -155,7 +158,7 @@ pub(crate) async fn finish_batch(
     let retried = finished.contains(&Finished::Retrying);
     effects = announce_left(&txn, effects, &chained, retried).await?;
     super::commit(txn, run_id, effects).await?;
-    crate::metrics::recorded(items.iter().map(|e| e.task), &finished, store::now());
+    crate::metrics::recorded(items.iter().map(|e| (e.task, e.started_at)), &finished, store::now());
     claim::committed(chain, chained);
     Ok((finished, effects))
 }
@@ -186,11 +189,11 @@ const ROWS_PER_STATEMENT: usize = 50;
 async fn record_successes(txn: &DatabaseTransaction, items: &[Ending<'_>], now: DateTime<Utc>) -> Result<Vec<i64>, DbErr> {
     let successes: Vec<outcomes::Success> = items
         .iter()
-        .filter_map(|&Ending { task, outcome, .. }| match outcome {
+        .filter_map(|&Ending { task, started_at, outcome, .. }| match outcome {
             Outcome::Success(value) => Some(outcomes::Success {
                 task_run_id: task.task_run_id,
                 attempt: task.attempt,
-                duration_ms: task.started_at.map(|s| (now - s).num_milliseconds().max(0)).unwrap_or(0),
+                duration_ms: started_at.map(|s| (now - s).num_milliseconds().max(0)).unwrap_or(0),
                 result: value.to_string(),
             }),
             Outcome::Failure(_) => None,

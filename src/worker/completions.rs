@@ -20,6 +20,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use sea_orm::DbErr;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -61,7 +62,10 @@ const HOLD: Duration = Duration::from_millis(3);
 
 /// One attempt's end, waiting to be written.
 pub(crate) struct Completion {
-    pub(crate) task: Claimed,
+    /// Shared with the worker's record of what runs (no copy of its names and arguments).
+    pub(crate) task: Arc<Claimed>,
+    /// When the attempt started (its cog was called): a success's duration counts from it.
+    pub(crate) started_at: Option<DateTime<Utc>>,
     pub(crate) outcome: Outcome,
     /// The task's error handler failed on this failure: recorded after the failure's own row.
     pub(crate) handler_error: Option<TaskError>,
@@ -240,7 +244,13 @@ async fn write_refused(worker: &Arc<Worker>, c: &Completion, e: &DbErr) -> Optio
         message: format!("the database refused to record the outcome of task `{}` (attempt {}): {e}", task.task_name, task.attempt),
         backtrace: None,
     };
-    let failed = Completion { task: task.clone(), outcome: Outcome::Failure(error), handler_error: c.handler_error.clone(), reply: oneshot::channel().0 };
+    let failed = Completion {
+        task: Arc::clone(task),
+        started_at: c.started_at,
+        outcome: Outcome::Failure(error),
+        handler_error: c.handler_error.clone(),
+        reply: oneshot::channel().0,
+    };
     match write(worker, std::slice::from_ref(&failed)).await {
         Ok(finished) => Some(finished[0]),
         Err(e) => {
@@ -255,8 +265,10 @@ async fn write_refused(worker: &Arc<Worker>, c: &Completion, e: &DbErr) -> Optio
 /// a lease length; wakes whoever the transition concerns.
 async fn write(worker: &Arc<Worker>, group: &[Completion]) -> Result<Vec<Finished>, DbErr> {
     let policy = worker.retry_policy();
-    let items: Vec<finish::Ending<'_>> =
-        group.iter().map(|c| finish::Ending { task: &c.task, outcome: &c.outcome, handler_error: c.handler_error.as_ref() }).collect();
+    let items: Vec<finish::Ending<'_>> = group
+        .iter()
+        .map(|c| finish::Ending { task: &c.task, started_at: c.started_at, outcome: &c.outcome, handler_error: c.handler_error.as_ref() })
+        .collect();
     let run_id = group[0].task.pipeline_run_id;
     let give_up = tokio::time::Instant::now() + worker.config.lease_duration;
     let mut tries = 0;
@@ -321,8 +333,8 @@ mod tests {
     use super::*;
 
     fn completion(run: i64, stage_run: i64, outcome: Outcome) -> Completion {
-        let task = Claimed::for_test(1, stage_run, run);
-        Completion { task, outcome, handler_error: None, reply: oneshot::channel().0 }
+        let task = Arc::new(Claimed::for_test(1, stage_run, run));
+        Completion { task, started_at: None, outcome, handler_error: None, reply: oneshot::channel().0 }
     }
 
     fn success(run: i64, stage_run: i64) -> Completion {

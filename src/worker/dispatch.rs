@@ -42,11 +42,12 @@ pub(super) fn spawn_dispatch(worker: &Arc<Worker>, claimed: Vec<(Claimed, OwnedS
 /// begins to shut down are given back at once; a task run whose run ended while it waited is
 /// given back too (it ends `canceled`, as if still queued).
 async fn dispatch(worker: Arc<Worker>, claimed: Vec<(Claimed, OwnedSemaphorePermit)>, slots: Vec<OwnedSemaphorePermit>, claimed_at: Instant) {
-    let tracked: Vec<(Claimed, CancellationToken, OwnedSemaphorePermit)> = claimed
+    let tracked: Vec<(Arc<Claimed>, CancellationToken, OwnedSemaphorePermit)> = claimed
         .into_iter()
         .map(|(task, room)| {
+            let task = Arc::new(task);
             let cancel = CancellationToken::new();
-            worker.track(RunningTask { claimed: task.clone(), cancel: cancel.clone(), abort: None, handed: false });
+            worker.track(RunningTask { claimed: Arc::clone(&task), cancel: cancel.clone(), abort: None, handed: false });
             (task, cancel, room)
         })
         .collect();
@@ -212,7 +213,7 @@ mod tests {
     }
 
     fn track(worker: &Worker, task_run_id: i64) {
-        worker.track(RunningTask { claimed: Claimed::for_test(task_run_id, 7, 1), cancel: CancellationToken::new(), abort: None, handed: false });
+        worker.track(RunningTask { claimed: Arc::new(Claimed::for_test(task_run_id, 7, 1)), cancel: CancellationToken::new(), abort: None, handed: false });
     }
 
     #[tokio::test]

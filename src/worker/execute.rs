@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -32,9 +33,9 @@ use crate::worker::completions::Completion;
 /// written; the completion channel is bounded, so when writes fall behind, finished cogs keep
 /// their slots and no new ones start.
 #[tracing::instrument(name = "cog.task", skip_all, fields(pipeline = %task.pipeline_name, pipeline.run = task.pipeline_run_id, stage = %task.stage_name, stage.run = task.stage_run_id, task = %task.task_name, task.run = task.task_run_id, cog = %task.cog, attempt = task.attempt))]
-pub(super) async fn execute(worker: &Arc<Worker>, mut task: Claimed, cancel: CancellationToken, permits: Permits) {
+pub(super) async fn execute(worker: &Arc<Worker>, task: Arc<Claimed>, cancel: CancellationToken, permits: Permits) {
     // Its duration (and so its learned weight) counts from here, not from the claim.
-    task.started_at = Some(crate::store::now());
+    let started_at = crate::store::now();
     let outcome = run_cog(worker, &task, cancel).await;
     if !worker.is_tracked(task.task_run_id, task.attempt) {
         // Given back at shutdown (past its deadline): the attempt is over; its cog was stopped,
@@ -51,12 +52,17 @@ pub(super) async fn execute(worker: &Arc<Worker>, mut task: Claimed, cancel: Can
         }
         Outcome::Success(_) => None,
     };
-    let finished = record(worker, &task, &outcome, handler_error, permits).await;
+    // The outcome moves to the writer; a failure's error is kept for the log line after it.
+    let failure = match &outcome {
+        Outcome::Failure(error) => Some(error.clone()),
+        Outcome::Success(_) => None,
+    };
+    let finished = record(worker, &task, started_at, outcome, handler_error, permits).await;
     worker.untrack(task.task_run_id, task.attempt);
-    match (&outcome, finished) {
+    match (&failure, finished) {
         (_, None) => {}
-        (Outcome::Failure(error), Some(Finished::Failed)) => tracing::error!(error = %error, "task run failed"),
-        (Outcome::Failure(error), Some(Finished::Retrying)) => tracing::warn!(error = %error, "task attempt failed; retrying"),
+        (Some(error), Some(Finished::Failed)) => tracing::error!(error = %error, "task run failed"),
+        (Some(error), Some(Finished::Retrying)) => tracing::warn!(error = %error, "task attempt failed; retrying"),
         (_, Some(Finished::Stale)) => tracing::warn!("result refused: this attempt no longer owns the task run (lease taken over)"),
         _ => tracing::debug!("task run completed"),
     }
@@ -138,12 +144,19 @@ fn merge_arguments(task: &Claimed, params: &[&str]) -> Result<Map<String, Value>
     Ok(args)
 }
 
-/// Hands the outcome to the completion loop, gives a success's permits back, and waits until
-/// the outcome is written.
-async fn record(worker: &Arc<Worker>, task: &Claimed, outcome: &Outcome, handler_error: Option<TaskError>, permits: Permits) -> Option<Finished> {
+/// Hands the outcome of the attempt started at `started_at` to the completion loop, gives a
+/// success's permits back, and waits until the outcome is written.
+async fn record(
+    worker: &Arc<Worker>,
+    task: &Arc<Claimed>,
+    started_at: DateTime<Utc>,
+    outcome: Outcome,
+    handler_error: Option<TaskError>,
+    permits: Permits,
+) -> Option<Finished> {
     let (reply, written) = tokio::sync::oneshot::channel();
-    let completion = Completion { task: task.clone(), outcome: outcome.clone(), handler_error, reply };
     let success = matches!(outcome, Outcome::Success(_));
+    let completion = Completion { task: Arc::clone(task), started_at: Some(started_at), outcome, handler_error, reply };
     // Counted as handed before the writer can see it: the writer holds a run's outcomes while
     // others of their stage runs are still to come here (see `completions`).
     worker.handed(task.task_run_id, task.attempt);

@@ -23,7 +23,8 @@ const COMPLETIONS_PER_SLOT: usize = 4;
 
 /// A task run this process is executing.
 pub(crate) struct RunningTask {
-    pub(crate) claimed: Claimed,
+    /// Shared with the attempt executing it (one copy of its names and arguments).
+    pub(crate) claimed: Arc<Claimed>,
     pub(crate) cancel: CancellationToken,
     pub(crate) abort: Option<tokio::task::AbortHandle>,
     /// Its outcome was handed to the completion writer ([`Worker::handed`]).
