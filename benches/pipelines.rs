@@ -56,9 +56,12 @@ async fn bench_sleep(ms: u64) {
 const CONCURRENCY: usize = 32;
 
 /// Task runs a worker claims ahead of its free slots (`Config::prefetch`), from
-/// `COG_BENCH_PREFETCH` (default 224: claims of up to 256 task runs).
+/// `COG_BENCH_PREFETCH` (default 480: claims, and outcome batches, of up to 512 task runs).
+/// 480 rather than the 224 of the passes before 2026-12-05: E on PostgreSQL x 4 then ran
+/// 9-12 % more tasks per second (steady 26.5-26.7k -> 29.1-29.8k, three pairs), with 8 %
+/// less PostgreSQL CPU per task; C and F the same or a little faster; 992 was no faster.
 fn prefetch() -> usize {
-    std::env::var("COG_BENCH_PREFETCH").ok().and_then(|v| v.parse().ok()).unwrap_or(224)
+    std::env::var("COG_BENCH_PREFETCH").ok().and_then(|v| v.parse().ok()).unwrap_or(480)
 }
 
 /// Runs of workload W.
