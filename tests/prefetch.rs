@@ -62,6 +62,12 @@ fn pf_count(key: String) {
     probe(&key).calls.fetch_add(1, Ordering::SeqCst);
 }
 
+/// Sleeps `ms` milliseconds.
+#[cog]
+async fn pf_sleep(ms: u64) {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
 fn one_stage(cog: &str, key: &str, tasks: usize) -> PipelineSpec {
     let stage = (0..tasks).fold(StageSpec::new("only"), |s, i| s.task(TaskSpec::new(cog).name(format!("t{i}")).args(json!({ "key": key }))));
     PipelineSpec::new("many").stage(stage)
@@ -128,4 +134,41 @@ async fn prefetched_task_runs_of_a_failed_run_do_not_start(db: TestDb) {
     rt.shutdown().await;
 }
 
-on_all_backends!(prefetched_task_runs_wait_for_a_slot, prefetched_task_runs_are_given_back_at_shutdown, prefetched_task_runs_of_a_failed_run_do_not_start);
+/// A prefetched task run's `duration_ms` counts from its cog's start, not from its claim: with
+/// one slot, a quick task run claimed while a 600 ms one runs waits for the slot, and its
+/// duration leaves that wait out (it would be 600 ms or more if counted from the claim).
+async fn a_prefetched_task_runs_duration_leaves_out_its_wait_for_a_slot(db: TestDb) {
+    let key = format!("{}-duration", db.url);
+    let rt = db.runtime_with(|b| b.concurrency(1).config(test_config().prefetch(1))).await;
+    let stage = StageSpec::new("only")
+        .task(TaskSpec::new("pf_sleep").name("slow").args(json!({ "ms": 600 })).weight(10.0))
+        .task(TaskSpec::new("pf_count").name("quick").args(json!({ "key": key })));
+    rt.define(PipelineSpec::new("waiting").stage(stage)).await.unwrap();
+    let run = rt.launch("waiting").await.unwrap();
+    rt.start();
+    assert_eq!(wait(&run).await, RunStatus::Completed);
+    let duration = |task: &str| {
+        let sql = format!("SELECT tr.duration_ms FROM cog_task_run tr JOIN cog_task t ON t.id = tr.task_id WHERE t.name = '{task}'");
+        let rt = rt.clone();
+        async move { scalar(&rt, &sql).await }
+    };
+    let (slow, quick) = (duration("slow").await, duration("quick").await);
+    assert!(slow >= 600, "the slow task ran {slow} ms");
+    assert!(quick < 300, "the quick task's duration_ms is {quick}: it counted its wait for the slot (the slow task ran {slow} ms)");
+    // It did wait: it was claimed (its `started_at`) while the slow one ran, before its slot freed.
+    let claimed_during_slow = scalar(
+        &rt,
+        "SELECT COUNT(*) FROM cog_task_run q JOIN cog_task qt ON qt.id = q.task_id, cog_task_run s JOIN cog_task st ON st.id = s.task_id \
+         WHERE qt.name = 'quick' AND st.name = 'slow' AND q.started_at < s.completed_at",
+    )
+    .await;
+    assert_eq!(claimed_during_slow, 1, "the quick task run was claimed while the slow one ran");
+    rt.shutdown().await;
+}
+
+on_all_backends!(
+    prefetched_task_runs_wait_for_a_slot,
+    prefetched_task_runs_are_given_back_at_shutdown,
+    prefetched_task_runs_of_a_failed_run_do_not_start,
+    a_prefetched_task_runs_duration_leaves_out_its_wait_for_a_slot
+);

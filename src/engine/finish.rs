@@ -57,15 +57,17 @@ pub(crate) struct RetryPolicy {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ending<'a> {
     pub(crate) task: &'a Claimed,
-    /// When the attempt started (its cog was called), if known: a success's duration counts
-    /// from it (`None`: no duration).
+    /// When the attempt started: its cog's call in the worker that ran it, or (an outcome
+    /// written for another process, the lease sweep's) the task run's claim. A success's
+    /// duration counts from it (`None`: none is written).
     pub(crate) started_at: Option<DateTime<Utc>>,
     pub(crate) outcome: &'a Outcome,
     /// How the task's error handler failed on this failure, recorded after the failure's row.
     pub(crate) handler_error: Option<&'a TaskError>,
 }
 
-/// Records how attempt `task.attempt` of `task` ended and moves its run forward.
+/// Records how attempt `task.attempt` of `task` ended and moves its run forward; the attempt
+/// counts as started at `task.started_at` (its claim).
 pub(crate) async fn finish(db: &DatabaseConnection, task: &Claimed, outcome: &Outcome, retry: RetryPolicy) -> Result<(Finished, Effects), DbErr> {
     let (finished, effects) = finish_batch(db, &[Ending { task, started_at: task.started_at, outcome, handler_error: None }], retry, None).await?;
     Ok((finished[0], effects))

@@ -27,6 +27,8 @@ pub(crate) struct Claimed {
     pub(crate) critical: bool,
     pub(crate) max_retries: i32,
     pub(crate) timeout_ms: Option<i64>,
+    /// When it was claimed (the row's `started_at`). The attempt's own start, when its cog is
+    /// called, travels with its outcome (`worker::completions::Completion::started_at`).
     pub(crate) started_at: Option<DateTime<Utc>>,
     /// The queue it was claimed from.
     pub(crate) queue: String,
