@@ -56,7 +56,8 @@ async fn bench_sleep(ms: u64) {
 const CONCURRENCY: usize = 32;
 
 /// Task runs a worker claims ahead of its free slots (`Config::prefetch`), from
-/// `COG_BENCH_PREFETCH` (default 480: claims, and outcome batches, of up to 512 task runs).
+/// `COG_BENCH_PREFETCH` (default 480: with 32 slots, up to 512 task runs held per worker, claimed
+/// at most 256 at a time, written in outcome batches of up to 512).
 /// 480 rather than the 224 of the passes before 2026-12-05: E on PostgreSQL x 4 then ran
 /// 9-12 % more tasks per second (steady 26.5-26.7k -> 29.1-29.8k, three pairs), with 8 %
 /// less PostgreSQL CPU per task; C and F the same or a little faster; 992 was no faster.
