@@ -105,8 +105,7 @@ pub(crate) fn claimed(tasks: &[Claimed]) {
 
 /// The outcomes of attempts were committed (`finished[i]` for `tasks[i]`, each with its
 /// attempt's start as in `finish::Ending::started_at`): counted by status, with their
-/// durations. Stale attempts wrote nothing
-/// and are not counted.
+/// durations. Stale attempts wrote nothing and are not counted.
 pub(crate) fn recorded<'a>(tasks: impl IntoIterator<Item = (&'a Claimed, Option<DateTime<Utc>>)>, finished: &[Finished], now: DateTime<Utc>) {
     describe();
     let mut counters = Handles::new();

@@ -65,7 +65,7 @@ pub(crate) struct Completion {
     /// Shared with the worker's record of what runs (no copy of its names and arguments).
     pub(crate) task: Arc<Claimed>,
     /// When the attempt started (its cog was called): a success's duration counts from it.
-    pub(crate) started_at: Option<DateTime<Utc>>,
+    pub(crate) started_at: DateTime<Utc>,
     pub(crate) outcome: Outcome,
     /// The task's error handler failed on this failure: recorded after the failure's own row.
     pub(crate) handler_error: Option<TaskError>,
@@ -267,7 +267,7 @@ async fn write(worker: &Arc<Worker>, group: &[Completion]) -> Result<Vec<Finishe
     let policy = worker.retry_policy();
     let items: Vec<finish::Ending<'_>> = group
         .iter()
-        .map(|c| finish::Ending { task: &c.task, started_at: c.started_at, outcome: &c.outcome, handler_error: c.handler_error.as_ref() })
+        .map(|c| finish::Ending { task: &c.task, started_at: Some(c.started_at), outcome: &c.outcome, handler_error: c.handler_error.as_ref() })
         .collect();
     let run_id = group[0].task.pipeline_run_id;
     let give_up = tokio::time::Instant::now() + worker.config.lease_duration;
@@ -334,7 +334,7 @@ mod tests {
 
     fn completion(run: i64, stage_run: i64, outcome: Outcome) -> Completion {
         let task = Arc::new(Claimed::for_test(1, stage_run, run));
-        Completion { task, started_at: None, outcome, handler_error: None, reply: oneshot::channel().0 }
+        Completion { task, started_at: crate::store::now(), outcome, handler_error: None, reply: oneshot::channel().0 }
     }
 
     fn success(run: i64, stage_run: i64) -> Completion {

@@ -156,7 +156,7 @@ async fn record(
 ) -> Option<Finished> {
     let (reply, written) = tokio::sync::oneshot::channel();
     let success = matches!(outcome, Outcome::Success(_));
-    let completion = Completion { task: Arc::clone(task), started_at: Some(started_at), outcome, handler_error, reply };
+    let completion = Completion { task: Arc::clone(task), started_at, outcome, handler_error, reply };
     // Counted as handed before the writer can see it: the writer holds a run's outcomes while
     // others of their stage runs are still to come here (see `completions`).
     worker.handed(task.task_run_id, task.attempt);
