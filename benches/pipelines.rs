@@ -9,6 +9,10 @@
 //! as fairness: no run may wait for all the others);
 //! W = cross-process wake-up: 50 one-task runs launched one after the other by a process that
 //! does not work, each run by an idle worker process (reported: launch -> task start, ms).
+//! Only when named (`cargo bench --bench pipelines -- F G H`), two workloads that take F
+//! apart, each 10,000 no-op tasks as F: G = F's 50 runs launched at once, each one stage of
+//! 200 tasks (F without its 200 stage hand-offs: what its runs cost), and H = 10 runs launched
+//! at once, each a chain of 5 stages x 200 tasks (F's chains in 5 times fewer runs).
 //! Every line also reports the CPU time per task, in µs, spent by cog's processes (the
 //! measuring one and the workers, from `/proc/<pid>/stat` as `getrusage` counts it) and by the
 //! PostgreSQL backends serving the bench database (`/proc/<pid>/stat` of each, the server
@@ -68,8 +72,25 @@ fn prefetch() -> usize {
 /// Runs of workload W.
 const WAKEUP_RUNS: usize = 50;
 
-/// Runs of workload F, launched at once.
+/// Runs of workload F (and G), launched at once.
 const FAIR_RUNS: usize = 50;
+
+/// Runs of workload H, launched at once.
+const BIG_STAGE_RUNS: usize = 10;
+
+/// A chain of `stages` stages of `tasks` no-op tasks each, `s0` first.
+fn chain(p: PipelineSpec, stages: usize, tasks: usize) -> PipelineSpec {
+    (0..stages).fold(p, |p, i| p.stage(stage(format!("s{i}"), &if i == 0 { vec![] } else { vec![format!("s{}", i - 1)] }, tasks, noop)))
+}
+
+/// How many runs of workload `name` are launched at once.
+fn launches(name: &str) -> usize {
+    match name {
+        "F" | "G" => FAIR_RUNS,
+        "H" => BIG_STAGE_RUNS,
+        _ => 1,
+    }
+}
 
 fn stage(name: String, after: &[String], tasks: usize, task: impl Fn(usize) -> TaskSpec) -> StageSpec {
     (0..tasks).fold(StageSpec::new(name).after(after.to_vec()), |s, i| s.task(task(i).name(format!("t{i}"))))
@@ -84,8 +105,8 @@ fn workload(name: &str) -> (PipelineSpec, usize) {
     let p = PipelineSpec::new(format!("bench_{name}"));
     match name {
         "A" => (p.stage(stage("s0".into(), &[], 1000, noop)), 1000),
-        "B" => ((0..100).fold(p, |p, i| p.stage(stage(format!("s{i}"), &if i == 0 { vec![] } else { vec![format!("s{}", i - 1)] }, 1, noop))), 100),
-        "C" => ((0..10).fold(p, |p, i| p.stage(stage(format!("s{i}"), &if i == 0 { vec![] } else { vec![format!("s{}", i - 1)] }, 100, noop))), 1000),
+        "B" => (chain(p, 100, 1), 100),
+        "C" => (chain(p, 10, 100), 1000),
         "D" => {
             let sleep = |_| TaskSpec::new("bench_sleep").args(json!({"ms": 50}));
             let p = p
@@ -96,11 +117,9 @@ fn workload(name: &str) -> (PipelineSpec, usize) {
             (p, 40)
         }
         "E" => (p.stage(stage("s0".into(), &[], 100_000, noop)), 100_000),
-        "F" => {
-            let chain = (0..5)
-                .fold(p.prevent_overlap(false), |p, i| p.stage(stage(format!("s{i}"), &if i == 0 { vec![] } else { vec![format!("s{}", i - 1)] }, 40, noop)));
-            (chain, FAIR_RUNS * 200)
-        }
+        "F" => (chain(p.prevent_overlap(false), 5, 40), FAIR_RUNS * 200),
+        "G" => (chain(p.prevent_overlap(false), 1, 200), FAIR_RUNS * 200),
+        "H" => (chain(p.prevent_overlap(false), 5, 200), BIG_STAGE_RUNS * 1000),
         "W" => (p.stage(stage("s0".into(), &[], 1, noop)), WAKEUP_RUNS),
         other => panic!("unknown workload {other}"),
     }
@@ -327,7 +346,7 @@ async fn measure(name: &str, db_kind: &str, procs: usize, admin_url: &str) {
     // A service that just started: its worker is registered, then a launch comes in.
     rt.ready().await;
     let (started, started_wall) = (Instant::now(), Utc::now());
-    let launches = if name == "F" { FAIR_RUNS } else { 1 };
+    let launches = launches(name);
     let pipeline = format!("bench_{name}");
     let runs = futures::future::try_join_all((0..launches).map(|_| rt.launch(&pipeline))).await.unwrap();
     let statuses = futures::future::try_join_all(runs.iter().map(|r| r.wait())).await.unwrap();
@@ -449,7 +468,11 @@ async fn main() {
         Some("--measure") => return measure(&args[1], &args[2], args[3].parse().unwrap(), &admin_of(&args[2])).await,
         _ => {}
     }
-    let chosen: Vec<&str> = ["A", "B", "C", "D", "E", "F", "W"].into_iter().filter(|w| args.is_empty() || args.iter().any(|a| a == w)).collect();
+    // G and H only take F apart: measured when named.
+    let chosen: Vec<&str> = ["A", "B", "C", "D", "E", "F", "G", "H", "W"]
+        .into_iter()
+        .filter(|w| args.iter().any(|a| a == w) || (args.is_empty() && !["G", "H"].contains(w)))
+        .collect();
     let pg = Database::connect(pg_admin.as_str()).await.is_ok();
     if !pg {
         eprintln!("notice: PostgreSQL at {pg_admin} is unreachable; skipping it");
