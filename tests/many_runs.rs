@@ -6,11 +6,13 @@
 
 mod support;
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use cog::{PipelineSpec, RunStatus, StageSpec, TaskSpec, cog};
+use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde_json::json;
-use support::{TestDb, assert_no_orphans, eventually, rows, scalar, task_statuses, test_config, wait};
+use support::{TestDb, assert_no_orphans, eventually, probe, rows, scalar, task_statuses, test_config, wait};
 
 const RUNS: usize = 30;
 const STAGES: usize = 3;
@@ -25,6 +27,12 @@ async fn mr_sleep(ms: u64) {
 #[cog]
 fn mr_noop() -> i64 {
     1
+}
+
+/// Arrives at the test's probe `key` and waits for the test to open it.
+#[cog]
+async fn mr_gated(key: String) {
+    probe(&key).arrive_and_pass().await;
 }
 
 fn many_stages() -> PipelineSpec {
@@ -104,4 +112,63 @@ async fn a_stage_started_by_an_outcome_waits_while_its_queue_is_paused(db: TestD
     rt.shutdown().await;
 }
 
-on_all_backends!(many_runs_launched_at_once_all_complete_and_learn_every_weight, a_stage_started_by_an_outcome_waits_while_its_queue_is_paused,);
+/// Runs of [`runs_ending_together_are_written_together_and_each_moves_on`].
+const TOGETHER: usize = 8;
+
+/// The first stages of several runs end together in one process (their cogs held at a gate
+/// and let go at once): each run moves on to its second stage and completes, and learns its
+/// weights before its `wait()` returns. On PostgreSQL the successes of several of those runs
+/// are written by one transaction (one `completed_at` for all of them): the test holds the
+/// runs' locks while the cogs end, so that the outcomes gather behind the first writes.
+async fn runs_ending_together_are_written_together_and_each_moves_on(db: TestDb) {
+    let rt = db.runtime_with(|b| b.concurrency(32).config(test_config().weight_sample_size(3))).await;
+    let key = format!("together_{}", db.backend);
+    let gated = |name: &str| TaskSpec::new("mr_gated").name(name).args(json!({ "key": key }));
+    rt.define(
+        PipelineSpec::new("together")
+            .prevent_overlap(false)
+            .stage(StageSpec::new("first").task(gated("a")).task(gated("b")).task(gated("c")))
+            .stage(StageSpec::new("second").after(["first"]).task(TaskSpec::new("mr_noop").name("d"))),
+    )
+    .await
+    .unwrap();
+    rt.start();
+    let runs = futures::future::try_join_all((0..TOGETHER).map(|_| rt.launch("together"))).await.unwrap();
+    eventually("every first-stage cog is at the gate", || async { probe(&key).arrived.load(Ordering::SeqCst) == TOGETHER * 3 }).await;
+    let locker = if db.backend == "postgres" {
+        let txn = rt.connection().begin().await.unwrap();
+        txn.execute_unprepared("SELECT id FROM cog_pipeline_run ORDER BY id FOR UPDATE").await.unwrap();
+        Some(txn)
+    } else {
+        None
+    };
+    probe(&key).open();
+    if let Some(txn) = locker {
+        // The first writes wait for the runs' locks; the other runs' outcomes gather meanwhile.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        txn.commit().await.unwrap();
+    }
+    for run in &runs {
+        assert_eq!(wait(run).await, RunStatus::Completed, "{:?}", task_statuses(&rt, run.id()).await);
+        let statuses = task_statuses(&rt, run.id()).await;
+        assert_eq!(statuses.len(), 4, "{statuses:?}");
+        assert!(statuses.iter().all(|(_, s)| s == "completed"), "{statuses:?}");
+    }
+    assert_no_orphans(&rt).await;
+    for (task, weight, mean) in weights_and_means(&rt, 3).await {
+        assert!((weight - mean).abs() < 1e-9, "task {task}: weight {weight}, mean of its last 3 durations {mean}");
+    }
+    if db.backend == "postgres" {
+        let transactions =
+            scalar(&rt, "SELECT COUNT(DISTINCT tr.completed_at) FROM cog_task_run tr JOIN cog_task t ON t.id = tr.task_id WHERE t.name IN ('a', 'b', 'c')")
+                .await;
+        assert!(transactions < TOGETHER as i64, "the {TOGETHER} runs' first stages were written by {transactions} transactions: none wrote several runs");
+    }
+    rt.shutdown().await;
+}
+
+on_all_backends!(
+    many_runs_launched_at_once_all_complete_and_learn_every_weight,
+    a_stage_started_by_an_outcome_waits_while_its_queue_is_paused,
+    runs_ending_together_are_written_together_and_each_moves_on,
+);

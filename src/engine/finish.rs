@@ -75,7 +75,8 @@ pub(crate) async fn finish(db: &DatabaseConnection, task: &Claimed, outcome: &Ou
 
 /// Records the ends of several attempts of task runs of **one** pipeline run in one
 /// transaction (one lock, one commit), then moves the run forward once; with `chain`, claims
-/// in it what it queued (see [`Chain`]). Returns what happened to each, in order.
+/// in it what it queued (see [`Chain`]). Returns what happened to each, in order. On
+/// PostgreSQL a batch of successes is [`finish_runs`]'s.
 pub(crate) async fn finish_batch(
     db: &DatabaseConnection,
     items: &[Ending<'_>],
@@ -85,25 +86,15 @@ pub(crate) async fn finish_batch(
     let Some(first) = items.first() else { return Ok((Vec::new(), Effects::default())) };
     let run_id = first.task.pipeline_run_id;
     debug_assert!(items.iter().all(|e| e.task.pipeline_run_id == run_id), "a batch holds task runs of one pipeline run");
+    if Backend::of(db)? == Backend::Postgres && all_successes(items) {
+        let (mut finished, mut effects) = finish_runs(db, &[items.to_vec()], retry, chain).await?;
+        return Ok((finished.pop().unwrap_or_default(), effects.pop().unwrap_or_default()));
+    }
+    // Failures (rare) may end the run: the run's lock first. (So do successes on MySQL and
+    // SQLite: MySQL's locking reads of the rows written early would deadlock with another
+    // batch's.)
     let txn = store::begin(db).await?;
     let now = now();
-    // On PostgreSQL a batch of successes writes its task runs before it takes the run's lock,
-    // so batches of one run from several processes write in parallel and queue only for the
-    // short rest. That is safe because whatever is decided under the lock (stage done, run
-    // settled) is read after the lock is granted, at READ COMMITTED: of two batches, the one
-    // locking last sees the other's rows committed. (MySQL's locking reads of those rows
-    // would deadlock with the other batch; failures, rare, may end the run: lock first.)
-    let early = Backend::of(db)? == Backend::Postgres && items.iter().all(|e| matches!(e.outcome, Outcome::Success(_)));
-    // Generic plans through indexes for the transition's statements, the chained claim's
-    // included (see `claims::set_planner`): taken before the successes' write when it is
-    // small (a hand-off's), after it otherwise — that write's best plan depends on how many
-    // outcomes it writes (with the generic plan, workload E's writes of ~200 outcomes took
-    // twice as long, 14 ms instead of 7).
-    let planner_first = items.len() <= GENERIC_WRITE_MOST;
-    if planner_first {
-        claims::set_planner(&txn).await?;
-    }
-    let completed_early = if early { Some(record_successes(&txn, items, now).await?) } else { None };
     let Some(run_status) = lock_run(&txn, run_id).await? else {
         return Ok((vec![Finished::Stale; items.len()], Effects::default()));
     };
@@ -112,13 +103,8 @@ pub(crate) async fn finish_batch(
     let mut finished = Vec::with_capacity(items.len());
     let mut touched_stage_runs: Vec<i64> = Vec::new();
     // Successes first, a statement per 50 of them; then failures one by one (they are rare).
-    let completed = match completed_early {
-        Some(completed) => completed,
-        None => record_successes(&txn, items, now).await?,
-    };
-    if !planner_first {
-        claims::set_planner(&txn).await?;
-    }
+    let completed = record_successes(&txn, items, now).await?;
+    claims::set_planner(&txn).await?;
     for &Ending { task, outcome, handler_error, .. } in items {
         let result = match outcome {
             Outcome::Success(_) if completed.contains(&task.task_run_id) => Finished::Completed,
@@ -140,17 +126,9 @@ pub(crate) async fn finish_batch(
         }
         finished.push(result);
     }
-    // The next stages' task runs are announced to the other processes after this
-    // transaction's own claim, and only if it left some (see `announce_left`): otherwise
-    // every stage hand-off woke every process to claim nothing.
     let announce = if chain.is_some() { transitions::Announce::Later } else { transitions::Announce::Now };
     if run_going {
-        for stage_run_id in touched_stage_runs {
-            if let Some(successors) = transitions::complete_stage_run_and_successors(&txn, run_id, stage_run_id, now).await? {
-                effects =
-                    effects.merge(advance::start_stages_after(&txn, run_id, successors, Vec::new(), now, transitions::Starting::hand_off(announce)).await?);
-            }
-        }
+        effects = effects.merge(advance_stage_runs(&txn, run_id, touched_stage_runs, announce, now).await?);
     } else {
         effects = effects.merge(advance::settle(&txn, run_id, now).await?);
     }
@@ -163,6 +141,135 @@ pub(crate) async fn finish_batch(
     crate::metrics::recorded(items.iter().map(|e| (e.task, e.started_at)), &finished, store::now());
     claim::committed(chain, chained);
     Ok((finished, effects))
+}
+
+/// Whether every attempt of `items` succeeded.
+fn all_successes(items: &[Ending<'_>]) -> bool {
+    items.iter().all(|e| matches!(e.outcome, Outcome::Success(_)))
+}
+
+/// Records the successful ends of attempts of **several** pipeline runs (PostgreSQL) in one
+/// transaction, then moves each run forward; with `chain`, claims once, at the end, in the same
+/// transaction (see [`Chain`]). Each of `runs` holds successes of one run, a different run each.
+/// Returns what happened to each attempt and each run's effects, in the order of `runs`.
+///
+/// Per run this is what [`finish_batch`] does, in one transaction for all: a worker running
+/// many small runs at once (workload F: 50 runs of 5 stages of 40 tasks) had written each
+/// run's outcomes in a transaction of its own, with the run's claim; together, one process
+/// ran F 25–35 % faster and four 8–13 % (three pairs each, 2026-12-05).
+///
+/// The successes are written first, before any run's lock, so that batches of one run from
+/// several processes write in parallel and queue only for the short rest. That is safe
+/// because whatever is decided under a run's lock (stage done, run settled) is read after the
+/// lock is granted, at READ COMMITTED: of two batches, the one locking last sees the other's
+/// rows committed. The runs' locks are then taken in id order, and the weights locks of the
+/// runs that ended (see `store::lock_weights_of`) in the order of their keys, only after every
+/// run's lock: two such transactions never wait for each other in a circle.
+pub(crate) async fn finish_runs(
+    db: &DatabaseConnection,
+    runs: &[Vec<Ending<'_>>],
+    retry: RetryPolicy,
+    mut chain: Option<&mut Chain<'_>>,
+) -> Result<(Vec<Vec<Finished>>, Vec<Effects>), DbErr> {
+    let all: Vec<Ending<'_>> = runs.iter().flatten().copied().collect();
+    debug_assert!(all_successes(&all), "finish_runs records successes only");
+    debug_assert!(runs.iter().all(|r| !r.is_empty() && r.iter().all(|e| e.task.pipeline_run_id == r[0].task.pipeline_run_id)));
+    let txn = store::begin(db).await?;
+    let now = now();
+    // Generic plans through indexes for the transition's statements, the chained claim's
+    // included (see `claims::set_planner`): taken before the successes' write when it is
+    // small (a hand-off's), after it otherwise — that write's best plan depends on how many
+    // outcomes it writes (with the generic plan, workload E's writes of ~200 outcomes took
+    // twice as long, 14 ms instead of 7).
+    let planner_first = all.len() <= GENERIC_WRITE_MOST;
+    if planner_first {
+        claims::set_planner(&txn).await?;
+    }
+    let completed = record_successes(&txn, &all, now).await?;
+    if !planner_first {
+        claims::set_planner(&txn).await?;
+    }
+    let run_of = |i: usize| runs[i][0].task.pipeline_run_id;
+    let mut by_id: Vec<usize> = (0..runs.len()).collect();
+    by_id.sort_by_key(|&i| run_of(i));
+    let mut statuses = vec![None; runs.len()];
+    for &i in &by_id {
+        statuses[i] = lock_run(&txn, run_of(i)).await?;
+    }
+    let announce = if chain.is_some() { transitions::Announce::Later } else { transitions::Announce::Now };
+    let mut finished = Vec::with_capacity(runs.len());
+    let mut effects = vec![Effects::default(); runs.len()];
+    for (i, items) in runs.iter().enumerate() {
+        let Some(status) = statuses[i] else {
+            finished.push(vec![Finished::Stale; items.len()]);
+            continue;
+        };
+        let mut touched: Vec<i64> = Vec::new();
+        let results = items
+            .iter()
+            .map(|e| {
+                if !completed.contains(&e.task.task_run_id) {
+                    return Finished::Stale;
+                }
+                if !touched.contains(&e.task.stage_run_id) {
+                    touched.push(e.task.stage_run_id);
+                }
+                Finished::Completed
+            })
+            .collect();
+        effects[i] = if status == RunStatus::Running {
+            advance_stage_runs(&txn, run_of(i), touched, announce, now).await?
+        } else {
+            advance::settle(&txn, run_of(i), now).await?
+        };
+        finished.push(results);
+    }
+    let ended: Vec<i64> = (0..runs.len()).filter(|&i| effects[i].run_ended).map(run_of).collect();
+    let mut learned = false;
+    for run_id in store::weights_lock_order(&txn, &ended).await? {
+        let Some(i) = (0..runs.len()).find(|&i| run_of(i) == run_id) else { continue };
+        learned |= super::learn_if_ended(&txn, run_id, effects[i], retry.learn_weights).await?;
+    }
+    let merged = effects.iter().fold(Effects::default(), |all, e| all.merge(*e));
+    let planner = if learned { claims::Planner::Set } else { claims::Planner::AlreadySet };
+    let chained = claim::chained(&txn, chain.as_deref_mut(), merged, planner).await?;
+    // Whether anybody is to be woken for the task runs queued here is decided for all of them.
+    let woken = announce_left(&txn, merged, &chained, false).await?.queued_work;
+    for e in &mut effects {
+        e.unannounced_from = None;
+        e.queued_work &= woken;
+    }
+    let mut counted = Vec::with_capacity(ended.len());
+    for (i, e) in effects.iter().enumerate() {
+        counted.push(crate::metrics::ended_run(&txn, run_of(i), *e).await?);
+    }
+    txn.commit().await?;
+    for run in &counted {
+        crate::metrics::run_ended(run.as_ref());
+    }
+    let flat: Vec<Finished> = finished.iter().flatten().copied().collect();
+    crate::metrics::recorded(all.iter().map(|e| (e.task, e.started_at)), &flat, store::now());
+    claim::committed(chain, chained);
+    Ok((finished, effects))
+}
+
+/// Moves run `run_id` (locked, running) forward after task runs of stage runs `touched`
+/// completed: each of those stage runs that is done completes, and the stages that unblocks
+/// start (their task runs announced as `announce` says).
+async fn advance_stage_runs(
+    txn: &DatabaseTransaction,
+    run_id: i64,
+    touched: Vec<i64>,
+    announce: transitions::Announce,
+    now: DateTime<Utc>,
+) -> Result<Effects, DbErr> {
+    let mut effects = Effects::default();
+    for stage_run_id in touched {
+        if let Some(successors) = transitions::complete_stage_run_and_successors(txn, run_id, stage_run_id, now).await? {
+            effects = effects.merge(advance::start_stages_after(txn, run_id, successors, Vec::new(), now, transitions::Starting::hand_off(announce)).await?);
+        }
+    }
+    Ok(effects)
 }
 
 /// Announces the task runs this transaction's stage starts queued unannounced

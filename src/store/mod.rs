@@ -134,6 +134,17 @@ pub(crate) async fn lock_weights_of(conn: &impl ConnectionTrait, run_id: i64) ->
     Ok(())
 }
 
+/// Runs `runs` in the order in which a transaction learning the weights of each takes their
+/// weights locks (see [`lock_weights_of`]): by the lock's key (the pipeline's id modulo
+/// 2^31 - 1), then by id. Transactions that take several in this order never wait for each
+/// other in a circle.
+pub(crate) async fn weights_lock_order(conn: &impl ConnectionTrait, runs: &[i64]) -> Result<Vec<i64>, DbErr> {
+    if runs.len() < 2 {
+        return Ok(runs.to_vec());
+    }
+    Sql::new(Backend::of(conn)?, "SELECT id FROM cog_pipeline_run WHERE ").in_ids("id", runs).push(" ORDER BY pipeline_id % 2147483647, id").ids(conn).await
+}
+
 /// Takes the definitions lock with PostgreSQL's advisory lock function `pg_function`.
 async fn take_definitions_lock(conn: &impl ConnectionTrait, pg_function: &str) -> Result<(), DbErr> {
     /// An arbitrary key, "cog" in ASCII.

@@ -1,6 +1,8 @@
 //! Recording task outcomes in batches, one pipeline run per batch: each batch writes the
-//! outcomes of one run in a single transaction. Runs are written independently — one run's
-//! trouble never holds back another's — and while a run's batch commits, its next one gathers.
+//! outcomes of one run in a single transaction — on PostgreSQL the successes of up to
+//! [`MAX_RUNS_PER_WRITE`] runs' batches together, one transaction for them all, and when that
+//! fails each run's on its own. One run's trouble never holds back another's for longer than
+//! that, and while a run's batch commits, its next one gathers.
 //! Under load this turns a commit per task into a commit per batch; when idle a batch is one
 //! outcome.
 //!
@@ -42,18 +44,26 @@ const MAX_BATCH: usize = 512;
 /// a quadratic copy of the backlog while a run's writes waited on its lock).
 const MAX_PENDING: usize = 8 * MAX_BATCH;
 
-/// Most runs whose outcomes one process writes at once (a transaction each). More runs
-/// wait, gathering bigger batches: transactions beyond what the database's cores can run add
+/// Most transactions writing outcomes that one process runs at once. More runs wait,
+/// gathering bigger batches: transactions beyond what the database's cores can run add
 /// only waiting, and each needs a pooled connection. Measured with 50 runs of one pipeline
 /// on 4 processes: a writer per run opened 37 more connections mid-run, each a cold
-/// PostgreSQL backend to start and plan for; 8 writers instead of 4 made F 10 % slower.
+/// PostgreSQL backend to start and plan for; 8 writers instead of 4 made F 10 % slower. Since
+/// one transaction writes the successes of several runs (PostgreSQL, [`MAX_RUNS_PER_WRITE`]),
+/// 2 rather than 4: F ran 11–22 % faster on four processes and 2–8 % on one (two pairs each,
+/// 2026-12-05), its runs' outcomes gathering in fewer, bigger transactions.
 ///
 /// A write inside weight learning (a run's end: it waits for its pipeline's weights lock,
 /// which the other runs' ends hold one after the other) does not count, up to as many more
 /// (`engine::learning_now`): measured on F (50 runs of one pipeline ending within a second,
 /// each learning 13 ms under the lock) on 4 processes, 0.5–13 % more tasks per second in six
 /// pairs of runs, and the longest run shorter in each (1.26–1.48 → 1.12–1.37 s).
-const MAX_WRITERS: usize = 4;
+const MAX_WRITERS: usize = 2;
+
+/// Most runs whose successes one transaction writes (PostgreSQL: see `finish::finish_runs`).
+/// 50 ran F within noise of 16, on one process and on four (2026-12-05); fewer hold fewer
+/// runs' locks at once.
+const MAX_RUNS_PER_WRITE: usize = 16;
 
 /// Longest a run's successes wait for outcomes of their stage runs still to come from this
 /// process (see the module's note); then they are written anyway, so a slow sibling delays
@@ -79,7 +89,7 @@ pub(crate) async fn completion_loop(worker: Arc<Worker>, rx: Arc<Mutex<mpsc::Rec
     let mut rx = rx.lock().await;
     let mut pending = Pending::default();
     let mut writing: JoinSet<()> = JoinSet::new();
-    let mut run_of_write: HashMap<tokio::task::Id, i64> = HashMap::new();
+    let mut run_of_write: HashMap<tokio::task::Id, Vec<i64>> = HashMap::new();
     let mut busy: HashSet<i64> = HashSet::new();
     let mut stopping = false;
     // When the earliest held run is to be written anyway, if one is held.
@@ -106,7 +116,7 @@ pub(crate) async fn completion_loop(worker: Arc<Worker>, rx: Arc<Mutex<mpsc::Rec
                     Ok((id, ())) => *id,
                     Err(e) => e.id(),
                 };
-                if let Some(run) = run_of_write.remove(&id) {
+                for run in run_of_write.remove(&id).unwrap_or_default() {
                     busy.remove(&run);
                 }
                 if let Err(e) = done
@@ -125,12 +135,30 @@ pub(crate) async fn completion_loop(worker: Arc<Worker>, rx: Arc<Mutex<mpsc::Rec
             // as they come.
             let draining = stopping || worker.stop_claiming.is_cancelled();
             let hold = |c: &Completion| !draining && worker.others_unhanded(c.task.stage_run_id);
-            let (batch, held) = pending.take_batch(&busy, &hold, Instant::now());
+            let (batch, held) = pending.take_batch(&busy, &hold, false, Instant::now());
             held_until = held;
             let Some((run, group)) = batch else { break };
             busy.insert(run);
-            let handle = writing.spawn(write_group(Arc::clone(&worker), group));
-            run_of_write.insert(handle.id(), run);
+            let mut runs = vec![run];
+            let mut groups = vec![group];
+            // Other runs' successes join a batch of successes, up to a batch's size in all.
+            if worker.writes_runs_together() && all_successes(&groups[0]) {
+                let mut total = groups[0].len();
+                while runs.len() < MAX_RUNS_PER_WRITE && total < MAX_BATCH {
+                    let (more, _) = pending.take_batch(&busy, &hold, true, Instant::now());
+                    let Some((run, group)) = more else { break };
+                    busy.insert(run);
+                    total += group.len();
+                    runs.push(run);
+                    groups.push(group);
+                }
+            }
+            let handle = if groups.len() == 1 {
+                writing.spawn(write_group(Arc::clone(&worker), groups.pop().unwrap_or_default()))
+            } else {
+                writing.spawn(write_runs(Arc::clone(&worker), groups))
+            };
+            run_of_write.insert(handle.id(), runs);
         }
         if stopping && writing.is_empty() && pending.is_empty() {
             return;
@@ -173,9 +201,16 @@ impl Pending {
     /// The next batch (at most [`MAX_BATCH`]) of the run that has waited longest, is not
     /// `busy` and is not held — a run is held, for at most [`HOLD`] since its first waiting
     /// outcome arrived, while all its waiting outcomes are successes and `hold` says of one
-    /// that more of its stage run's are to come. A run with more left goes to the back of the
-    /// line. Also returns when the earliest run passed over as held is due, if one was.
-    fn take_batch(&mut self, busy: &HashSet<i64>, hold: &dyn Fn(&Completion) -> bool, now: Instant) -> (Option<(i64, Vec<Completion>)>, Option<Instant>) {
+    /// that more of its stage run's are to come — and, with `successes_only`, whose waiting
+    /// outcomes are all successes. A run with more left goes to the back of the line. Also
+    /// returns when the earliest run passed over as held is due, if one was.
+    fn take_batch(
+        &mut self,
+        busy: &HashSet<i64>,
+        hold: &dyn Fn(&Completion) -> bool,
+        successes_only: bool,
+        now: Instant,
+    ) -> (Option<(i64, Vec<Completion>)>, Option<Instant>) {
         let mut held_until: Option<Instant> = None;
         let by_run = &self.by_run;
         let at = self.runs.iter().position(|run| {
@@ -183,8 +218,12 @@ impl Pending {
                 return false;
             }
             let Some(waiting) = by_run.get(run) else { return true };
+            let successes = waiting.completions.iter().all(|c| matches!(c.outcome, Outcome::Success(_)));
+            if successes_only && !successes {
+                return false;
+            }
             let due = waiting.since + HOLD;
-            let held = now < due && waiting.completions.iter().all(|c| matches!(c.outcome, Outcome::Success(_))) && waiting.completions.iter().any(hold);
+            let held = now < due && successes && waiting.completions.iter().any(hold);
             if held {
                 held_until = Some(held_until.map_or(due, |h| h.min(due)));
             }
@@ -200,6 +239,79 @@ impl Pending {
         }
         self.len -= group.len();
         (Some((run, group)), held_until)
+    }
+}
+
+/// Whether every outcome of `group` is a success.
+fn all_successes(group: &[Completion]) -> bool {
+    group.iter().all(|c| matches!(c.outcome, Outcome::Success(_)))
+}
+
+/// Writes the successes of several pipeline runs (a group each) in one transaction and answers
+/// each; when that fails, writes each run's on its own.
+async fn write_runs(worker: Arc<Worker>, groups: Vec<Vec<Completion>>) {
+    let written = {
+        let items: Vec<Vec<finish::Ending<'_>>> = groups
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .map(|c| finish::Ending { task: &c.task, started_at: Some(c.started_at), outcome: &c.outcome, handler_error: c.handler_error.as_ref() })
+                    .collect()
+            })
+            .collect();
+        let mut room = Vec::new();
+        let mut reserve = || {
+            room = super::room_for_chained_claim(&worker, super::Chained::Outcome);
+            room.len()
+        };
+        let mut chain = crate::engine::claim::Chain { claimant: worker.claimant(), reserve: &mut reserve, claimed: Vec::new() };
+        let written = finish::finish_runs(&worker.db, &items, worker.retry_policy(), Some(&mut chain)).await;
+        let chained = std::mem::take(&mut chain.claimed);
+        match written {
+            Ok((finished, effects)) => {
+                for (g, e) in groups.iter().zip(&effects) {
+                    if e.run_ended {
+                        worker.note_ended(g[0].task.pipeline_run_id);
+                    }
+                }
+                // Started before the outcomes are answered (see `write`).
+                super::start_chained(&worker, chained, room);
+                for (g, e) in groups.iter().zip(&effects) {
+                    tell(&worker, g[0].task.pipeline_run_id, *e);
+                }
+                worker.health.pass::<&str>("completions", Ok(()));
+                Some(finished)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, runs = groups.len(), "could not record the task outcomes of several runs together; writing each run's on its own");
+                None
+            }
+        }
+    };
+    match written {
+        Some(finished) => {
+            for (group, finished) in groups.into_iter().zip(finished) {
+                for (c, f) in group.into_iter().zip(finished) {
+                    let _ = c.reply.send(Some(f));
+                }
+            }
+        }
+        None => {
+            for group in groups {
+                write_group(Arc::clone(&worker), group).await;
+            }
+        }
+    }
+}
+
+/// Wakes whoever the committed transition of run `run_id` (with `effects`) concerns; when only
+/// this run ended, its waiters alone read again.
+fn tell(worker: &Worker, run_id: i64, effects: Effects) {
+    if effects.run_ended && !effects.other_run_ended {
+        worker.signals.ended(Some(run_id));
+        worker.signals.apply(Effects { run_ended: false, ..effects });
+    } else {
+        worker.signals.apply(effects);
     }
 }
 
@@ -293,13 +405,7 @@ async fn write(worker: &Arc<Worker>, group: &[Completion]) -> Result<Vec<Finishe
                 // Started before the outcomes are answered: a shutdown waiting for these task
                 // runs also waits for the ones their transaction claimed.
                 super::start_chained(worker, chained, room);
-                if effects.run_ended && !effects.other_run_ended {
-                    // Only this run ended: its waiters alone need to read.
-                    worker.signals.ended(Some(run_id));
-                    worker.signals.apply(Effects { run_ended: false, ..effects });
-                } else {
-                    worker.signals.apply(effects);
-                }
+                tell(worker, run_id, effects);
                 worker.health.pass::<&str>("completions", Ok(()));
                 return Ok(finished);
             }
@@ -347,10 +453,10 @@ mod tests {
         pending.push(success(1, 10));
         let since = pending.by_run[&1].since;
         let siblings_to_come = |c: &Completion| c.task.stage_run_id == 10;
-        let (batch, held_until) = pending.take_batch(&HashSet::new(), &siblings_to_come, since);
+        let (batch, held_until) = pending.take_batch(&HashSet::new(), &siblings_to_come, false, since);
         assert!(batch.is_none(), "held while a sibling is still to come");
         assert_eq!(held_until, Some(since + HOLD));
-        let (batch, held_until) = pending.take_batch(&HashSet::new(), &siblings_to_come, since + HOLD);
+        let (batch, held_until) = pending.take_batch(&HashSet::new(), &siblings_to_come, false, since + HOLD);
         assert_eq!(batch.map(|(run, group)| (run, group.len())), Some((1, 1)), "written once the hold is over");
         assert_eq!(held_until, None);
         assert!(pending.is_empty());
@@ -370,14 +476,36 @@ mod tests {
         let now = Instant::now();
         let to_come = |c: &Completion| c.task.stage_run_id != 30;
         // Run 1 is held; run 2 has a failure: written, with its success.
-        let (batch, held_until) = pending.take_batch(&HashSet::new(), &to_come, now);
+        let (batch, held_until) = pending.take_batch(&HashSet::new(), &to_come, false, now);
         assert_eq!(batch.map(|(run, group)| (run, group.len())), Some((2, 2)));
         assert!(held_until.is_some(), "run 1 was passed over as held");
         // Run 3's stage run has nothing more to come; a busy run is passed over without a hold.
-        let (batch, _) = pending.take_batch(&HashSet::new(), &to_come, now);
+        let (batch, _) = pending.take_batch(&HashSet::new(), &to_come, false, now);
         assert_eq!(batch.map(|(run, _)| run), Some(3));
-        let (batch, held_until) = pending.take_batch(&HashSet::from([1]), &to_come, now);
+        let (batch, held_until) = pending.take_batch(&HashSet::from([1]), &to_come, false, now);
         assert!(batch.is_none());
         assert_eq!(held_until, None, "a busy run is woken for when its write ends, not by the hold");
+    }
+
+    #[tokio::test]
+    async fn runs_joining_a_batch_of_successes_bring_successes_only() {
+        let mut pending = Pending::default();
+        pending.push(success(1, 10));
+        pending.push(completion(
+            2,
+            20,
+            Outcome::Failure(TaskError { kind: TaskErrorKind::Returned, error_type: "boom".into(), message: "it failed".into(), backtrace: None }),
+        ));
+        pending.push(success(3, 30));
+        let nothing_to_come = |_: &Completion| false;
+        let (batch, _) = pending.take_batch(&HashSet::new(), &nothing_to_come, true, Instant::now());
+        assert_eq!(batch.map(|(run, _)| run), Some(1));
+        // Run 2 waited longer than run 3, but its batch holds a failure: passed over.
+        let (batch, _) = pending.take_batch(&HashSet::new(), &nothing_to_come, true, Instant::now());
+        assert_eq!(batch.map(|(run, _)| run), Some(3));
+        let (batch, _) = pending.take_batch(&HashSet::new(), &nothing_to_come, true, Instant::now());
+        assert!(batch.is_none(), "only run 2, with its failure, is left");
+        let (batch, _) = pending.take_batch(&HashSet::new(), &nothing_to_come, false, Instant::now());
+        assert_eq!(batch.map(|(run, group)| (run, group.len())), Some((2, 1)), "taken by a batch of its own");
     }
 }

@@ -115,6 +115,13 @@ impl Worker {
         }
     }
 
+    /// Whether the successes of several runs are written in one transaction: on PostgreSQL
+    /// (`engine::finish::finish_runs`, which writes them before taking the runs' locks; on
+    /// MySQL such early writes deadlock, and SQLite writes one transaction at a time anyway).
+    pub(crate) fn writes_runs_together(&self) -> bool {
+        matches!(crate::store::Backend::of(&self.db), Ok(crate::store::Backend::Postgres))
+    }
+
     /// Whether the worker has started and not begun to shut down: its loops write what it
     /// runs, so task runs may be claimed for it.
     pub(crate) fn is_claiming(&self) -> bool {
