@@ -48,17 +48,22 @@ const MAX_PENDING: usize = 8 * MAX_BATCH;
 /// gathering bigger batches: transactions beyond what the database's cores can run add
 /// only waiting, and each needs a pooled connection. Measured with 50 runs of one pipeline
 /// on 4 processes: a writer per run opened 37 more connections mid-run, each a cold
-/// PostgreSQL backend to start and plan for; 8 writers instead of 4 made F 10 % slower. Since
-/// one transaction writes the successes of several runs (PostgreSQL, [`MAX_RUNS_PER_WRITE`]),
-/// 2 rather than 4: F ran 11–22 % faster on four processes and 2–8 % on one (two pairs each,
-/// 2026-12-05), its runs' outcomes gathering in fewer, bigger transactions.
+/// PostgreSQL backend to start and plan for; 8 writers instead of 4 made F 10 % slower. Where
+/// one transaction writes the successes of several runs (PostgreSQL), [`JOINT_WRITERS`].
 ///
 /// A write inside weight learning (a run's end: it waits for its pipeline's weights lock,
 /// which the other runs' ends hold one after the other) does not count, up to as many more
 /// (`engine::learning_now`): measured on F (50 runs of one pipeline ending within a second,
 /// each learning 13 ms under the lock) on 4 processes, 0.5–13 % more tasks per second in six
 /// pairs of runs, and the longest run shorter in each (1.26–1.48 → 1.12–1.37 s).
-const MAX_WRITERS: usize = 2;
+const MAX_WRITERS: usize = 4;
+
+/// [`MAX_WRITERS`] where one transaction writes the successes of several runs (PostgreSQL,
+/// [`MAX_RUNS_PER_WRITE`]): F ran 11–22 % faster on four processes and 2–8 % on one with 2
+/// than with 4 (two pairs each, 2026-12-05), its runs' outcomes gathering in fewer, bigger
+/// transactions. (MySQL, which writes each run's on its own, ran F 10–19 % slower on one
+/// process with 2.)
+const JOINT_WRITERS: usize = 2;
 
 /// Most runs whose successes one transaction writes (PostgreSQL: see `finish::finish_runs`).
 /// 50 ran F within noise of 16, on one process and on four (2026-12-05); fewer hold fewer
@@ -130,7 +135,8 @@ pub(crate) async fn completion_loop(worker: Arc<Worker>, rx: Arc<Mutex<mpsc::Rec
             _ = worker.stopped.cancelled(), if !stopping => stopping = true,
         }
         held_until = None;
-        while writing.len() < MAX_WRITERS + crate::engine::learning_now().min(writing.len()).min(MAX_WRITERS) {
+        let writers = if worker.writes_runs_together() { JOINT_WRITERS } else { MAX_WRITERS };
+        while writing.len() < writers + crate::engine::learning_now().min(writing.len()).min(writers) {
             // Not while shutting down: what runs still is draining, and its outcomes go out
             // as they come.
             let draining = stopping || worker.stop_claiming.is_cancelled();
