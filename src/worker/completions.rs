@@ -66,9 +66,14 @@ const MAX_WRITERS: usize = 4;
 const JOINT_WRITERS: usize = 2;
 
 /// Most runs whose successes one transaction writes (PostgreSQL: see `finish::finish_runs`).
-/// 50 ran F within noise of 16, on one process and on four (2026-12-05); fewer hold fewer
-/// runs' locks at once.
-const MAX_RUNS_PER_WRITE: usize = 16;
+/// More make fewer transactions but longer ones, and a stage's hand-off waits for the whole
+/// transaction that holds it (its next stage's task runs are claimed at its end). Measured on
+/// F (2026-12-05, runs per transaction with two writers): with 16, one process ran 14,810 /
+/// 15,827 tasks/s but its hand-offs took 42 / 39 ms (p50; 5.9 / 4.4 ms with one run each),
+/// four processes' 52 / 53 ms (p99 145 ms); with 4, one process ran 12,703–14,455 tasks/s at
+/// 9 ms, four 10,203–12,125 at 25–31 ms (p99 93–139 ms); with 2, the hand-offs of one run each
+/// but hardly more tasks per second.
+const MAX_RUNS_PER_WRITE: usize = 4;
 
 /// Longest a run's successes wait for outcomes of their stage runs still to come from this
 /// process (see the module's note); then they are written anyway, so a slow sibling delays
