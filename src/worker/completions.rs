@@ -59,10 +59,12 @@ const MAX_PENDING: usize = 8 * MAX_BATCH;
 const MAX_WRITERS: usize = 4;
 
 /// [`MAX_WRITERS`] where one transaction writes the successes of several runs (PostgreSQL,
-/// [`MAX_RUNS_PER_WRITE`]): F ran 11–22 % faster on four processes and 2–8 % on one with 2
-/// than with 4 (two pairs each, 2026-12-05), its runs' outcomes gathering in fewer, bigger
-/// transactions. (MySQL, which writes each run's on its own, ran F 10–19 % slower on one
-/// process with 2.)
+/// [`MAX_RUNS_PER_WRITE`]), for the stage hand-offs, which wait for the whole transaction that
+/// holds them: with 4 runs per transaction and 4 writers, F on one process ran 14,680 / 15,492
+/// tasks/s but its hand-offs took 29 / 34 ms (p50), against 12,703–14,455 at 9 ms with 2; on
+/// four processes 10,851 / 11,038 at 28 ms, against 10,203–12,125 at 25–31 ms (2026-12-05).
+/// (MySQL, which writes each run's outcomes on its own, ran F 10–19 % slower on one process
+/// with 2 writers than with 4.)
 const JOINT_WRITERS: usize = 2;
 
 /// Most runs whose successes one transaction writes (PostgreSQL: see `finish::finish_runs`).
@@ -146,7 +148,7 @@ pub(crate) async fn completion_loop(worker: Arc<Worker>, rx: Arc<Mutex<mpsc::Rec
             // as they come.
             let draining = stopping || worker.stop_claiming.is_cancelled();
             let hold = |c: &Completion| !draining && worker.others_unhanded(c.task.stage_run_id);
-            let (batch, held) = pending.take_batch(&busy, &hold, false, Instant::now());
+            let (batch, held) = pending.take_batch(&busy, &hold, false, MAX_BATCH, Instant::now());
             held_until = held;
             let Some((run, group)) = batch else { break };
             busy.insert(run);
@@ -156,7 +158,7 @@ pub(crate) async fn completion_loop(worker: Arc<Worker>, rx: Arc<Mutex<mpsc::Rec
             if worker.writes_runs_together() && all_successes(&groups[0]) {
                 let mut total = groups[0].len();
                 while runs.len() < MAX_RUNS_PER_WRITE && total < MAX_BATCH {
-                    let (more, _) = pending.take_batch(&busy, &hold, true, Instant::now());
+                    let (more, _) = pending.take_batch(&busy, &hold, true, MAX_BATCH - total, Instant::now());
                     let Some((run, group)) = more else { break };
                     busy.insert(run);
                     total += group.len();
@@ -209,7 +211,7 @@ impl Pending {
         self.len += 1;
     }
 
-    /// The next batch (at most [`MAX_BATCH`]) of the run that has waited longest, is not
+    /// The next batch (at most `most` outcomes) of the run that has waited longest, is not
     /// `busy` and is not held — a run is held, for at most [`HOLD`] since its first waiting
     /// outcome arrived, while all its waiting outcomes are successes and `hold` says of one
     /// that more of its stage run's are to come — and, with `successes_only`, whose waiting
@@ -220,6 +222,7 @@ impl Pending {
         busy: &HashSet<i64>,
         hold: &dyn Fn(&Completion) -> bool,
         successes_only: bool,
+        most: usize,
         now: Instant,
     ) -> (Option<(i64, Vec<Completion>)>, Option<Instant>) {
         let mut held_until: Option<Instant> = None;
@@ -242,7 +245,7 @@ impl Pending {
         });
         let Some(run) = at.and_then(|at| self.runs.remove(at)) else { return (None, held_until) };
         let Some(waiting) = self.by_run.get_mut(&run) else { return (None, held_until) };
-        let group: Vec<Completion> = waiting.completions.drain(..waiting.completions.len().min(MAX_BATCH)).collect();
+        let group: Vec<Completion> = waiting.completions.drain(..waiting.completions.len().min(most.max(1))).collect();
         if waiting.completions.is_empty() {
             self.by_run.remove(&run);
         } else {
@@ -307,10 +310,9 @@ async fn write_runs(worker: Arc<Worker>, groups: Vec<Vec<Completion>>) {
                 }
             }
         }
+        // Side by side, as they would have been written without joining them.
         None => {
-            for group in groups {
-                write_group(Arc::clone(&worker), group).await;
-            }
+            futures::future::join_all(groups.into_iter().map(|group| write_group(Arc::clone(&worker), group))).await;
         }
     }
 }
@@ -464,10 +466,10 @@ mod tests {
         pending.push(success(1, 10));
         let since = pending.by_run[&1].since;
         let siblings_to_come = |c: &Completion| c.task.stage_run_id == 10;
-        let (batch, held_until) = pending.take_batch(&HashSet::new(), &siblings_to_come, false, since);
+        let (batch, held_until) = pending.take_batch(&HashSet::new(), &siblings_to_come, false, MAX_BATCH, since);
         assert!(batch.is_none(), "held while a sibling is still to come");
         assert_eq!(held_until, Some(since + HOLD));
-        let (batch, held_until) = pending.take_batch(&HashSet::new(), &siblings_to_come, false, since + HOLD);
+        let (batch, held_until) = pending.take_batch(&HashSet::new(), &siblings_to_come, false, MAX_BATCH, since + HOLD);
         assert_eq!(batch.map(|(run, group)| (run, group.len())), Some((1, 1)), "written once the hold is over");
         assert_eq!(held_until, None);
         assert!(pending.is_empty());
@@ -487,13 +489,13 @@ mod tests {
         let now = Instant::now();
         let to_come = |c: &Completion| c.task.stage_run_id != 30;
         // Run 1 is held; run 2 has a failure: written, with its success.
-        let (batch, held_until) = pending.take_batch(&HashSet::new(), &to_come, false, now);
+        let (batch, held_until) = pending.take_batch(&HashSet::new(), &to_come, false, MAX_BATCH, now);
         assert_eq!(batch.map(|(run, group)| (run, group.len())), Some((2, 2)));
         assert!(held_until.is_some(), "run 1 was passed over as held");
         // Run 3's stage run has nothing more to come; a busy run is passed over without a hold.
-        let (batch, _) = pending.take_batch(&HashSet::new(), &to_come, false, now);
+        let (batch, _) = pending.take_batch(&HashSet::new(), &to_come, false, MAX_BATCH, now);
         assert_eq!(batch.map(|(run, _)| run), Some(3));
-        let (batch, held_until) = pending.take_batch(&HashSet::from([1]), &to_come, false, now);
+        let (batch, held_until) = pending.take_batch(&HashSet::from([1]), &to_come, false, MAX_BATCH, now);
         assert!(batch.is_none());
         assert_eq!(held_until, None, "a busy run is woken for when its write ends, not by the hold");
     }
@@ -509,14 +511,32 @@ mod tests {
         ));
         pending.push(success(3, 30));
         let nothing_to_come = |_: &Completion| false;
-        let (batch, _) = pending.take_batch(&HashSet::new(), &nothing_to_come, true, Instant::now());
+        let (batch, _) = pending.take_batch(&HashSet::new(), &nothing_to_come, true, MAX_BATCH, Instant::now());
         assert_eq!(batch.map(|(run, _)| run), Some(1));
         // Run 2 waited longer than run 3, but its batch holds a failure: passed over.
-        let (batch, _) = pending.take_batch(&HashSet::new(), &nothing_to_come, true, Instant::now());
+        let (batch, _) = pending.take_batch(&HashSet::new(), &nothing_to_come, true, MAX_BATCH, Instant::now());
         assert_eq!(batch.map(|(run, _)| run), Some(3));
-        let (batch, _) = pending.take_batch(&HashSet::new(), &nothing_to_come, true, Instant::now());
+        let (batch, _) = pending.take_batch(&HashSet::new(), &nothing_to_come, true, MAX_BATCH, Instant::now());
         assert!(batch.is_none(), "only run 2, with its failure, is left");
-        let (batch, _) = pending.take_batch(&HashSet::new(), &nothing_to_come, false, Instant::now());
+        let (batch, _) = pending.take_batch(&HashSet::new(), &nothing_to_come, false, MAX_BATCH, Instant::now());
         assert_eq!(batch.map(|(run, group)| (run, group.len())), Some((2, 1)), "taken by a batch of its own");
+    }
+
+    #[tokio::test]
+    async fn a_run_joining_a_batch_brings_no_more_than_the_room_left() {
+        let mut pending = Pending::default();
+        for _ in 0..3 {
+            pending.push(success(1, 10));
+        }
+        pending.push(success(2, 20));
+        let nothing_to_come = |_: &Completion| false;
+        let (batch, _) = pending.take_batch(&HashSet::new(), &nothing_to_come, true, 2, Instant::now());
+        assert_eq!(batch.map(|(run, group)| (run, group.len())), Some((1, 2)));
+        // The rest of run 1 goes to the back of the line.
+        let (batch, _) = pending.take_batch(&HashSet::new(), &nothing_to_come, true, 2, Instant::now());
+        assert_eq!(batch.map(|(run, _)| run), Some(2));
+        let (batch, _) = pending.take_batch(&HashSet::new(), &nothing_to_come, true, 2, Instant::now());
+        assert_eq!(batch.map(|(run, group)| (run, group.len())), Some((1, 1)));
+        assert!(pending.is_empty());
     }
 }
