@@ -106,9 +106,41 @@ async fn one_runs_blocked_outcome_does_not_hold_back_another_runs(db: TestDb) {
     rt.shutdown().await;
 }
 
+/// Runs whose outcomes arrive together while one of them is locked by another session: the
+/// others are written and end without waiting for the lock, whether or not they were written
+/// together (on PostgreSQL a transaction writing several runs gives up on a lock after
+/// `JOINT_LOCK_WAIT`, and each run's outcome is then written on its own: see the unit test
+/// `engine::finish::tests::runs_written_together_do_not_wait_long_for_a_locked_run`); the
+/// locked one ends once the lock is released.
+async fn a_locked_run_does_not_hold_back_the_runs_written_with_it(db: TestDb) {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let rt = db.runtime().await;
+    rt.start();
+    let key = format!("{}#joint", db.url);
+    rt.define(PipelineSpec::new("joint").prevent_overlap(false).stage(StageSpec::new("s").task(TaskSpec::new("o_gated").args(json!({ "key": key })))))
+        .await
+        .unwrap();
+    let runs = futures::future::try_join_all((0..3).map(|_| rt.launch("joint"))).await.unwrap();
+    let gate = support::probe(&key);
+    support::eventually("the gated cogs to run", || async { gate.arrived.load(std::sync::atomic::Ordering::SeqCst) == 3 }).await;
+    let other = sea_orm::Database::connect(&db.url).await.unwrap();
+    let blocker = other.begin().await.unwrap();
+    blocker.execute_unprepared(&format!("SELECT id FROM cog_pipeline_run WHERE id = {} FOR UPDATE", runs[0].id())).await.unwrap();
+    gate.open();
+    for run in &runs[1..] {
+        // A guard against a hang, not a measurement: the lock is held until these have ended.
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(20), wait(run)).await;
+        assert_eq!(ended.ok(), Some(RunStatus::Completed), "run {} waited for another run's lock", run.id());
+    }
+    assert_eq!(runs[0].status().await.unwrap(), RunStatus::Running, "the locked run's outcome is still waiting");
+    blocker.rollback().await.unwrap();
+    assert_eq!(wait(&runs[0]).await, RunStatus::Completed);
+    rt.shutdown().await;
+}
+
 on_all_backends!(a_refused_outcome_fails_only_its_own_attempt);
 
 mod server {
     use super::*;
-    on_server_backends!(one_runs_blocked_outcome_does_not_hold_back_another_runs);
+    on_server_backends!(one_runs_blocked_outcome_does_not_hold_back_another_runs, a_locked_run_does_not_hold_back_the_runs_written_with_it);
 }

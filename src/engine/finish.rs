@@ -180,6 +180,14 @@ pub(crate) async fn finish_runs(
     debug_assert!(runs.iter().all(|r| !r.is_empty() && r.iter().all(|e| e.task.pipeline_run_id == r[0].task.pipeline_run_id)));
     let txn = store::begin(db).await?;
     let now = now();
+    // Runs written together wait for each other's locks: one whose lock another transaction
+    // holds for long (a host's transaction launching a run that cancels it, say) would hold
+    // back the others. Past `JOINT_LOCK_WAIT` the transaction fails instead, and the caller
+    // writes each run's outcomes on its own.
+    let joint = runs.len() > 1;
+    if joint {
+        store::limit_lock_waits(&txn, Some(JOINT_LOCK_WAIT)).await?;
+    }
     // Generic plans through indexes for the transition's statements, the chained claim's
     // included (see `claims::set_planner`): taken before the successes' write when it is
     // small (a hand-off's), after it otherwise — that write's best plan depends on how many
@@ -199,6 +207,10 @@ pub(crate) async fn finish_runs(
     let mut statuses = vec![None; runs.len()];
     for &i in &by_id {
         statuses[i] = lock_run(&txn, run_of(i)).await?;
+    }
+    if joint {
+        // The weights locks are waited for as long as it takes (see `learn_if_ended`).
+        store::limit_lock_waits(&txn, None).await?;
     }
     let announce = if chain.is_some() { transitions::Announce::Later } else { transitions::Announce::Now };
     let mut finished = Vec::with_capacity(runs.len());
@@ -287,6 +299,12 @@ async fn announce_left(txn: &DatabaseTransaction, mut effects: Effects, chained:
     }
     Ok(effects)
 }
+
+/// Longest a transaction writing several runs' outcomes ([`finish_runs`]) waits for a lock on
+/// a task run or a run before it fails (and each run's outcomes are written on their own).
+/// Far above the usual waits for a run's lock under load (under a millisecond on average with
+/// 50 runs on four processes; a run end learning weights holds it for tens of milliseconds).
+pub(crate) const JOINT_LOCK_WAIT: Duration = Duration::from_millis(250);
 
 /// Most outcomes in a batch whose successes are written under the generic plan.
 const GENERIC_WRITE_MOST: usize = 8;
@@ -384,6 +402,51 @@ pub(crate) async fn release(db: &DatabaseConnection, task: &Claimed, learn_weigh
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sea_orm::{Database, Statement, TransactionTrait};
+
+    /// Outcomes of two runs written together, one run locked by another session: the joint
+    /// transaction gives up after [`JOINT_LOCK_WAIT`] instead of waiting for the lock (so that
+    /// the worker writes each run's outcomes on its own, and the other run goes on). On
+    /// PostgreSQL (skipped without `COG_TEST_POSTGRES_URL`).
+    #[tokio::test]
+    async fn runs_written_together_do_not_wait_long_for_a_locked_run() {
+        let Ok(admin_url) = std::env::var("COG_TEST_POSTGRES_URL") else {
+            assert!(std::env::var("COG_REQUIRE_POSTGRES").as_deref() != Ok("1"), "COG_REQUIRE_POSTGRES=1 but COG_TEST_POSTGRES_URL is not set");
+            eprintln!("notice: COG_TEST_POSTGRES_URL is not set; skipping the PostgreSQL joint-write test");
+            return;
+        };
+        let admin = Database::connect(admin_url.as_str()).await.expect("PostgreSQL reachable");
+        let name = format!("cog_t_{}_joint", std::process::id());
+        admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}")).await.unwrap();
+        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+        let url = format!("{}/{name}", &admin_url[..admin_url.rfind('/').unwrap()]);
+        let db = crate::store::connect(&url, None).await.unwrap();
+        crate::migrate(&db).await.unwrap();
+        db.execute_unprepared(
+            "INSERT INTO cog_pipeline (id, name, enabled, timezone, prevent_overlap, created_at, updated_at) VALUES (1, 'p', true, 'UTC', false, now(), now()); \
+             INSERT INTO cog_pipeline_run (id, pipeline_id, status, \"trigger\", arguments, created_at) VALUES (1, 1, 'running', 'manual', '{}', now()), (2, 1, 'running', 'manual', '{}', now())",
+        )
+        .await
+        .unwrap();
+        let other = Database::connect(url.as_str()).await.unwrap();
+        let blocker = other.begin().await.unwrap();
+        blocker.execute_raw(Statement::from_string(sea_orm::DbBackend::Postgres, "SELECT id FROM cog_pipeline_run WHERE id = 2 FOR UPDATE")).await.unwrap();
+        let (a, b) = (Claimed::for_test(11, 21, 1), Claimed::for_test(12, 22, 2));
+        let outcome = Outcome::Success(Value::Null);
+        let ending = |task| Ending { task, started_at: Some(now()), outcome: &outcome, handler_error: None };
+        let retry = RetryPolicy { base: Duration::from_millis(10), cap: Duration::from_millis(100), learn_weights: None };
+        // A guard against a hang, not a measurement: the blocker holds its lock throughout.
+        let written = tokio::time::timeout(Duration::from_secs(30), finish_runs(&db, &[vec![ending(&a)], vec![ending(&b)]], retry, None)).await;
+        let error = written.expect("the joint transaction waited for the locked run").expect_err("the locked run cannot be written together");
+        assert!(error.to_string().contains("lock timeout"), "{error}");
+        // Alone, the other run is written at once.
+        let (finished, _) = finish_batch(&db, &[ending(&a)], retry, None).await.unwrap();
+        assert_eq!(finished, [Finished::Stale], "no such task run: nothing written, nothing waited for");
+        blocker.rollback().await.unwrap();
+        db.close().await.unwrap();
+        other.close().await.unwrap();
+        admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {

@@ -81,6 +81,17 @@ pub(crate) async fn lock_run(conn: &impl ConnectionTrait, id: i64) -> Result<Opt
     Ok(sql.one::<StatusRow>(conn).await?.map(|r| r.status))
 }
 
+/// Until `limit` is set again or the transaction ends, a statement of transaction `conn`
+/// that waits longer than `limit` for a lock fails (PostgreSQL's `lock_timeout`, SQLSTATE
+/// 55P03); `None`: it waits as long as it takes. PostgreSQL only (elsewhere nothing).
+pub(crate) async fn limit_lock_waits(conn: &impl ConnectionTrait, limit: Option<std::time::Duration>) -> Result<(), DbErr> {
+    if Backend::of(conn)? == Backend::Postgres {
+        let ms = limit.map_or(0, |l| l.as_millis().max(1));
+        conn.execute_unprepared(&format!("SET LOCAL lock_timeout = {ms}")).await?;
+    }
+    Ok(())
+}
+
 /// The PostgreSQL channel cog's processes tell each other about changes on.
 pub(crate) const EVENTS_CHANNEL: &str = "cog_events";
 
