@@ -1,8 +1,9 @@
 //! Recording task outcomes in batches, one pipeline run per batch: each batch writes the
 //! outcomes of one run in a single transaction — on PostgreSQL the successes of up to
 //! [`MAX_RUNS_PER_WRITE`] runs' batches together, one transaction for them all, and when that
-//! fails each run's on its own. One run's trouble never holds back another's for longer than
-//! that, and while a run's batch commits, its next one gathers.
+//! fails (a lock held for longer than `finish::JOINT_LOCK_WAIT`, say) each run's on its own,
+//! side by side. One run's trouble holds back the runs written with it for at most that long,
+//! and while a run's batch commits, its next one gathers.
 //! Under load this turns a commit per task into a commit per batch; when idle a batch is one
 //! outcome.
 //!
