@@ -410,18 +410,7 @@ mod tests {
     /// PostgreSQL (skipped without `COG_TEST_POSTGRES_URL`).
     #[tokio::test]
     async fn runs_written_together_do_not_wait_long_for_a_locked_run() {
-        let Ok(admin_url) = std::env::var("COG_TEST_POSTGRES_URL") else {
-            assert!(std::env::var("COG_REQUIRE_POSTGRES").as_deref() != Ok("1"), "COG_REQUIRE_POSTGRES=1 but COG_TEST_POSTGRES_URL is not set");
-            eprintln!("notice: COG_TEST_POSTGRES_URL is not set; skipping the PostgreSQL joint-write test");
-            return;
-        };
-        let admin = Database::connect(admin_url.as_str()).await.expect("PostgreSQL reachable");
-        let name = format!("cog_t_{}_joint", std::process::id());
-        admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}")).await.unwrap();
-        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-        let url = format!("{}/{name}", &admin_url[..admin_url.rfind('/').unwrap()]);
-        let db = crate::store::connect(&url, None).await.unwrap();
-        crate::migrate(&db).await.unwrap();
+        let Some((db, url)) = crate::store::test_database::postgres("joint", "joint-write test").await else { return };
         db.execute_unprepared(
             "INSERT INTO cog_pipeline (id, name, enabled, timezone, prevent_overlap, created_at, updated_at) VALUES (1, 'p', true, 'UTC', false, now(), now()); \
              INSERT INTO cog_pipeline_run (id, pipeline_id, status, \"trigger\", arguments, created_at) VALUES (1, 1, 'running', 'manual', '{}', now()), (2, 1, 'running', 'manual', '{}', now())",
@@ -445,7 +434,7 @@ mod tests {
         blocker.rollback().await.unwrap();
         db.close().await.unwrap();
         other.close().await.unwrap();
-        admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
+        crate::store::test_database::drop(&url).await;
     }
 
     #[test]

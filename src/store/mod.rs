@@ -34,6 +34,8 @@ mod connect;
 mod plans;
 mod prepare;
 mod sql;
+#[cfg(test)]
+pub(crate) mod test_database;
 mod warm;
 
 pub(crate) use connect::connect;

@@ -193,7 +193,7 @@ async fn plan_with_defaults(c: &impl ConnectionTrait, queues: &[String], now: Da
 
 #[cfg(test)]
 mod tests {
-    use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+    use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
     use super::*;
 
@@ -220,18 +220,7 @@ mod tests {
     /// On the backend the warm-up runs on (skipped without `COG_TEST_POSTGRES_URL`).
     #[tokio::test]
     async fn the_hot_path_is_planned_on_postgres() {
-        let Ok(admin_url) = std::env::var("COG_TEST_POSTGRES_URL") else {
-            assert!(std::env::var("COG_REQUIRE_POSTGRES").as_deref() != Ok("1"), "COG_REQUIRE_POSTGRES=1 but COG_TEST_POSTGRES_URL is not set");
-            eprintln!("notice: COG_TEST_POSTGRES_URL is not set; skipping the PostgreSQL warm-up test");
-            return;
-        };
-        let admin = Database::connect(admin_url.as_str()).await.expect("PostgreSQL reachable");
-        let name = format!("cog_t_{}_warm", std::process::id());
-        admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}")).await.unwrap();
-        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-        let url = format!("{}/{name}", &admin_url[..admin_url.rfind('/').unwrap()]);
-        let db = super::super::connect(&url, None).await.unwrap();
-        crate::migrate(&db).await.unwrap();
+        let Some((db, url)) = super::super::test_database::postgres("warm", "warm-up test").await else { return };
         plans_without_writing(&db).await;
         let txn = db.begin().await.unwrap();
         write_first_rows(&txn).await.expect("a row can be written to each table of the hot path");
@@ -292,6 +281,6 @@ mod tests {
             assert_eq!((generic, custom), (4, 0), "{statement}: planned once (by the warm-up), its generic plan used by every run");
         }
         db.close().await.unwrap();
-        admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
+        super::super::test_database::drop(&url).await;
     }
 }
