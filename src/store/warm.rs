@@ -93,7 +93,7 @@ async fn prepare_one(db: &DatabaseConnection, queues: &[String]) -> Result<(), D
     // be compared with the custom ones, and an outcome write's was preferred for batches of
     // hundreds of outcomes, where it is the slower (workload E on 4 processes: 10 % fewer
     // tasks per second, 11 µs more PostgreSQL CPU per task).
-    plan_with_defaults(&prepare, queues, now).await?;
+    plan_with_defaults(&prepare, now).await?;
     prepare.take_prepared();
     Ok(())
 }
@@ -149,11 +149,12 @@ async fn write_first_rows(txn: &impl ConnectionTrait) -> Result<(), DbErr> {
 /// Sends every statement of a launch, a claim, an outcome and a stage hand-off once.
 async fn plan_hot_path(c: &impl ConnectionTrait, queues: &[String], now: DateTime<Utc>) -> Result<(), DbErr> {
     plan_with_claim_settings(c, queues, now).await?;
-    plan_with_defaults(c, queues, now).await
+    plan_with_defaults(c, now).await
 }
 
 /// Sends once every statement that runs with the claim's planner settings
-/// (`claims::set_planner`): a launch's own transaction, a claim, and a stage hand-off.
+/// (`claims::set_planner`): a launch's own transaction, a claim, a stage hand-off, and an idle
+/// worker's look for the next retry due.
 async fn plan_with_claim_settings(c: &impl ConnectionTrait, queues: &[String], now: DateTime<Utc>) -> Result<(), DbErr> {
     const NONE: i64 = 0;
     launches::lock_pipeline(c, "").await?;
@@ -177,15 +178,16 @@ async fn plan_with_claim_settings(c: &impl ConnectionTrait, queues: &[String], n
     transitions::queued_from(c, NONE).await?;
     transitions::ready_successors(c, NONE, NONE).await?;
     transitions::complete_run(c, NONE, now).await?;
+    // An idle worker's look for the next retry due (`claims::next_due_planned`).
+    claims::next_due(c, queues).await?;
     Ok(())
 }
 
-/// Sends once the hot statements planned by PostgreSQL's defaults: a wait's read of the run,
-/// an idle worker's look for the next retry due, and the write of an outcome batch.
-async fn plan_with_defaults(c: &impl ConnectionTrait, queues: &[String], now: DateTime<Utc>) -> Result<(), DbErr> {
+/// Sends once the hot statements planned by PostgreSQL's defaults: a wait's read of the run
+/// and the write of an outcome batch.
+async fn plan_with_defaults(c: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<(), DbErr> {
     const NONE: i64 = 0;
     reports::run_end(c, NONE).await?;
-    claims::next_due(c, queues).await?;
     let success = outcomes::Success { task_run_id: NONE, attempt: 1, duration_ms: 0, result: "null".to_owned() };
     outcomes::complete_many(c, std::slice::from_ref(&success), now).await?;
     Ok(())
@@ -266,8 +268,12 @@ mod tests {
             assert_eq!(super::super::transitions::complete_stage_run_and_successors(&txn, 1, 1, now()).await.unwrap(), None);
             assert!(super::super::transitions::ready_successors(&txn, 1, 1).await.unwrap().is_empty());
             txn.rollback().await.unwrap();
+            // So does an idle worker's look for the next retry due.
+            assert_eq!(claims::next_due_planned(&db, &["default".to_owned()]).await.unwrap(), None);
         }
-        for statement in ["WITH done AS (UPDATE cog_stage_run SET status%", "SELECT s.id, s.position FROM cog_stage s WHERE NOT s.archived%"] {
+        for statement in
+            ["WITH done AS (UPDATE cog_stage_run SET status%", "SELECT s.id, s.position FROM cog_stage s WHERE NOT s.archived%", "SELECT MIN(due) AS due FROM%"]
+        {
             let plans = db
                 .query_one_raw(Statement::from_sql_and_values(
                     db.get_database_backend(),

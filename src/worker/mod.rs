@@ -136,7 +136,7 @@ pub(crate) fn start_chained(worker: &Arc<Worker>, claimed: Vec<claim::Claimed>, 
 /// How long an idle worker sleeps: until the next retry becomes due, at most the poll interval.
 async fn idle_pause(worker: &Worker) -> Duration {
     let poll = worker.config.poll_interval;
-    match claims::next_due(&worker.db, &worker.queues).await {
+    match claims::next_due_planned(&worker.db, &worker.queues).await {
         Ok(Some(at)) => (at - now()).to_std().unwrap_or(Duration::ZERO).clamp(Duration::from_millis(1), poll),
         Ok(None) => poll,
         Err(e) => {
