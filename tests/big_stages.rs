@@ -18,8 +18,9 @@ use support::{TestDb, assert_no_orphans, orphan_task_runs, probe, scalar, wait};
 /// commit.
 const CHUNK: usize = 500;
 
-/// The number a launch's stage start queues.
-const LAUNCH_CHUNK: usize = 16;
+/// The most tasks of a stage a launch's stage start queues whole (of a bigger one, the first
+/// 16, the rest after commit).
+const SMALL_STAGE: usize = 64;
 
 /// Counts its calls in `key`'s probe.
 #[cog]
@@ -73,15 +74,15 @@ async fn every_task_of_big_stages_runs_once(db: TestDb) {
     let rt = db.runtime().await;
     let key = db.url.as_str();
     // `big` (the start's chunk of 16, then chunks of 128, 512, 2,048 and a last one of 296:
-    // every size of the ramp below its cap), `launch_exact` (exactly the launch's chunk) and
-    // `launch_more` (one more) are started by the launch, `exact` (exactly a hand-off's
+    // every size of the ramp below its cap), `launch_exact` (the most a launch queues whole)
+    // and `launch_more` (one more: 16, then the rest) are started by the launch, `exact` (exactly a hand-off's
     // chunk) and `big2` by the outcome of `between`'s task, in a worker. (5,700 tasks here
     // made the MySQL run take 55-63 s of the 60 s `wait` allows on a loaded machine.)
     rt.define(
         PipelineSpec::new("p")
             .stage(stage("big", key, 3_000))
-            .stage(stage("launch_exact", key, LAUNCH_CHUNK))
-            .stage(stage("launch_more", key, LAUNCH_CHUNK + 1))
+            .stage(stage("launch_exact", key, SMALL_STAGE))
+            .stage(stage("launch_more", key, SMALL_STAGE + 1))
             .stage(stage("between", key, 1).after(["big", "launch_exact", "launch_more"]))
             .stage(stage("exact", key, CHUNK).after(["between"]))
             .stage(stage("big2", key, 700).after(["between"])),
@@ -91,15 +92,15 @@ async fn every_task_of_big_stages_runs_once(db: TestDb) {
     let run = rt.launch("p").await.unwrap();
     // The launch returned once the stage it started was fully queued.
     assert_eq!(task_runs(&rt, run.id(), "big", Some("queued")).await, 3_000);
-    assert_eq!(task_runs(&rt, run.id(), "launch_exact", Some("queued")).await, LAUNCH_CHUNK as i64);
-    assert_eq!(task_runs(&rt, run.id(), "launch_more", Some("queued")).await, LAUNCH_CHUNK as i64 + 1);
+    assert_eq!(task_runs(&rt, run.id(), "launch_exact", Some("queued")).await, SMALL_STAGE as i64);
+    assert_eq!(task_runs(&rt, run.id(), "launch_more", Some("queued")).await, SMALL_STAGE as i64 + 1);
     assert_eq!(filling(&rt, run.id()).await, 0);
     rt.start();
     assert_eq!(wait(&run).await, RunStatus::Completed);
     let stages = [
         ("big", 3_000),
-        ("launch_exact", LAUNCH_CHUNK as i64),
-        ("launch_more", LAUNCH_CHUNK as i64 + 1),
+        ("launch_exact", SMALL_STAGE as i64),
+        ("launch_more", SMALL_STAGE as i64 + 1),
         ("between", 1),
         ("exact", CHUNK as i64),
         ("big2", 700),

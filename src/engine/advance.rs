@@ -23,8 +23,8 @@ enum Start {
 
 /// Starts stage `stage_id` in run `run_id`: one stage run (never two: the unique index on
 /// `(pipeline_run_id, stage_id)` turns a second start into a no-op) and a queued task run for
-/// each enabled task (for the first `starting.first_chunk` of them, the stage run marked as
-/// filling, when there may be more).
+/// each enabled task (for the first `starting.first_chunk` of them when the stage has more
+/// than `starting.whole_up_to`, the stage run marked as filling, when there may be more).
 async fn start_stage(conn: &impl ConnectionTrait, run_id: i64, stage_id: i64, now: DateTime<Utc>, starting: Starting) -> Result<Start, DbErr> {
     let Some(StartedStage { stage_run_id, queued, filling, unannounced_from }) = transitions::start_stage_run(conn, run_id, stage_id, now, starting).await?
     else {

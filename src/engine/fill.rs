@@ -1,7 +1,8 @@
 //! Queueing the rest of a big stage's task runs after it started, a chunk per transaction.
 //!
 //! A stage start queues the task runs of its first tasks only (in task id order:
-//! [`LAUNCH_CHUNK`](transitions::LAUNCH_CHUNK) of them at a launch,
+//! [`LAUNCH_CHUNK`](transitions::LAUNCH_CHUNK) of them at a launch of a stage of more than
+//! [`SMALL_STAGE`](transitions::SMALL_STAGE) tasks,
 //! [`START_CHUNK`](transitions::START_CHUNK) at a hand-off) and, when there may be more, marks
 //! its stage run as filling (`fill_after`: the last task queued); the rest is queued in chunks
 //! growing from [`FIRST_FILL_CHUNK`] fourfold up to [`FILL_CHUNK`]. Once that start has

@@ -84,7 +84,8 @@ pub(crate) async fn queue_chunk(conn: &impl ConnectionTrait, stage_run_id: i64, 
     .await?
     .first()
     .copied();
-    let queued = transitions::queue_task_runs(conn, stage_run_id, stage_id, TaskRange { after: Some(after), through, limit: None }).await?;
+    let queued =
+        transitions::queue_task_runs(conn, stage_run_id, stage_id, TaskRange { after: Some(after), through, limit: None, through_mark: false }).await?;
     Ok((queued, through))
 }
 

@@ -35,6 +35,8 @@ mod plans;
 mod prepare;
 mod sql;
 #[cfg(test)]
+mod stage_starts;
+#[cfg(test)]
 pub(crate) mod test_database;
 mod warm;
 

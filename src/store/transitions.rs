@@ -49,12 +49,23 @@ pub(crate) async fn queue_task_runs(conn: &impl ConnectionTrait, stage_run_id: i
 /// start whole, in the transaction whose chained claim takes them.
 pub(crate) const START_CHUNK: usize = 500;
 
-/// Task runs queued by a launch's stage start (and a buffered run's): what the launching
-/// worker's chained claim starts at once, before the rest is queued after commit. Measured on
-/// a fresh process and database (workload A, 1,000 tasks, PostgreSQL): the first task started
-/// 13–15 ms after `launch()` with [`START_CHUNK`] (its insert alone took 12 ms), 5–7 ms with
-/// 32, 4–5.5 ms with 16; tasks per second the same within noise.
+/// Task runs queued by a launch's stage start (and a buffered run's) of a stage of more than
+/// [`SMALL_STAGE`] tasks: what the launching worker's chained claim starts at once, before the
+/// rest is queued after commit. Measured on a fresh process and database (workload A, 1,000
+/// tasks, PostgreSQL): the first task started 13–15 ms after `launch()` with [`START_CHUNK`]
+/// (its insert alone took 12 ms), 5–7 ms with 32, 4–5.5 ms with 16; tasks per second the same
+/// within noise. Again on 2026-12-05 (warm pools): 2.0–4.2 ms with 16, 3.7–4.6 with 64.
 pub(crate) const LAUNCH_CHUNK: usize = 16;
+
+/// The most tasks a launch's stage start (and a buffered run's) queues whole, in its own
+/// transaction: a stage of more is started with [`LAUNCH_CHUNK`] of them and filled after
+/// commit (`engine::fill`). A fill is a transaction of its own and about ten statements
+/// whatever its size, where the task runs themselves cost 15–30 µs each: for 50 runs of
+/// 40-task stages launched at once on 4 PostgreSQL processes (workload F), queueing the 24
+/// after the first 16 in fills took a tenth of PostgreSQL's time (F: 9,051 / 8,871 / 12,557
+/// → 11,771 / 13,227 / 13,844 tasks/s with every launch queueing up to 64, 2026-12-05). A
+/// stage of more still starts with 16, so its first task is not held up.
+pub(crate) const SMALL_STAGE: usize = 64;
 
 /// The first chunk queued after a stage start; each next one is four times the last, up to
 /// [`FILL_CHUNK`]: workers that ran a small first chunk find the next one queued soon
@@ -67,20 +78,23 @@ pub(crate) const FILL_CHUNK: usize = 5_000;
 /// How a transition's stage starts queue and announce their task runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Starting {
-    /// Task runs a stage start queues itself (when it queues this many, the rest is queued
-    /// after commit, and the stage run is marked as filling).
+    /// Task runs a stage start of more than `whole_up_to` tasks queues itself (the rest is
+    /// queued after commit, and the stage run is marked as filling).
     pub(crate) first_chunk: usize,
+    /// The most tasks a stage start queues all of (at least `first_chunk`).
+    pub(crate) whole_up_to: usize,
     /// Whether the start tells other processes.
     pub(crate) announce: Announce,
 }
 
 impl Starting {
-    /// A launch's (or a buffered run's) first stages: [`LAUNCH_CHUNK`], announced at once.
-    pub(crate) const LAUNCH: Starting = Starting { first_chunk: LAUNCH_CHUNK, announce: Announce::Now };
+    /// A launch's (or a buffered run's) first stages: whole up to [`SMALL_STAGE`] tasks, else
+    /// [`LAUNCH_CHUNK`] of them; announced at once.
+    pub(crate) const LAUNCH: Starting = Starting { first_chunk: LAUNCH_CHUNK, whole_up_to: SMALL_STAGE, announce: Announce::Now };
 
     /// A hand-off's next stages: [`START_CHUNK`], announced as `announce` says.
     pub(crate) const fn hand_off(announce: Announce) -> Starting {
-        Starting { first_chunk: START_CHUNK, announce }
+        Starting { first_chunk: START_CHUNK, whole_up_to: START_CHUNK, announce }
     }
 }
 
@@ -93,16 +107,20 @@ pub(crate) struct TaskRange {
     pub(crate) through: Option<i64>,
     /// At most this many (the first ones).
     pub(crate) limit: Option<usize>,
+    /// Only tasks up to the fill mark of the stage run the same statement inserted
+    /// (`sr.fill_after`), when it has one: PostgreSQL's one-statement stage start.
+    pub(crate) through_mark: bool,
 }
 
 /// `INSERT INTO cog_stage_run ... VALUES (...)`: the stage run of stage `stage_id` in run
-/// `run_id`, `running` since `now`, appended to `sql`. With `fill_mark`, its `fill_after` is
-/// the stage's `fill_mark`-th enabled task (in id order) if it has that many: the last task
-/// whose task run a start queueing `fill_mark` of them queues, when the stage may have more.
-fn stage_run_insert(sql: Sql, run_id: i64, stage_id: i64, now: DateTime<Utc>, fill_mark: Option<usize>) -> Sql {
+/// `run_id`, `running` since `now`, appended to `sql`. With `starting`, its `fill_after` is
+/// the stage's `first_chunk`-th enabled task (in id order) if the stage has that many and more
+/// than `whole_up_to`: the last task whose task run a start queueing `first_chunk` of them
+/// queues, when the stage may have more.
+fn stage_run_insert(sql: Sql, run_id: i64, stage_id: i64, now: DateTime<Utc>, starting: Option<Starting>) -> Sql {
     let sql = sql
         .push("INSERT INTO cog_stage_run (pipeline_run_id, stage_id, status, started_at")
-        .push(if fill_mark.is_some() { ", fill_after) VALUES (" } else { ") VALUES (" })
+        .push(if starting.is_some() { ", fill_after) VALUES (" } else { ") VALUES (" })
         .bind(run_id)
         .push(", ")
         .bind(stage_id)
@@ -110,16 +128,24 @@ fn stage_run_insert(sql: Sql, run_id: i64, stage_id: i64, now: DateTime<Utc>, fi
         .bind(RunStatus::Running)
         .push(", ")
         .bind(now);
-    match fill_mark {
-        Some(first_chunk) => sql
-            .push(", (SELECT t.id FROM cog_task t JOIN cog_stage s ON s.id = t.stage_id WHERE ")
-            .push(ENABLED_TASKS)
-            .bind(stage_id)
-            .push(" ORDER BY t.id LIMIT 1 OFFSET ")
-            .bind(first_chunk.saturating_sub(1) as i64)
-            .push("))"),
+    match starting {
+        Some(Starting { first_chunk, whole_up_to, .. }) if whole_up_to > first_chunk => {
+            let sql = nth_task(sql.push(", CASE WHEN EXISTS ("), stage_id, whole_up_to).push(") THEN (");
+            nth_task(sql, stage_id, first_chunk.saturating_sub(1)).push(") END)")
+        }
+        Some(Starting { first_chunk, .. }) => nth_task(sql.push(", ("), stage_id, first_chunk.saturating_sub(1)).push("))"),
         None => sql.push(")"),
     }
+}
+
+/// `SELECT t.id ...`: the enabled, current task of stage `stage_id` that has `n` before it in
+/// id order (none when the stage has no more than `n`), appended to `sql`.
+fn nth_task(sql: Sql, stage_id: i64, n: usize) -> Sql {
+    sql.push("SELECT t.id FROM cog_task t JOIN cog_stage s ON s.id = t.stage_id WHERE ")
+        .push(ENABLED_TASKS)
+        .bind(stage_id)
+        .push(" ORDER BY t.id LIMIT 1 OFFSET ")
+        .bind(n as i64)
 }
 
 /// `INSERT INTO cog_task_run ... SELECT ...`: a queued task run, claimable at once (`run_after`
@@ -150,6 +176,7 @@ fn task_runs_insert(sql: Sql, stage_run: &dyn Fn(Sql) -> Sql, from: &str, stage_
         Some(through) => sql.push(" AND t.id <= ").bind(through),
         None => sql,
     };
+    let sql = if tasks.through_mark { sql.push(" AND (sr.fill_after IS NULL OR t.id <= sr.fill_after)") } else { sql };
     // Tasks read in id order: a chunk of a big stage is the next ids after the last one
     // queued. And where this read locks them — MySQL's `INSERT ... SELECT` share-locks the rows
     // it reads unless at READ COMMITTED (cog's own transactions are; a host's, in `launch_in`,
@@ -189,16 +216,17 @@ pub(crate) struct StartedStage {
 }
 
 /// Starts stage `stage_id` in run `run_id`: its stage run ([`insert_stage_run`]) and the task
-/// runs of its first `starting.first_chunk` tasks ([`queue_task_runs`]) — when there are that
-/// many, the stage run is marked as filling — and, with `Announce::Now`, tells listening
+/// runs ([`queue_task_runs`]) of all its tasks when it has at most `starting.whole_up_to`,
+/// else of its first `starting.first_chunk` — when there are that many, the stage run is
+/// marked as filling — and, with `Announce::Now`, tells listening
 /// processes about the new work (`work`, when any was queued). Returns the new stage run and
 /// what it queued, or `None` when the run already had the stage run. Callers hold the run's
 /// lock.
 ///
 /// On PostgreSQL this is one statement (a round trip per stage start instead of three or
 /// four, on every launch and stage hand-off: the fill mark is the stage run's
-/// `first_chunk`-th task, read in the insert's own snapshot); elsewhere the statements one
-/// after the other.
+/// `first_chunk`-th task, read in the insert's own snapshot, and the task runs are queued up
+/// to it); elsewhere the statements one after the other.
 pub(crate) async fn start_stage_run(
     conn: &impl ConnectionTrait,
     run_id: i64,
@@ -207,7 +235,6 @@ pub(crate) async fn start_stage_run(
     starting: Starting,
 ) -> Result<Option<StartedStage>, DbErr> {
     let b = Backend::of(conn)?;
-    let first_chunk = TaskRange { after: None, through: None, limit: Some(starting.first_chunk) };
     match b {
         Backend::Postgres => {
             #[derive(FromQueryResult)]
@@ -217,9 +244,12 @@ pub(crate) async fn start_stage_run(
                 filling: bool,
                 first: Option<i64>,
             }
-            let sql = stage_run_insert(Sql::new(b, "WITH sr AS ("), run_id, stage_id, now, Some(starting.first_chunk))
+            let sql = stage_run_insert(Sql::new(b, "WITH sr AS ("), run_id, stage_id, now, Some(starting))
                 .push(" ON CONFLICT (pipeline_run_id, stage_id) DO NOTHING RETURNING id, fill_after), tr AS (");
-            let sql = task_runs_insert(sql, &|sql| sql.push("sr.id"), "sr, ", stage_id, first_chunk).push(" RETURNING id)");
+            // Up to the fill mark when the stage run has one (then `first_chunk` tasks), else
+            // the whole stage (at most `whole_up_to` tasks).
+            let tasks = TaskRange { after: None, through: None, limit: Some(starting.whole_up_to.max(starting.first_chunk)), through_mark: true };
+            let sql = task_runs_insert(sql, &|sql| sql.push("sr.id"), "sr, ", stage_id, tasks).push(" RETURNING id)");
             let counts = " SELECT sr.id, (SELECT COUNT(*) FROM tr) AS queued, sr.fill_after IS NOT NULL AS filling, ";
             let sql = match starting.announce {
                 Announce::Now => sql
@@ -235,8 +265,10 @@ pub(crate) async fn start_stage_run(
         }
         Backend::Sqlite | Backend::MySql => {
             let Some(stage_run_id) = insert_stage_run(conn, run_id, stage_id, now).await? else { return Ok(None) };
-            let queued = queue_task_runs(conn, stage_run_id, stage_id, first_chunk).await?;
-            let filling = queued as usize >= starting.first_chunk;
+            let whole = starting.whole_up_to > starting.first_chunk && nth_task(Sql::new(b, ""), stage_id, starting.whole_up_to).ids(conn).await?.is_empty();
+            let limit = if whole { starting.whole_up_to } else { starting.first_chunk };
+            let queued = queue_task_runs(conn, stage_run_id, stage_id, TaskRange { limit: Some(limit), ..TaskRange::default() }).await?;
+            let filling = !whole && queued as usize >= starting.first_chunk;
             if filling {
                 mark_filling(conn, stage_run_id).await?;
             }

@@ -1,0 +1,103 @@
+//! How much of a stage its start queues, on SQLite and PostgreSQL (whose one-statement start
+//! is written apart): a launch queues a stage of up to `SMALL_STAGE` tasks whole, and only
+//! the first `LAUNCH_CHUNK` of a bigger one, marking it as filling after that chunk's last
+//! task; a hand-off queues up to `START_CHUNK`.
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
+
+use super::transitions::{self, Announce, LAUNCH_CHUNK, SMALL_STAGE, START_CHUNK, Starting};
+use super::{now, test_database};
+
+/// The stage sizes tried: one task, the launch's chunk, a small stage's most, one more, and
+/// one more than a hand-off queues.
+const SIZES: [usize; 5] = [1, LAUNCH_CHUNK, SMALL_STAGE, SMALL_STAGE + 1, START_CHUNK + 1];
+
+/// Defines pipeline 1 with stage `i + 1` of `SIZES[i]` tasks (task ids `1000 * (i + 1) + n`, in
+/// order) and a running run 1 of it.
+async fn define(db: &DatabaseConnection) {
+    let at = "'2026-12-05 00:00:00+00'";
+    let mut sql = format!(
+        "INSERT INTO cog_pipeline (id, name, enabled, timezone, prevent_overlap, created_at, updated_at) VALUES (1, 'p', true, 'UTC', false, {at}, {at}); \
+         INSERT INTO cog_cog (id, name, module, present, updated_at) VALUES (1, 'c', '', true, {at}); \
+         INSERT INTO cog_pipeline_run (id, pipeline_id, status, \"trigger\", arguments, created_at) VALUES (1, 1, 'running', 'manual', '{{}}', {at}); "
+    );
+    for (i, tasks) in SIZES.iter().enumerate() {
+        let stage = i + 1;
+        sql += &format!("INSERT INTO cog_stage (id, pipeline_id, name, enabled, archived, position) VALUES ({stage}, 1, 's{stage}', true, false, {i}); ");
+        let rows: Vec<String> = (0..*tasks)
+            .map(|n| {
+                format!("({}, {stage}, 't{n}', 1, '{{}}', (SELECT id FROM cog_queue WHERE name = 'default'), 1, true, true, false, 0, {n})", 1000 * stage + n)
+            })
+            .collect();
+        sql += &format!(
+            "INSERT INTO cog_task (id, stage_id, name, cog_id, arguments, queue_id, weight, critical, enabled, archived, max_retries, position) VALUES {}; ",
+            rows.join(", ")
+        );
+    }
+    db.execute_unprepared(&sql).await.expect("the definitions are written");
+}
+
+/// What starting each stage of [`SIZES`] in run 1 with `starting` queued: (task runs, marked
+/// as filling, the fill mark as written), in a transaction rolled back.
+async fn starts(db: &DatabaseConnection, starting: Starting) -> Vec<(u64, bool, Option<i64>)> {
+    let txn = db.begin().await.unwrap();
+    let mut started = Vec::new();
+    for stage in 1..=SIZES.len() as i64 {
+        let s = transitions::start_stage_run(&txn, 1, stage, now(), starting).await.unwrap().expect("a new stage run");
+        let row = txn
+            .query_one_raw(sea_orm::Statement::from_string(
+                txn.get_database_backend(),
+                format!("SELECT fill_after FROM cog_stage_run WHERE id = {}", s.stage_run_id),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        started.push((s.queued, s.filling, row.try_get_by_index::<Option<i64>>(0).unwrap()));
+    }
+    txn.rollback().await.unwrap();
+    started
+}
+
+/// Checks the starts of [`SIZES`] on migrated database `db`.
+async fn check(db: &DatabaseConnection) {
+    define(db).await;
+    let chunk_end = |stage: usize, chunk: usize| Some((1000 * stage + chunk - 1) as i64);
+    assert_eq!(
+        starts(db, Starting::LAUNCH).await,
+        vec![
+            (1, false, None),
+            (LAUNCH_CHUNK as u64, false, None),
+            (SMALL_STAGE as u64, false, None),
+            (LAUNCH_CHUNK as u64, true, chunk_end(4, LAUNCH_CHUNK)),
+            (LAUNCH_CHUNK as u64, true, chunk_end(5, LAUNCH_CHUNK)),
+        ],
+        "a launch queues a stage of up to {SMALL_STAGE} tasks whole, else the first {LAUNCH_CHUNK}"
+    );
+    assert_eq!(
+        starts(db, Starting::hand_off(Announce::Now)).await,
+        vec![
+            (1, false, None),
+            (LAUNCH_CHUNK as u64, false, None),
+            (SMALL_STAGE as u64, false, None),
+            (SMALL_STAGE as u64 + 1, false, None),
+            (START_CHUNK as u64, true, chunk_end(5, START_CHUNK)),
+        ],
+        "a hand-off queues up to {START_CHUNK} tasks"
+    );
+}
+
+#[tokio::test]
+async fn a_launch_queues_a_small_stage_whole_on_sqlite() {
+    let db = super::connect("sqlite::memory:", None).await.unwrap();
+    crate::migrate(&db).await.unwrap();
+    check(&db).await;
+}
+
+/// PostgreSQL's start is one statement of its own (skipped without `COG_TEST_POSTGRES_URL`).
+#[tokio::test]
+async fn a_launch_queues_a_small_stage_whole_on_postgres() {
+    let Some((db, url)) = test_database::postgres("starts", "stage start test").await else { return };
+    check(&db).await;
+    db.close().await.unwrap();
+    test_database::drop(&url).await;
+}
