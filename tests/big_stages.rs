@@ -97,14 +97,8 @@ async fn every_task_of_big_stages_runs_once(db: TestDb) {
     assert_eq!(filling(&rt, run.id()).await, 0);
     rt.start();
     assert_eq!(wait(&run).await, RunStatus::Completed);
-    let stages = [
-        ("big", 3_000),
-        ("launch_exact", SMALL_STAGE as i64),
-        ("launch_more", SMALL_STAGE as i64 + 1),
-        ("between", 1),
-        ("exact", CHUNK as i64),
-        ("big2", 700),
-    ];
+    let stages =
+        [("big", 3_000), ("launch_exact", SMALL_STAGE as i64), ("launch_more", SMALL_STAGE as i64 + 1), ("between", 1), ("exact", CHUNK as i64), ("big2", 700)];
     for (stage, tasks) in stages {
         assert_eq!(task_runs(&rt, run.id(), stage, Some("completed")).await, tasks, "stage {stage}");
         assert_eq!(task_runs(&rt, run.id(), stage, None).await, tasks, "stage {stage}");

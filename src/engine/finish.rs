@@ -132,9 +132,8 @@ pub(crate) async fn finish_batch(
     } else {
         effects = effects.merge(advance::settle(&txn, run_id, now).await?);
     }
-    let learned = super::learn_if_ended(&txn, run_id, effects, retry.learn_weights).await?;
-    let planner = if learned { claims::Planner::Set } else { claims::Planner::AlreadySet };
-    let chained = claim::chained(&txn, chain.as_deref_mut(), effects, planner).await?;
+    super::learn_if_ended(&txn, run_id, effects, retry.learn_weights).await?;
+    let chained = claim::chained(&txn, chain.as_deref_mut(), effects, claims::Planner::AlreadySet).await?;
     let retried = finished.contains(&Finished::Retrying);
     effects = announce_left(&txn, effects, &chained, retried).await?;
     super::commit(txn, run_id, effects).await?;
@@ -237,16 +236,14 @@ pub(crate) async fn finish_runs(
         finished.push(results);
     }
     let ended: Vec<i64> = (0..runs.len()).filter(|&i| effects[i].run_ended).map(run_of).collect();
-    let mut learned = false;
     if retry.learn_weights.is_some() {
         for run_id in store::weights_lock_order(&txn, &ended).await? {
             let Some(i) = (0..runs.len()).find(|&i| run_of(i) == run_id) else { continue };
-            learned |= super::learn_if_ended(&txn, run_id, effects[i], retry.learn_weights).await?;
+            super::learn_if_ended(&txn, run_id, effects[i], retry.learn_weights).await?;
         }
     }
     let merged = effects.iter().fold(Effects::default(), |all, e| all.merge(*e));
-    let planner = if learned { claims::Planner::Set } else { claims::Planner::AlreadySet };
-    let chained = claim::chained(&txn, chain.as_deref_mut(), merged, planner).await?;
+    let chained = claim::chained(&txn, chain.as_deref_mut(), merged, claims::Planner::AlreadySet).await?;
     // Whether anybody is to be woken for the task runs queued here is decided for all of them.
     let woken = announce_left(&txn, merged, &chained, false).await?.queued_work;
     for e in &mut effects {

@@ -25,13 +25,17 @@ use crate::store::claims;
 /// if it fails for good, it is rolled back alone, logged, and the run still ends; a transient
 /// failure (deadlock, lost connection) is returned so that the caller retries the transaction.
 ///
-/// The planner settings an outcome's transaction took ([`claims::set_planner`]) are put back to
-/// the session's first: the weights' statement reads history and is planned for its values
-/// (with the generic plan it took twice as long, 11 ms a run of 200 tasks). Returns whether it
-/// learned, so whatever follows knows the settings were put back.
+/// The weights' statement runs with the claim's planner settings ([`claims::set_planner`],
+/// taken here if the transaction has not: an outcome's has), on the generic plan the warm-up
+/// made (`store::warm`): index walks only, so right after a burst of runs (table statistics
+/// not yet refreshed) it still reads the run's own task runs and each task's last durations
+/// rather than the whole history. Planned for its values instead, it was planned anew at each
+/// run's end — 0.6 ms a run of 200 tasks, inside the pipeline's weights lock, which the ends
+/// of its runs take one after the other — to the same plan (`EXPLAIN ANALYZE`, 2026-12-05).
+/// Returns whether it learned.
 pub(crate) async fn learn_if_ended(txn: &DatabaseTransaction, run_id: i64, effects: Effects, learn: Option<u32>) -> Result<bool, DbErr> {
     let Some(sample_size) = learn.filter(|_| effects.run_ended) else { return Ok(false) };
-    claims::custom_plans(txn).await?;
+    claims::set_planner(txn).await?;
     let savepoint = txn.begin().await?;
     let learning = Learning::start(&LEARNING);
     let learned = crate::definitions::weights::update_weights(&savepoint, run_id, sample_size).await;
