@@ -255,9 +255,8 @@ pub(crate) async fn finish_runs(
     // 0.3 s in workload F waited 15-48 ms each for it), so it is held for the learning alone,
     // not for the chained claim too.
     if retry.learn_weights.is_some() {
-        for run_id in store::weights_lock_order(&txn, &ended).await? {
-            let Some(i) = (0..runs.len()).find(|&i| run_of(i) == run_id) else { continue };
-            super::learn_if_ended(&txn, run_id, effects[i], retry.learn_weights).await?;
+        for group in store::weights_lock_groups(&txn, &ended).await? {
+            super::learn_ended(&txn, &group, retry.learn_weights).await?;
         }
     }
     txn.commit().await?;

@@ -25,20 +25,30 @@ use crate::store::claims;
 /// if it fails for good, it is rolled back alone, logged, and the run still ends; a transient
 /// failure (deadlock, lost connection) is returned so that the caller retries the transaction.
 ///
-/// The weights' statement runs with the claim's planner settings ([`claims::set_planner`],
-/// taken here if the transaction has not: an outcome's has), on the generic plan the warm-up
-/// made (`store::warm`): index walks only, so right after a burst of runs (table statistics
-/// not yet refreshed) it still reads the run's own task runs and each task's last durations
-/// rather than the whole history. Planned for its values instead, it was planned anew at each
-/// run's end — 0.6 ms a run of 200 tasks, inside the pipeline's weights lock, which the ends
-/// of its runs take one after the other — to the same plan (`EXPLAIN ANALYZE`, 2026-12-05).
-/// Returns whether it learned.
+/// The weights' statement reads history and is planned for its values, through indexes only
+/// ([`claims::custom_plans`]; the planner settings a transaction took with
+/// [`claims::set_planner`] are put back to the session's, so callers learn last, or take them
+/// again): a generic plan is made once per connection, and the one the warm-up would make, on
+/// empty tables, read the runs' task runs through a sort of everything — 167 ms a learning
+/// instead of 3.5 for two runs of 200 tasks in workload F (2026-12-05). Returns whether it
+/// learned.
 pub(crate) async fn learn_if_ended(txn: &DatabaseTransaction, run_id: i64, effects: Effects, learn: Option<u32>) -> Result<bool, DbErr> {
-    let Some(sample_size) = learn.filter(|_| effects.run_ended) else { return Ok(false) };
-    claims::set_planner(txn).await?;
+    if !effects.run_ended {
+        return Ok(false);
+    }
+    learn_ended(txn, &[run_id], learn).await
+}
+
+/// [`learn_if_ended`] for runs `runs` of one pipeline that ended in `txn`, learned together:
+/// once for a task that ran in several of them (each learning reads every duration the
+/// transaction sees, so a second one would only write the same weights again, each write of a
+/// row this transaction wrote checking its foreign keys anew).
+pub(crate) async fn learn_ended(txn: &DatabaseTransaction, runs: &[i64], learn: Option<u32>) -> Result<bool, DbErr> {
+    let (Some(sample_size), Some(&run_id)) = (learn, runs.first()) else { return Ok(false) };
+    claims::custom_plans(txn).await?;
     let savepoint = txn.begin().await?;
     let learning = Learning::start(&LEARNING);
-    let learned = crate::definitions::weights::update_weights(&savepoint, run_id, sample_size).await;
+    let learned = crate::definitions::weights::update_weights(&savepoint, runs, sample_size).await;
     drop(learning);
     match learned {
         Ok(_) => savepoint.commit().await?,
@@ -46,7 +56,7 @@ pub(crate) async fn learn_if_ended(txn: &DatabaseTransaction, run_id: i64, effec
         // all back on a deadlock): the caller retries it, weights included.
         Err(e) if crate::store::errors::is_transient(&e) => return Err(e),
         Err(e) => {
-            tracing::error!(pipeline.run = run_id, error = %e, "could not learn task weights from the run; they stay as they were and the run ends anyway");
+            tracing::error!(pipeline.run = run_id, pipeline.runs = ?runs, error = %e, "could not learn task weights from the run; they stay as they were and the run ends anyway");
             savepoint.rollback().await?
         }
     }

@@ -217,8 +217,9 @@ static CUSTOM_PLANS: LazyLock<String> = LazyLock::new(|| {
 
 /// For the rest of transaction `conn` (PostgreSQL), statements are planned for their values
 /// again (the session's plan cache mode; [`set_planner`] forces generic plans), still through
-/// indexes only. For a fill chunk: its insert then walks the stage's tasks in id order and
-/// stops at the chunk's size, where a stage just defined had it scan and sort all of them.
+/// indexes only. For weight learning at a run's end (see `engine::learn_if_ended`), and for a
+/// fill chunk: its insert then walks the stage's tasks in id order and stops at the chunk's
+/// size, where a stage just defined had it scan and sort all of them.
 pub(crate) async fn custom_plans(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
     if Backend::of(conn)? == Backend::Postgres {
         conn.execute_unprepared(&CUSTOM_PLANS).await?;

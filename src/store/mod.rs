@@ -149,15 +149,32 @@ pub(crate) async fn lock_weights_of(conn: &impl ConnectionTrait, run_id: i64) ->
     Ok(())
 }
 
-/// Runs `runs` in the order in which a transaction learning the weights of each takes their
-/// weights locks (see [`lock_weights_of`]): by the lock's key (the pipeline's id modulo
-/// 2^31 - 1), then by id. Transactions that take several in this order never wait for each
-/// other in a circle.
-pub(crate) async fn weights_lock_order(conn: &impl ConnectionTrait, runs: &[i64]) -> Result<Vec<i64>, DbErr> {
-    if runs.len() < 2 {
-        return Ok(runs.to_vec());
+/// Runs `runs` grouped by pipeline, the groups in the order in which a transaction learning the
+/// weights of each takes their weights locks (see [`lock_weights_of`]): by the lock's key (the
+/// pipeline's id modulo 2^31 - 1), then by pipeline id; runs in id order within a group.
+/// Transactions that take several in this order never wait for each other in a circle.
+pub(crate) async fn weights_lock_groups(conn: &impl ConnectionTrait, runs: &[i64]) -> Result<Vec<Vec<i64>>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct RunOf {
+        id: i64,
+        pipeline_id: i64,
     }
-    Sql::new(Backend::of(conn)?, "SELECT id FROM cog_pipeline_run WHERE ").in_ids("id", runs).push(" ORDER BY pipeline_id % 2147483647, id").ids(conn).await
+    if runs.len() < 2 {
+        return Ok(runs.iter().map(|&run| vec![run]).collect());
+    }
+    let rows: Vec<RunOf> = Sql::new(Backend::of(conn)?, "SELECT id, pipeline_id FROM cog_pipeline_run WHERE ")
+        .in_ids("id", runs)
+        .push(" ORDER BY pipeline_id % 2147483647, pipeline_id, id")
+        .all(conn)
+        .await?;
+    let mut groups: Vec<(i64, Vec<i64>)> = Vec::new();
+    for row in rows {
+        match groups.last_mut() {
+            Some((pipeline, group)) if *pipeline == row.pipeline_id => group.push(row.id),
+            _ => groups.push((row.pipeline_id, vec![row.id])),
+        }
+    }
+    Ok(groups.into_iter().map(|(_, group)| group).collect())
 }
 
 /// Takes the definitions lock with PostgreSQL's advisory lock function `pg_function`.

@@ -75,6 +75,6 @@ async fn finding_when_work_is_due_reads_the_retries_and_claim_indexes() {
 #[tokio::test]
 async fn learning_weights_reads_the_durations_index() {
     let db = database().await;
-    weights::learn(&db, 1, 10).await.unwrap();
+    weights::learn(&db, &[1, 2], 10).await.unwrap();
     assert_reads(&plan_of_last(&db).await, "cog_task_run_durations");
 }

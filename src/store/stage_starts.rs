@@ -5,37 +5,13 @@
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 
+use super::now;
+use super::test_database::{self, define};
 use super::transitions::{self, Announce, LAUNCH_CHUNK, SMALL_STAGE, START_CHUNK, Starting};
-use super::{now, test_database};
 
 /// The stage sizes tried: one task, the launch's chunk, a small stage's most, one more, and
 /// one more than a hand-off queues.
 const SIZES: [usize; 5] = [1, LAUNCH_CHUNK, SMALL_STAGE, SMALL_STAGE + 1, START_CHUNK + 1];
-
-/// Defines pipeline 1 with stage `i + 1` of `SIZES[i]` tasks (task ids `1000 * (i + 1) + n`, in
-/// order) and a running run 1 of it.
-async fn define(db: &DatabaseConnection) {
-    let at = "'2026-12-05 00:00:00+00'";
-    let mut sql = format!(
-        "INSERT INTO cog_pipeline (id, name, enabled, timezone, prevent_overlap, created_at, updated_at) VALUES (1, 'p', true, 'UTC', false, {at}, {at}); \
-         INSERT INTO cog_cog (id, name, module, present, updated_at) VALUES (1, 'c', '', true, {at}); \
-         INSERT INTO cog_pipeline_run (id, pipeline_id, status, \"trigger\", arguments, created_at) VALUES (1, 1, 'running', 'manual', '{{}}', {at}); "
-    );
-    for (i, tasks) in SIZES.iter().enumerate() {
-        let stage = i + 1;
-        sql += &format!("INSERT INTO cog_stage (id, pipeline_id, name, enabled, archived, position) VALUES ({stage}, 1, 's{stage}', true, false, {i}); ");
-        let rows: Vec<String> = (0..*tasks)
-            .map(|n| {
-                format!("({}, {stage}, 't{n}', 1, '{{}}', (SELECT id FROM cog_queue WHERE name = 'default'), 1, true, true, false, 0, {n})", 1000 * stage + n)
-            })
-            .collect();
-        sql += &format!(
-            "INSERT INTO cog_task (id, stage_id, name, cog_id, arguments, queue_id, weight, critical, enabled, archived, max_retries, position) VALUES {}; ",
-            rows.join(", ")
-        );
-    }
-    db.execute_unprepared(&sql).await.expect("the definitions are written");
-}
 
 /// What starting each stage of [`SIZES`] in run 1 with `starting` queued: (task runs, marked
 /// as filling, the fill mark as written), in a transaction rolled back.
@@ -60,7 +36,7 @@ async fn starts(db: &DatabaseConnection, starting: Starting) -> Vec<(u64, bool, 
 
 /// Checks the starts of [`SIZES`] on migrated database `db`.
 async fn check(db: &DatabaseConnection) {
-    define(db).await;
+    define(db, &SIZES).await;
     let chunk_end = |stage: usize, chunk: usize| Some((1000 * stage + chunk - 1) as i64);
     assert_eq!(
         starts(db, Starting::LAUNCH).await,

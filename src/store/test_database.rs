@@ -1,5 +1,6 @@
 //! A migrated PostgreSQL database of its own for a crate unit test (tests of the engine's
-//! PostgreSQL paths; `tests/support` does the same for the integration tests).
+//! PostgreSQL paths; `tests/support` does the same for the integration tests), and
+//! definitions written straight to a test database.
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 
@@ -28,4 +29,30 @@ pub(crate) async fn drop(url: &str) {
     let admin = Database::connect(admin_url.as_str()).await.expect("PostgreSQL reachable");
     let name = &url[url.rfind('/').expect("a database URL") + 1..];
     admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
+}
+
+/// Defines pipeline 1 with stage `i + 1` of `sizes[i]` enabled tasks of weight 1 (task ids
+/// `1000 * (i + 1) + n`, in order, on the default queue) and a running run 1 of it, on a
+/// migrated database (any backend).
+pub(crate) async fn define(db: &DatabaseConnection, sizes: &[usize]) {
+    let at = "'2026-12-05 00:00:00+00'";
+    let mut sql = format!(
+        "INSERT INTO cog_pipeline (id, name, enabled, timezone, prevent_overlap, created_at, updated_at) VALUES (1, 'p', true, 'UTC', false, {at}, {at}); \
+         INSERT INTO cog_cog (id, name, module, present, updated_at) VALUES (1, 'c', '', true, {at}); \
+         INSERT INTO cog_pipeline_run (id, pipeline_id, status, \"trigger\", arguments, created_at) VALUES (1, 1, 'running', 'manual', '{{}}', {at}); "
+    );
+    for (i, tasks) in sizes.iter().enumerate() {
+        let stage = i + 1;
+        sql += &format!("INSERT INTO cog_stage (id, pipeline_id, name, enabled, archived, position) VALUES ({stage}, 1, 's{stage}', true, false, {i}); ");
+        let rows: Vec<String> = (0..*tasks)
+            .map(|n| {
+                format!("({}, {stage}, 't{n}', 1, '{{}}', (SELECT id FROM cog_queue WHERE name = 'default'), 1, true, true, false, 0, {n})", 1000 * stage + n)
+            })
+            .collect();
+        sql += &format!(
+            "INSERT INTO cog_task (id, stage_id, name, cog_id, arguments, queue_id, weight, critical, enabled, archived, max_retries, position) VALUES {}; ",
+            rows.join(", ")
+        );
+    }
+    db.execute_unprepared(&sql).await.expect("the definitions are written");
 }

@@ -153,8 +153,8 @@ async fn plan_hot_path(c: &impl ConnectionTrait, queues: &[String], now: DateTim
 }
 
 /// Sends once every statement that runs with the claim's planner settings
-/// (`claims::set_planner`): a launch's own transaction, a claim, a stage hand-off, a run's end
-/// with its weights learned, and an idle worker's look for the next retry due.
+/// (`claims::set_planner`): a launch's own transaction, a claim, a stage hand-off, and an idle
+/// worker's look for the next retry due.
 async fn plan_with_claim_settings(c: &impl ConnectionTrait, queues: &[String], now: DateTime<Utc>) -> Result<(), DbErr> {
     const NONE: i64 = 0;
     launches::lock_pipeline(c, "").await?;
@@ -178,19 +178,18 @@ async fn plan_with_claim_settings(c: &impl ConnectionTrait, queues: &[String], n
     transitions::queued_from(c, NONE).await?;
     transitions::ready_successors(c, NONE, NONE).await?;
     transitions::complete_run(c, NONE, now).await?;
-    // A run's end: its weights learned (`engine::learn_if_ended`).
-    lock_weights_of(c, NONE).await?;
-    weights::learn(c, NONE, 10).await?;
     // An idle worker's look for the next retry due (`claims::next_due_planned`).
     claims::next_due(c, queues).await?;
     Ok(())
 }
 
-/// Sends once the hot statements planned by PostgreSQL's defaults: a wait's read of the run
-/// and the write of an outcome batch.
+/// Sends once the hot statements planned for their values: a wait's read of the run, the
+/// weights learned at a run's end, and the write of an outcome batch.
 async fn plan_with_defaults(c: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<(), DbErr> {
     const NONE: i64 = 0;
     reports::run_end(c, NONE).await?;
+    lock_weights_of(c, NONE).await?;
+    weights::learn(c, &[NONE], 10).await?;
     let success = outcomes::Success { task_run_id: NONE, attempt: 1, duration_ms: 0, result: "null".to_owned() };
     outcomes::complete_many(c, std::slice::from_ref(&success), now).await?;
     Ok(())
@@ -270,19 +269,13 @@ mod tests {
             claims::set_planner(&txn).await.unwrap();
             assert_eq!(super::super::transitions::complete_stage_run_and_successors(&txn, 1, 1, now()).await.unwrap(), None);
             assert!(super::super::transitions::ready_successors(&txn, 1, 1).await.unwrap().is_empty());
-            // So does the weight learning at a run's end.
-            let ended = crate::engine::Effects { run_ended: true, ..Default::default() };
-            assert!(crate::engine::learn_if_ended(&txn, 1, ended, Some(10)).await.unwrap());
             txn.rollback().await.unwrap();
             // So does an idle worker's look for the next retry due.
             assert_eq!(claims::next_due_planned(&db, &["default".to_owned()]).await.unwrap(), None);
         }
-        for statement in [
-            "WITH done AS (UPDATE cog_stage_run SET status%",
-            "SELECT s.id, s.position FROM cog_stage s WHERE NOT s.archived%",
-            "SELECT MIN(due) AS due FROM%",
-            "UPDATE cog_task SET weight%",
-        ] {
+        for statement in
+            ["WITH done AS (UPDATE cog_stage_run SET status%", "SELECT s.id, s.position FROM cog_stage s WHERE NOT s.archived%", "SELECT MIN(due) AS due FROM%"]
+        {
             let plans = db
                 .query_one_raw(Statement::from_sql_and_values(
                     db.get_database_backend(),
