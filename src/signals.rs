@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::Notify;
 
@@ -55,6 +56,9 @@ pub(crate) struct Signals {
     pub(crate) schedules_changed: Notify,
     /// A big stage's task runs are to be queued (wakes the worker's fill loop).
     pub(crate) fill: Notify,
+    /// Whether this process hears the run ends of the others as they commit (PostgreSQL's
+    /// `LISTEN`, while it is established; see [`Self::hears_others`]).
+    hearing: AtomicBool,
 }
 
 /// Run ends told to this process, numbered in order.
@@ -108,6 +112,20 @@ impl Signals {
             }
         }
         self.run_ended.notify_waiters();
+    }
+
+    /// Whether every run end committed from now on is told to this process, its own and the
+    /// other processes' (their `ended` notifications heard): then a waiter need not look on its
+    /// own for ends it would not be told of. Not while the listening connection is down (and
+    /// every waiter reads again once it is back), nor where nobody listens (MySQL, SQLite, a
+    /// runtime not started).
+    pub(crate) fn hears_others(&self) -> bool {
+        self.hearing.load(Ordering::Acquire)
+    }
+
+    /// Records whether the run ends of other processes are heard (see [`Self::hears_others`]).
+    pub(crate) fn hear(&self, on: bool) {
+        self.hearing.store(on, Ordering::Release);
     }
 
     /// A mark of the run ends told so far, for [`Self::may_have_ended`].

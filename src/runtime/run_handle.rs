@@ -6,6 +6,10 @@ use super::CogRuntime;
 use crate::entity::status::RunStatus;
 use crate::error::Error;
 
+/// How long [`RunHandle::wait`] sleeps between reads of its run while this process hears
+/// every run end (`Signals::hears_others`): a safety net only, the end itself wakes it.
+const HEARD_PAUSE: Duration = Duration::from_secs(2);
+
 /// A pipeline run, as returned by `launch`.
 #[derive(Debug, Clone)]
 pub struct RunHandle {
@@ -45,8 +49,10 @@ impl RunHandle {
                 Err(e) => return Err(e),
             }
             // Read again when this run may have ended, or after `pause` (an end this process
-            // is not told of: another process's, on MySQL and SQLite).
-            let deadline = tokio::time::sleep(pause);
+            // is not told of: another process's, on MySQL and SQLite, or while not listening
+            // on PostgreSQL); after `HEARD_PAUSE` while every end is told (on PostgreSQL, 50
+            // waits of 50 runs on 4 processes read their runs 599 times, 12 each).
+            let deadline = tokio::time::sleep(if signals.hears_others() { HEARD_PAUSE } else { pause });
             tokio::pin!(deadline);
             loop {
                 let notified = signals.run_ended.notified();

@@ -24,8 +24,17 @@ pub(crate) async fn listen_loop(worker: Arc<Worker>) {
     }
 }
 
-/// `LISTEN cog_events` until the runtime stops; reconnects with back-off when the connection is lost.
+/// `LISTEN cog_events` until the runtime stops; reconnects with back-off when the connection is
+/// lost. While listening, the process hears every run end (`Signals::hears_others`).
 async fn listen(worker: Arc<Worker>) {
+    /// Hears no more when the loop ends, however it ends (stopped, or a panic: restarted).
+    struct Deaf<'a>(&'a Worker);
+    impl Drop for Deaf<'_> {
+        fn drop(&mut self) {
+            self.0.signals.hear(false);
+        }
+    }
+    let _deaf = Deaf(&worker);
     let mut failures = 0;
     loop {
         let listener = async {
@@ -48,6 +57,7 @@ async fn listen(worker: Arc<Worker>) {
         };
         failures = 0;
         // Whatever happened while not listening is unknown: look again.
+        worker.signals.hear(true);
         wake_all(&worker);
         loop {
             let next = tokio::select! {
@@ -56,12 +66,16 @@ async fn listen(worker: Arc<Worker>) {
             };
             match next {
                 Ok(Some(notification)) => dispatch(&worker, notification.payload()),
+                // Reconnected here (not by the listener on its next receive), so that the ends
+                // committed meanwhile are looked for once listening again.
                 Ok(None) => {
                     tracing::warn!("lost the connection listening for cog events; reconnecting");
-                    wake_all(&worker);
+                    worker.signals.hear(false);
+                    break;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "listening for cog events failed; reconnecting");
+                    worker.signals.hear(false);
                     break;
                 }
             }
