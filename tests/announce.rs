@@ -58,15 +58,45 @@ async fn work_notifications(db: &TestDb, pipeline: PipelineSpec, concurrency: us
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_hand_offs_claimed_whole_wake_nobody() {
     let Some(db) = TestDb::postgres().await else { return };
-    // The launch announces its first stage; each of the 4 hand-offs is claimed by the
-    // transaction that makes it, whole (1 task, 8 slots free).
-    assert_eq!(work_notifications(&db, chain(5, 1), 8).await, 1);
+    // The launch's own claim takes its first stage whole (the worker is idle), and so does
+    // each of the 4 hand-offs' (1 task, 8 slots free): nobody is woken.
+    assert_eq!(work_notifications(&db, chain(5, 1), 8).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_a_hand_off_its_claim_cannot_take_whole_wakes_the_others() {
     let Some(db) = TestDb::postgres().await else { return };
-    // The second stage has 5 task runs; the worker has room for 2: the hand-off announces the
-    // 3 it leaves (and the claim loop takes them).
+    // Each stage has 5 task runs; the worker has room for 2: the launch announces the 3 it
+    // leaves (after its commit), and so does the hand-off (and the claim loop takes them).
     assert_eq!(work_notifications(&db, chain(2, 5), 2).await, 2);
+}
+
+/// A launch by a process that does not work (its runtime not started: it claims nothing)
+/// announces all it queued, once it has committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_a_launch_nobody_claims_wakes_the_others() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let rt = db.runtime().await;
+    rt.define(chain(1, 3)).await.unwrap();
+    let mut listener = PgListener::connect(&db.url).await.unwrap();
+    listener.listen("cog_events").await.unwrap();
+    let run = rt.launch("p").await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(10), listener.recv()).await.expect("the launch's announcement arrives").unwrap();
+    assert_eq!(n.payload(), "work");
+    let queued = rt
+        .connection()
+        .query_one_raw(Statement::from_string(
+            rt.connection().get_database_backend(),
+            format!(
+                "SELECT COUNT(*) FROM cog_task_run t JOIN cog_stage_run s ON s.id = t.stage_run_id WHERE s.pipeline_run_id = {} AND t.status = 'queued'",
+                run.id()
+            ),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    assert_eq!(queued, 3, "what it announced is queued");
+    rt.shutdown().await;
 }

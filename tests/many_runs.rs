@@ -145,7 +145,11 @@ async fn runs_ending_together_are_written_together_and_each_moves_on(db: TestDb)
     probe(&key).open();
     if let Some(txn) = locker {
         // The first writes wait for the runs' locks; the other runs' outcomes gather meanwhile.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Held for less than the 250 ms a transaction writing several runs waits for a lock
+        // before it gives up and each run is written on its own (`finish::JOINT_LOCK_WAIT`):
+        // held for 300 ms, a joint write that began at once gave up, and under load all eight
+        // runs were sometimes written each on its own.
+        tokio::time::sleep(Duration::from_millis(150)).await;
         txn.commit().await.unwrap();
     }
     for run in &runs {

@@ -6,7 +6,7 @@ use sea_orm::{ConnectionTrait, DbErr};
 
 use super::{Effects, start};
 use crate::entity::status::RunStatus;
-use crate::store::transitions::{StartedStage, Starting};
+use crate::store::transitions::{Announce, StartedStage, Starting};
 use crate::store::{notify, transitions};
 
 /// What [`start_stage`] did.
@@ -95,7 +95,13 @@ async fn fan_in(
         }
     }
     if !effects.queued_work && !transitions::has_open_stage_runs(conn, run_id).await? && transitions::complete_run(conn, run_id, now).await? {
-        notify(conn, &format!("ended:{run_id}")).await?;
+        // A transaction that announces later tells other processes of the end after its
+        // commit (`engine::finish`), not at it: a PostgreSQL transaction that notifies commits
+        // under a lock that every notifying transaction of the server takes in turn, WAL flush
+        // included, and a run's end holds its run's lock and its pipeline's weights lock.
+        if starting.announce == Announce::Now {
+            notify(conn, &format!("ended:{run_id}")).await?;
+        }
         effects.run_ended = true;
         effects = effects.merge(start::start_buffered(conn, run_id, now).await?);
     }

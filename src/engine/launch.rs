@@ -12,6 +12,7 @@ use crate::error::{Error, LaunchRefusal};
 use crate::spec::Overlap;
 use crate::store::claims::{self, Planner};
 use crate::store::launches::{self, LaunchedPipeline, NewRun};
+use crate::store::transitions::{self, Announce};
 use crate::store::{self, lock_run, notify, now};
 
 /// What asks for a launch.
@@ -84,14 +85,29 @@ async fn launch_once(db: &DatabaseConnection, request: &LaunchRequest<'_>, mut c
     // after `launch()`), and each statement planned again at each of a connection's first
     // five launches (1.2 ms of the first launch's 7).
     claims::set_planner(&txn).await?;
-    let launched = launch_in(&txn, request).await?;
+    let launched = launch_in(&txn, request, Announce::Later).await?;
     // Runs canceled to make room are counted in the metrics once the commit succeeded.
     let mut canceled = Vec::with_capacity(launched.canceled.len());
     for (run_id, effects) in &launched.canceled {
         canceled.push(crate::metrics::ended_run(&txn, *run_id, *effects).await?);
     }
     let chained = claim::chained(&txn, chain.as_deref_mut(), launched.all_effects(), Planner::AlreadySet).await?;
+    // What its chained claim left of what it queued, other processes are told of after the
+    // commit (so is the run's end, when it ended at once): a PostgreSQL transaction that
+    // notifies commits under a lock that every notifying transaction of the server takes in
+    // turn, WAL flush included, and launches that come together queued behind each other
+    // there (50 at once: spread over 150 ms).
+    let mut events = Vec::new();
+    if let Some(first) = launched.effects.unannounced_from
+        && (chained.is_empty() || transitions::queued_from(&txn, first).await?)
+    {
+        events.push("work".to_owned());
+    }
+    if launched.effects.run_ended {
+        events.push(format!("ended:{}", launched.run_id));
+    }
     super::commit(txn, launched.run_id, launched.effects).await?;
+    store::notify_after_commit(db, events);
     claim::committed(chain, chained);
     for run in &canceled {
         crate::metrics::run_ended(run.as_ref());
@@ -109,7 +125,11 @@ async fn launch_once(db: &DatabaseConnection, request: &LaunchRequest<'_>, mut c
 /// buffered launch also locks the active run, so a transition ending that run
 /// either committed before (the launch then starts at once) or waits for the launch and then
 /// finds the buffered run to start.
-pub(crate) async fn launch_in(txn: &DatabaseTransaction, request: &LaunchRequest<'_>) -> Result<Launched, Error> {
+///
+/// Other processes are told of the task runs it queued (and of the run's end, if it ends at
+/// once) as `announce` says: in `txn` (`Announce::Now`: a host's transaction, whose commit cog
+/// does not see), or by the caller after commit (`Announce::Later`).
+pub(crate) async fn launch_in(txn: &DatabaseTransaction, request: &LaunchRequest<'_>, announce: Announce) -> Result<Launched, Error> {
     let refuse = |reason| Error::LaunchRefused { pipeline: request.pipeline.to_owned(), reason };
     let Some(pipeline) = launches::lock_pipeline(txn, request.pipeline).await? else {
         return Err(Error::UnknownPipeline { name: request.pipeline.to_owned() });
@@ -142,7 +162,7 @@ pub(crate) async fn launch_in(txn: &DatabaseTransaction, request: &LaunchRequest
     if let Some(tick) = request.scheduled_for {
         launches::record_tick(txn, pipeline.id, tick).await?;
     }
-    let effects = if buffered { Effects::default() } else { start::begin_run(txn, run_id, pipeline.id, request.retry_of, now).await? };
+    let effects = if buffered { Effects::default() } else { start::begin_run(txn, run_id, pipeline.id, request.retry_of, now, announce).await? };
     Ok(Launched { run_id, effects, canceled })
 }
 

@@ -10,19 +10,28 @@ use sea_orm::{ConnectionTrait, DbErr};
 
 use super::{Effects, advance};
 use crate::entity::status::RunStatus;
-use crate::store::transitions::Starting;
+use crate::store::transitions::{Announce, Starting};
 use crate::store::{launches, lock_run, retries};
 
 /// Starts run `run_id` of pipeline `pipeline_id` (already `running`): a retry first records
 /// the stages that completed in the run it retries as completed (their task runs copied, not
-/// run again), then the stages without prerequisites start and fan-in goes on from both.
-pub(crate) async fn begin_run(conn: &impl ConnectionTrait, run_id: i64, pipeline_id: i64, retry_of: Option<i64>, now: DateTime<Utc>) -> Result<Effects, DbErr> {
+/// run again), then the stages without prerequisites start and fan-in goes on from both,
+/// telling other processes of what it queued (and of the run's end, if it ends at once) as
+/// `announce` says.
+pub(crate) async fn begin_run(
+    conn: &impl ConnectionTrait,
+    run_id: i64,
+    pipeline_id: i64,
+    retry_of: Option<i64>,
+    now: DateTime<Utc>,
+    announce: Announce,
+) -> Result<Effects, DbErr> {
     let copied = match retry_of {
         Some(old) => retries::copy_completed_stages(conn, old, run_id, now).await?,
         None => Vec::new(),
     };
     let roots = launches::root_stages(conn, pipeline_id).await?;
-    advance::start_stages_after(conn, run_id, roots, copied, now, Starting::LAUNCH).await
+    advance::start_stages_after(conn, run_id, roots, copied, now, Starting { announce, ..Starting::LAUNCH }).await
 }
 
 /// Called in the transaction that ended run `ended_run` (its status became terminal, its lock
@@ -49,7 +58,7 @@ pub(crate) fn start_buffered<'a, C: ConnectionTrait>(
             // learns) concern the run that ended, not this one (which, if it ended at once,
             // ran no task to learn from, and was announced by its own notification; in this
             // process, `other_run_ended` wakes every waiter to read again).
-            let started = begin_run(conn, next.id, next.pipeline_id, next.retry_of, now).await?;
+            let started = begin_run(conn, next.id, next.pipeline_id, next.retry_of, now, Announce::Now).await?;
             return Ok(Effects { run_ended: false, other_run_ended: started.run_ended || started.other_run_ended, ..started });
         }
         Ok(Effects::default())

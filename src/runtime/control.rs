@@ -78,7 +78,7 @@ impl CogRuntime {
         let request = self.inner.manual_launch(name, &arguments)?;
         // A savepoint: a refused launch leaves the host's transaction as it was.
         let savepoint = txn.begin().await?;
-        let launched = match launch::launch_in(&savepoint, &request).await {
+        let launched = match launch::launch_in(&savepoint, &request, crate::store::transitions::Announce::Now).await {
             Ok(launched) => launched,
             Err(e) => {
                 savepoint.rollback().await?;
