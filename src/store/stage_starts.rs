@@ -69,11 +69,38 @@ async fn a_launch_queues_a_small_stage_whole_on_sqlite() {
     check(&db).await;
 }
 
+/// The most rows any walk of stage 5's tasks (of [`SIZES`]: more than a small stage) reads
+/// when a launch starts it on PostgreSQL, by `EXPLAIN ANALYZE` of the start's statement with
+/// a launch's planner settings (in a transaction rolled back).
+async fn tasks_read_by_a_launch(db: &DatabaseConnection) -> u64 {
+    let txn = db.begin().await.unwrap();
+    super::sql::SENT.with(|sent| sent.borrow_mut().clear());
+    let later = Starting { announce: Announce::Later, ..Starting::LAUNCH };
+    transitions::start_stage_run(&txn, 1, 5, now(), later).await.unwrap();
+    let start = super::sql::SENT.with(|sent| sent.borrow_mut().pop()).expect("the start's statement");
+    txn.rollback().await.unwrap();
+    let txn = db.begin().await.unwrap();
+    // As a launch runs it (`engine::launch`): index walks only.
+    super::claims::set_planner(&txn).await.unwrap();
+    let explain = sea_orm::Statement { sql: format!("EXPLAIN (ANALYZE, COSTS OFF) {}", start.sql), ..start };
+    let lines: Vec<String> = txn.query_all_raw(explain).await.unwrap().iter().map(|r| r.try_get_by_index::<String>(0).unwrap()).collect();
+    txn.rollback().await.unwrap();
+    let task_walks: Vec<&String> = lines.iter().filter(|l| l.contains("Index Scan") && l.contains(" on cog_task ")).collect();
+    assert!(!task_walks.is_empty(), "the start walks the stage's tasks: {lines:#?}");
+    task_walks
+        .iter()
+        .map(|l| l.split("rows=").last().and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok()).expect("actual rows"))
+        .max()
+        .unwrap_or(0)
+}
+
 /// PostgreSQL's start is one statement of its own (skipped without `COG_TEST_POSTGRES_URL`).
 #[tokio::test]
 async fn a_launch_queues_a_small_stage_whole_on_postgres() {
     let Some((db, url)) = test_database::postgres("starts", "stage start test").await else { return };
     check(&db).await;
+    // A big stage's start reads its first tasks only: up to the one that tells it is not small.
+    assert_eq!(tasks_read_by_a_launch(&db).await, SMALL_STAGE as u64 + 1, "a launch reads no more of a big stage's tasks than it needs");
     db.close().await.unwrap();
     test_database::drop(&url).await;
 }

@@ -166,6 +166,8 @@ async fn plan_with_claim_settings(c: &impl ConnectionTrait, queues: &[String], n
     // An explained insert returns no id: that answer is expected here.
     let _ = launches::insert_run(c, run).await;
     launches::root_stages(c, NONE).await?;
+    // A launch in cog's own transaction announces after commit; one in a host's, in it.
+    transitions::start_stage_run(c, NONE, NONE, now, transitions::Starting { announce: transitions::Announce::Later, ..transitions::Starting::LAUNCH }).await?;
     transitions::start_stage_run(c, NONE, NONE, now, transitions::Starting::LAUNCH).await?;
     transitions::has_open_stage_runs(c, NONE).await?;
     // Claim.
