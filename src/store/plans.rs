@@ -17,8 +17,7 @@ struct PlanLine {
 
 /// A migrated in-memory SQLite database.
 async fn database() -> DatabaseConnection {
-    let db = super::connect("sqlite::memory:", None).await.expect("open SQLite in memory");
-    crate::migrate(&db).await.expect("migrate");
+    let db = super::test_database::sqlite().await;
     SENT.with(|sent| sent.borrow_mut().clear());
     db
 }

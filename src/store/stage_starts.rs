@@ -64,9 +64,7 @@ async fn check(db: &DatabaseConnection) {
 
 #[tokio::test]
 async fn a_launch_queues_a_small_stage_whole_on_sqlite() {
-    let db = super::connect("sqlite::memory:", None).await.unwrap();
-    crate::migrate(&db).await.unwrap();
-    check(&db).await;
+    check(&test_database::sqlite().await).await;
 }
 
 /// The most rows any walk of stage 5's tasks (of [`SIZES`]: more than a small stage) reads

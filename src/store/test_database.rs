@@ -4,6 +4,13 @@
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 
+/// A migrated in-memory SQLite database (it lives as long as its one connection).
+pub(crate) async fn sqlite() -> DatabaseConnection {
+    let db = super::connect("sqlite::memory:", None).await.expect("open SQLite in memory");
+    crate::migrate(&db).await.expect("migrate");
+    db
+}
+
 /// A fresh, migrated database `cog_t_<pid>_<suffix>` on the server of `COG_TEST_POSTGRES_URL`,
 /// and its URL; `None` (with a printed notice naming `what`) when that variable is unset,
 /// unless `COG_REQUIRE_POSTGRES=1`, which makes that a failure.

@@ -218,9 +218,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_hot_path_is_planned_on_sqlite() {
-        let db = super::super::connect("sqlite::memory:", None).await.unwrap();
-        crate::migrate(&db).await.unwrap();
-        plans_without_writing(&db).await;
+        plans_without_writing(&super::super::test_database::sqlite().await).await;
     }
 
     /// On the backend the warm-up runs on (skipped without `COG_TEST_POSTGRES_URL`).

@@ -169,9 +169,7 @@ mod tests {
 
     #[tokio::test]
     async fn several_runs_are_learned_together_on_sqlite() {
-        let db = crate::store::connect("sqlite::memory:", None).await.unwrap();
-        crate::migrate(&db).await.unwrap();
-        check(&db).await;
+        check(&test_database::sqlite().await).await;
     }
 
     /// Skipped without `COG_TEST_POSTGRES_URL`.
