@@ -114,10 +114,12 @@ impl Signals {
         self.run_ended.notify_waiters();
     }
 
-    /// Whether every run end committed from now on is told to this process, its own and the
-    /// other processes' (their `ended` notifications heard): then a waiter need not look on its
-    /// own for ends it would not be told of. Not while the listening connection is down (and
-    /// every waiter reads again once it is back), nor where nobody listens (MySQL, SQLite, a
+    /// Whether this process hears the other processes' run ends (their `ended` notifications,
+    /// on PostgreSQL while its listening connection is up), besides its own: then a waiter
+    /// waits to be told and reads its run only now and then, as a safety net (an end whose
+    /// notification was lost: its process died between the commit and the notification, or
+    /// could not send it). Not while the listening connection is down (every waiter reads
+    /// again when it goes, and once it is back), nor where nobody listens (MySQL, SQLite, a
     /// runtime not started).
     pub(crate) fn hears_others(&self) -> bool {
         self.hearing.load(Ordering::Acquire)

@@ -139,12 +139,13 @@ pub(crate) async fn finish_batch(
     // `finish_runs`).
     super::learn_if_ended(&txn, run_id, effects, retry.learn_weights).await?;
     super::commit(txn, run_id, effects).await?;
-    // A run that ended by going forward under `Announce::Later` was not announced at commit.
-    if run_going && effects.run_ended && announce == transitions::Announce::Later {
-        store::notify_after_commit(db, vec![format!("ended:{run_id}")]);
-    }
     crate::metrics::recorded(items.iter().map(|e| (e.task, e.started_at)), &finished, store::now());
     claim::committed(chain, chained);
+    // A run that ended by going forward under `Announce::Later` was not announced at commit:
+    // it is now, once the chained claim's task runs are on their way.
+    if run_going && effects.run_ended && announce == transitions::Announce::Later {
+        store::notify_after_commit(db, vec![format!("ended:{run_id}")]).await;
+    }
     Ok((finished, effects))
 }
 
@@ -264,17 +265,18 @@ pub(crate) async fn finish_runs(
         }
     }
     txn.commit().await?;
-    // The runs that ended going forward under `Announce::Later` were not announced at commit.
-    if announce == transitions::Announce::Later {
-        let ended = (0..runs.len()).filter(|&i| statuses[i] == Some(RunStatus::Running) && effects[i].run_ended).map(|i| format!("ended:{}", run_of(i)));
-        store::notify_after_commit(db, ended.collect());
-    }
     for run in &counted {
         crate::metrics::run_ended(run.as_ref());
     }
     let flat: Vec<Finished> = finished.iter().flatten().copied().collect();
     crate::metrics::recorded(all.iter().map(|e| (e.task, e.started_at)), &flat, store::now());
     claim::committed(chain, chained);
+    // The runs that ended going forward under `Announce::Later` were not announced at commit:
+    // they are now, once the chained claim's task runs are on their way.
+    if announce == transitions::Announce::Later {
+        let ended = (0..runs.len()).filter(|&i| statuses[i] == Some(RunStatus::Running) && effects[i].run_ended).map(|i| format!("ended:{}", run_of(i)));
+        store::notify_after_commit(db, ended.collect()).await;
+    }
     Ok((finished, effects))
 }
 

@@ -2,7 +2,7 @@
 //! in one transaction.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseConnection, DatabaseTransaction};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 use serde_json::Value;
 
 use super::claim::{self, Chain};
@@ -106,9 +106,11 @@ async fn launch_once(db: &DatabaseConnection, request: &LaunchRequest<'_>, mut c
     if launched.effects.run_ended {
         events.push(format!("ended:{}", launched.run_id));
     }
+    // The runs canceled to make room learn last before the commit (see `learn_canceled`).
+    learn_canceled(&txn, &launched, request.learn_weights).await?;
     super::commit(txn, launched.run_id, launched.effects).await?;
-    store::notify_after_commit(db, events);
     claim::committed(chain, chained);
+    store::notify_after_commit(db, events).await;
     for run in &canceled {
         crate::metrics::run_ended(run.as_ref());
     }
@@ -166,6 +168,24 @@ pub(crate) async fn launch_in(txn: &DatabaseTransaction, request: &LaunchRequest
     Ok(Launched { run_id, effects, canceled })
 }
 
+/// Learns the weights of the runs a [`Overlap::CancelRunning`] launch canceled that ended at
+/// once (nothing of theirs still running), together by pipeline, in `txn`: the caller's last
+/// step before it commits, as a run's end learns (`engine::finish`), so that the pipeline's
+/// weights lock is taken after every run lock and task run row the transaction takes (a
+/// launch that learned between canceling two runs could wait in a circle with a run's end that
+/// waits for that lock), and nothing that follows runs without the claim's planner settings
+/// that learning puts back to the session's.
+pub(crate) async fn learn_canceled(txn: &DatabaseTransaction, launched: &Launched, learn: Option<u32>) -> Result<(), DbErr> {
+    if learn.is_none() {
+        return Ok(());
+    }
+    let ended: Vec<i64> = launched.canceled.iter().filter(|(_, e)| e.run_ended).map(|(run, _)| *run).collect();
+    for group in store::weights_lock_groups(txn, &ended).await? {
+        super::learn_ended(txn, &group, learn).await?;
+    }
+    Ok(())
+}
+
 /// The overlap checks of `pipeline`'s policy; returns whether the new run is buffered and
 /// the runs canceled to make room for it.
 async fn apply_policy(
@@ -211,7 +231,6 @@ async fn apply_policy(
                 if lock_run(txn, run.id).await?.is_some_and(|s| !s.is_terminal()) {
                     let effects = advance::end_run(txn, run.id, RunStatus::Canceled, None, now).await?;
                     notify(txn, &format!("cancel:{}", run.id)).await?;
-                    super::learn_if_ended(txn, run.id, effects, request.learn_weights).await?;
                     tracing::info!(pipeline.run = run.id, "pipeline run canceled by a launch (overlap policy cancel_running)");
                     canceled.push((run.id, effects));
                 }

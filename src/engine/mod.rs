@@ -30,11 +30,10 @@ use crate::store::claims;
 /// [`claims::set_planner`] are put back to the session's, so callers learn last, or take them
 /// again): a generic plan is made once per connection, and the one the warm-up would make, on
 /// empty tables, read the runs' task runs through a sort of everything — 167 ms a learning
-/// instead of 3.5 for two runs of 200 tasks in workload F (2026-12-05). Returns whether it
-/// learned.
-pub(crate) async fn learn_if_ended(txn: &DatabaseTransaction, run_id: i64, effects: Effects, learn: Option<u32>) -> Result<bool, DbErr> {
+/// instead of 3.5 for two runs of 200 tasks in workload F (2026-12-05).
+pub(crate) async fn learn_if_ended(txn: &DatabaseTransaction, run_id: i64, effects: Effects, learn: Option<u32>) -> Result<(), DbErr> {
     if !effects.run_ended {
-        return Ok(false);
+        return Ok(());
     }
     learn_ended(txn, &[run_id], learn).await
 }
@@ -43,8 +42,8 @@ pub(crate) async fn learn_if_ended(txn: &DatabaseTransaction, run_id: i64, effec
 /// once for a task that ran in several of them (each learning reads every duration the
 /// transaction sees, so a second one would only write the same weights again, each write of a
 /// row this transaction wrote checking its foreign keys anew).
-pub(crate) async fn learn_ended(txn: &DatabaseTransaction, runs: &[i64], learn: Option<u32>) -> Result<bool, DbErr> {
-    let (Some(sample_size), Some(&run_id)) = (learn, runs.first()) else { return Ok(false) };
+pub(crate) async fn learn_ended(txn: &DatabaseTransaction, runs: &[i64], learn: Option<u32>) -> Result<(), DbErr> {
+    let (Some(sample_size), Some(&run_id)) = (learn, runs.first()) else { return Ok(()) };
     claims::custom_plans(txn).await?;
     let savepoint = txn.begin().await?;
     let learning = Learning::start(&LEARNING);
@@ -60,7 +59,7 @@ pub(crate) async fn learn_ended(txn: &DatabaseTransaction, runs: &[i64], learn: 
             savepoint.rollback().await?
         }
     }
-    Ok(true)
+    Ok(())
 }
 
 /// Transactions of this process inside weight learning now (see [`learning_now`]).

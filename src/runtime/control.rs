@@ -91,6 +91,10 @@ impl CogRuntime {
             savepoint.rollback().await?;
             return Err(e.into());
         }
+        if let Err(e) = launch::learn_canceled(&savepoint, &launched, request.learn_weights).await {
+            savepoint.rollback().await?;
+            return Err(e.into());
+        }
         savepoint.commit().await?;
         tracing::info!(pipeline = name, pipeline.run = launched.run_id, "pipeline run launched in the host's transaction");
         Ok(self.handle(launched.run_id))

@@ -115,27 +115,24 @@ pub(crate) async fn notify(conn: &impl ConnectionTrait, event: &str) -> Result<(
 }
 
 /// Tells listening processes `events` (as [`notify`] does) once the transaction that caused
-/// them has committed, in a statement of its own sent from a task of its own: on PostgreSQL
-/// only (nothing elsewhere, where [`notify`] does nothing either). What it tells is already
-/// in the database; when it cannot be sent, it is logged, and the processes it was for find
-/// out by reading (a waiter reads its run at least every 2 s).
-pub(crate) fn notify_after_commit(db: &DatabaseConnection, events: Vec<String>) {
+/// them has committed, in a statement of its own: on PostgreSQL only (nothing elsewhere,
+/// where [`notify`] does nothing either). What it tells is already in the database; when it
+/// cannot be sent (the connection lost), it is logged, and the processes it was for find out
+/// by reading (idle workers at their next poll, a waiter within 2 s).
+pub(crate) async fn notify_after_commit(db: &DatabaseConnection, events: Vec<String>) {
     if events.is_empty() || !matches!(Backend::of(db), Ok(Backend::Postgres)) {
         return;
     }
-    let db = db.clone();
-    tokio::spawn(async move {
-        let sent = Sql::new(Backend::Postgres, "SELECT pg_notify(")
-            .bind(EVENTS_CHANNEL)
-            .push(", e) FROM unnest(")
-            .bind(events.clone())
-            .push("::text[]) AS e")
-            .execute(&db)
-            .await;
-        if let Err(e) = sent {
-            tracing::warn!(error = %e, ?events, "could not tell the other processes of events after their commit; they find out by reading");
-        }
-    });
+    let sent = Sql::new(Backend::Postgres, "SELECT pg_notify(")
+        .bind(EVENTS_CHANNEL)
+        .push(", e) FROM unnest(")
+        .bind(events.clone())
+        .push("::text[]) AS e")
+        .execute(db)
+        .await;
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, ?events, "could not tell the other processes of events after their commit; they find out by reading");
+    }
 }
 
 /// Serializes the rare transactions that touch many definition rows (registry sync, `define`,

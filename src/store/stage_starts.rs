@@ -9,9 +9,10 @@ use super::now;
 use super::test_database::{self, define};
 use super::transitions::{self, Announce, LAUNCH_CHUNK, SMALL_STAGE, START_CHUNK, Starting};
 
-/// The stage sizes tried: one task, the launch's chunk, a small stage's most, one more, and
-/// one more than a hand-off queues.
-const SIZES: [usize; 5] = [1, LAUNCH_CHUNK, SMALL_STAGE, SMALL_STAGE + 1, START_CHUNK + 1];
+/// The stage sizes tried: one task, the launch's chunk, a small stage's most, one more, what
+/// a hand-off queues (the stage then marked as filling, with nothing left to fill), and one
+/// more.
+const SIZES: [usize; 6] = [1, LAUNCH_CHUNK, SMALL_STAGE, SMALL_STAGE + 1, START_CHUNK, START_CHUNK + 1];
 
 /// What starting each stage of [`SIZES`] in run 1 with `starting` queued: (task runs, marked
 /// as filling, the fill mark as written), in a transaction rolled back.
@@ -46,6 +47,7 @@ async fn check(db: &DatabaseConnection) {
             (SMALL_STAGE as u64, false, None),
             (LAUNCH_CHUNK as u64, true, chunk_end(4, LAUNCH_CHUNK)),
             (LAUNCH_CHUNK as u64, true, chunk_end(5, LAUNCH_CHUNK)),
+            (LAUNCH_CHUNK as u64, true, chunk_end(6, LAUNCH_CHUNK)),
         ],
         "a launch queues a stage of up to {SMALL_STAGE} tasks whole, else the first {LAUNCH_CHUNK}"
     );
@@ -57,8 +59,9 @@ async fn check(db: &DatabaseConnection) {
             (SMALL_STAGE as u64, false, None),
             (SMALL_STAGE as u64 + 1, false, None),
             (START_CHUNK as u64, true, chunk_end(5, START_CHUNK)),
+            (START_CHUNK as u64, true, chunk_end(6, START_CHUNK)),
         ],
-        "a hand-off queues up to {START_CHUNK} tasks"
+        "a hand-off queues up to {START_CHUNK} tasks, and marks a stage of that many or more as filling"
     );
 }
 

@@ -78,8 +78,9 @@ pub(crate) const FILL_CHUNK: usize = 5_000;
 /// How a transition's stage starts queue and announce their task runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Starting {
-    /// Task runs a stage start of more than `whole_up_to` tasks queues itself (the rest is
-    /// queued after commit, and the stage run is marked as filling).
+    /// Task runs a stage start queues itself when the stage has more than `whole_up_to`
+    /// tasks, or (`whole_up_to` = `first_chunk`) at least that many: the rest is queued after
+    /// commit, and the stage run is marked as filling.
     pub(crate) first_chunk: usize,
     /// The most tasks a stage start queues all of (at least `first_chunk`).
     pub(crate) whole_up_to: usize,
@@ -89,7 +90,8 @@ pub(crate) struct Starting {
 
 impl Starting {
     /// A launch's (or a buffered run's) first stages: whole up to [`SMALL_STAGE`] tasks, else
-    /// [`LAUNCH_CHUNK`] of them; announced at once.
+    /// [`LAUNCH_CHUNK`] of them; announced at once (a launch in cog's own transaction replaces
+    /// that with `Announce::Later`: see `engine::launch`).
     pub(crate) const LAUNCH: Starting = Starting { first_chunk: LAUNCH_CHUNK, whole_up_to: SMALL_STAGE, announce: Announce::Now };
 
     /// A hand-off's next stages: [`START_CHUNK`], announced as `announce` says.
@@ -114,9 +116,9 @@ pub(crate) struct TaskRange {
 
 /// `INSERT INTO cog_stage_run ... VALUES (...)`: the stage run of stage `stage_id` in run
 /// `run_id`, `running` since `now`, appended to `sql`. With `starting`, its `fill_after` is
-/// the stage's `first_chunk`-th enabled task (in id order) if the stage has that many and more
-/// than `whole_up_to`: the last task whose task run a start queueing `first_chunk` of them
-/// queues, when the stage may have more.
+/// the stage's `first_chunk`-th enabled task (in id order) if the stage is to be filled: when
+/// it has more than `whole_up_to` tasks or, where `whole_up_to` is `first_chunk` (a
+/// hand-off), at least `first_chunk` — the last task whose task run the start queues.
 fn stage_run_insert(sql: Sql, run_id: i64, stage_id: i64, now: DateTime<Utc>, starting: Option<Starting>) -> Sql {
     let sql = sql
         .push("INSERT INTO cog_stage_run (pipeline_run_id, stage_id, status, started_at")
@@ -201,8 +203,11 @@ const ENABLED_TASKS: &str = "t.enabled AND NOT t.archived AND s.enabled AND t.st
 pub(crate) enum Announce {
     /// In the start's own statement (`work`).
     Now,
-    /// Not (PostgreSQL; elsewhere as `Now`): the transaction claims them itself and then
-    /// announces what its claim left queued (see [`queued_from`]).
+    /// Not (PostgreSQL; elsewhere as `Now`): the transaction (an outcome's, or a launch in
+    /// cog's own transaction) announces what its chained claim left queued (see
+    /// [`queued_from`]; all of it when it claimed nothing), and a run that ends in it is
+    /// announced (`ended:<id>`) by its caller after the commit, not in it (see
+    /// `engine::advance`).
     Later,
 }
 

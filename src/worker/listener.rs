@@ -35,8 +35,18 @@ async fn listen(worker: Arc<Worker>) {
         }
     }
     let _deaf = Deaf(&worker);
+    // Connections lost or refused in a row: the wait before the next try grows with them, so a
+    // connection dropped as soon as it is made (a server restarting, say) is not retried in a
+    // tight loop that wakes every waiter each time. Back to none once a notification arrives.
     let mut failures = 0;
     loop {
+        if failures > 0 {
+            let pause = backoff(Duration::from_millis(100), Duration::from_secs(10), failures);
+            tokio::select! {
+                _ = worker.stopped.cancelled() => return,
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
         let listener = async {
             let mut listener = PgListener::connect_with(worker.db.get_postgres_connection_pool()).await?;
             listener.listen(EVENTS_CHANNEL).await?;
@@ -48,14 +58,11 @@ async fn listen(worker: Arc<Worker>) {
                 Ok(l) => l,
                 Err(e) => {
                     failures += 1;
-                    let pause = backoff(Duration::from_millis(100), Duration::from_secs(10), failures);
-                    tracing::warn!(error = %e, retry_in = ?pause, "could not listen for cog events; polling meanwhile");
-                    tokio::time::sleep(pause).await;
+                    tracing::warn!(error = %e, retry_in = ?backoff(Duration::from_millis(100), Duration::from_secs(10), failures), "could not listen for cog events; polling meanwhile");
                     continue;
                 }
             },
         };
-        failures = 0;
         // Whatever happened while not listening is unknown: look again.
         worker.signals.hear(true);
         wake_all(&worker);
@@ -64,21 +71,27 @@ async fn listen(worker: Arc<Worker>) {
                 _ = worker.stopped.cancelled() => return,
                 n = listener.try_recv() => n,
             };
-            match next {
-                Ok(Some(notification)) => dispatch(&worker, notification.payload()),
-                // Reconnected here (not by the listener on its next receive), so that the ends
-                // committed meanwhile are looked for once listening again.
-                Ok(None) => {
-                    tracing::warn!("lost the connection listening for cog events; reconnecting");
-                    worker.signals.hear(false);
-                    break;
+            let failed = match next {
+                Ok(Some(notification)) => {
+                    failures = 0;
+                    dispatch(&worker, notification.payload());
+                    continue;
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "listening for cog events failed; reconnecting");
-                    worker.signals.hear(false);
-                    break;
-                }
+                Ok(None) => None,
+                Err(e) => Some(e),
+            };
+            // Reconnected here (not by the listener on its next receive), so that the ends
+            // committed meanwhile are looked for once listening again; meanwhile every waiter
+            // reads its run again and polls, as ends go unheard.
+            let retry_in = backoff(Duration::from_millis(100), Duration::from_secs(10), failures + 1);
+            match failed {
+                Some(e) => tracing::warn!(error = %e, ?retry_in, "listening for cog events failed; reconnecting"),
+                None => tracing::warn!(?retry_in, "lost the connection listening for cog events; reconnecting"),
             }
+            worker.signals.hear(false);
+            wake_all(&worker);
+            failures += 1;
+            break;
         }
     }
 }
