@@ -97,9 +97,9 @@ async fn fan_in(
     if !effects.queued_work && !transitions::has_open_stage_runs(conn, run_id).await? && transitions::complete_run(conn, run_id, now).await? {
         // A transaction that announces later tells other processes of the end after its
         // commit (`engine::finish`, `engine::launch`), not at it: a PostgreSQL transaction
-        // that notifies commits
-        // under a lock that every notifying transaction of the server takes in turn, WAL flush
-        // included, and a run's end holds its run's lock and its pipeline's weights lock.
+        // that notifies commits under a lock that every notifying transaction of the server
+        // takes in turn, WAL flush included, and a run's end holds its run's lock and its
+        // pipeline's weights lock.
         if starting.announce == Announce::Now {
             notify(conn, &format!("ended:{run_id}")).await?;
         }

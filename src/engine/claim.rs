@@ -85,6 +85,14 @@ pub(crate) async fn chained(txn: &DatabaseTransaction, chain: Option<&mut Chain<
     claim_in(txn, &chain.claimant, room, planner).await
 }
 
+/// Whether the task runs that a transaction's stage starts queued without announcing them
+/// (from id `first` on; `None`: none) are not all taken by its chained claim `chained`: then
+/// the other processes are to be told (`work`). Read in the transaction, before its commit.
+pub(crate) async fn left_unclaimed(txn: &DatabaseTransaction, first: Option<i64>, chained: &[Claimed]) -> Result<bool, DbErr> {
+    let Some(first) = first else { return Ok(false) };
+    Ok(chained.is_empty() || store::transitions::queued_from(txn, first).await?)
+}
+
 /// Hands `claimed`, committed, to `chain` (and counts it in the metrics).
 pub(crate) fn committed(chain: Option<&mut Chain<'_>>, claimed: Vec<Claimed>) {
     if let Some(chain) = chain {

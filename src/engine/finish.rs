@@ -259,11 +259,7 @@ pub(crate) async fn finish_runs(
     // ends of its runs take it one after the other (50 runs of one pipeline ending within
     // 0.3 s in workload F waited 15-48 ms each for it), so it is held for the learning alone,
     // not for the chained claim too.
-    if retry.learn_weights.is_some() {
-        for group in store::weights_lock_groups(&txn, &ended).await? {
-            super::learn_ended(&txn, &group, retry.learn_weights).await?;
-        }
-    }
+    super::learn_ended_runs(&txn, &ended, retry.learn_weights).await?;
     txn.commit().await?;
     for run in &counted {
         crate::metrics::run_ended(run.as_ref());
@@ -305,7 +301,7 @@ async fn advance_stage_runs(
 /// was queued too: a retry (`retried`), or a buffered run started by the run's end.
 async fn announce_left(txn: &DatabaseTransaction, mut effects: Effects, chained: &[Claimed], retried: bool) -> Result<Effects, DbErr> {
     let Some(first) = effects.unannounced_from.take() else { return Ok(effects) };
-    if chained.is_empty() || transitions::queued_from(txn, first).await? {
+    if claim::left_unclaimed(txn, Some(first), chained).await? {
         notify(txn, "work").await?;
     } else if !retried && !effects.run_ended && !effects.other_run_ended {
         effects.queued_work = false;

@@ -12,7 +12,7 @@ use crate::error::{Error, LaunchRefusal};
 use crate::spec::Overlap;
 use crate::store::claims::{self, Planner};
 use crate::store::launches::{self, LaunchedPipeline, NewRun};
-use crate::store::transitions::{self, Announce};
+use crate::store::transitions::Announce;
 use crate::store::{self, lock_run, notify, now};
 
 /// What asks for a launch.
@@ -98,9 +98,7 @@ async fn launch_once(db: &DatabaseConnection, request: &LaunchRequest<'_>, mut c
     // turn, WAL flush included, and launches that come together queued behind each other
     // there (50 at once: spread over 150 ms).
     let mut events = Vec::new();
-    if let Some(first) = launched.effects.unannounced_from
-        && (chained.is_empty() || transitions::queued_from(&txn, first).await?)
-    {
+    if claim::left_unclaimed(&txn, launched.effects.unannounced_from, &chained).await? {
         events.push("work".to_owned());
     }
     if launched.effects.run_ended {
@@ -176,14 +174,8 @@ pub(crate) async fn launch_in(txn: &DatabaseTransaction, request: &LaunchRequest
 /// waits for that lock), and nothing that follows runs without the claim's planner settings
 /// that learning puts back to the session's.
 pub(crate) async fn learn_canceled(txn: &DatabaseTransaction, launched: &Launched, learn: Option<u32>) -> Result<(), DbErr> {
-    if learn.is_none() {
-        return Ok(());
-    }
     let ended: Vec<i64> = launched.canceled.iter().filter(|(_, e)| e.run_ended).map(|(run, _)| *run).collect();
-    for group in store::weights_lock_groups(txn, &ended).await? {
-        super::learn_ended(txn, &group, learn).await?;
-    }
-    Ok(())
+    super::learn_ended_runs(txn, &ended, learn).await
 }
 
 /// The overlap checks of `pipeline`'s policy; returns whether the new run is buffered and

@@ -62,6 +62,20 @@ pub(crate) async fn learn_ended(txn: &DatabaseTransaction, runs: &[i64], learn: 
     Ok(())
 }
 
+/// [`learn_ended`] for runs `runs` (that ended in `txn`) of any pipelines: the runs of each
+/// pipeline together, the pipelines in the order of their weights locks
+/// (`store::weights_lock_groups`), so that two transactions learning several never wait for
+/// each other in a circle. Nothing when `learn` is `None` or no run ended.
+pub(crate) async fn learn_ended_runs(txn: &DatabaseTransaction, runs: &[i64], learn: Option<u32>) -> Result<(), DbErr> {
+    if learn.is_none() || runs.is_empty() {
+        return Ok(());
+    }
+    for group in crate::store::weights_lock_groups(txn, runs).await? {
+        learn_ended(txn, &group, learn).await?;
+    }
+    Ok(())
+}
+
 /// Transactions of this process inside weight learning now (see [`learning_now`]).
 static LEARNING: AtomicUsize = AtomicUsize::new(0);
 

@@ -41,7 +41,7 @@ async fn listen(worker: Arc<Worker>) {
     let mut failures = 0;
     loop {
         if failures > 0 {
-            let pause = backoff(Duration::from_millis(100), Duration::from_secs(10), failures);
+            let pause = reconnect_pause(failures);
             tokio::select! {
                 _ = worker.stopped.cancelled() => return,
                 () = tokio::time::sleep(pause) => {}
@@ -58,7 +58,7 @@ async fn listen(worker: Arc<Worker>) {
                 Ok(l) => l,
                 Err(e) => {
                     failures += 1;
-                    tracing::warn!(error = %e, retry_in = ?backoff(Duration::from_millis(100), Duration::from_secs(10), failures), "could not listen for cog events; polling meanwhile");
+                    tracing::warn!(error = %e, retry_in = ?reconnect_pause(failures), "could not listen for cog events; polling meanwhile");
                     continue;
                 }
             },
@@ -83,7 +83,7 @@ async fn listen(worker: Arc<Worker>) {
             // Reconnected here (not by the listener on its next receive), so that the ends
             // committed meanwhile are looked for once listening again; meanwhile every waiter
             // reads its run again and polls, as ends go unheard.
-            let retry_in = backoff(Duration::from_millis(100), Duration::from_secs(10), failures + 1);
+            let retry_in = reconnect_pause(failures + 1);
             match failed {
                 Some(e) => tracing::warn!(error = %e, ?retry_in, "listening for cog events failed; reconnecting"),
                 None => tracing::warn!(?retry_in, "lost the connection listening for cog events; reconnecting"),
@@ -94,6 +94,12 @@ async fn listen(worker: Arc<Worker>) {
             break;
         }
     }
+}
+
+/// How long the listener waits before its next try after `failures` connections lost or
+/// refused in a row: 100 ms doubling up to 10 s.
+fn reconnect_pause(failures: i32) -> Duration {
+    backoff(Duration::from_millis(100), Duration::from_secs(10), failures)
 }
 
 /// Acts on one event.
