@@ -25,7 +25,7 @@ enum Start {
 /// `(pipeline_run_id, stage_id)` turns a second start into a no-op) and a queued task run for
 /// each enabled task (for the first `starting.first_chunk` of them when the stage has more
 /// than `starting.whole_up_to`, the stage run marked as filling, when there may be more).
-async fn start_stage(conn: &impl ConnectionTrait, run_id: i64, stage_id: i64, now: DateTime<Utc>, starting: Starting) -> Result<Start, DbErr> {
+async fn start_stage(conn: &impl ConnectionTrait, run_id: i64, stage_id: i64, now: DateTime<Utc>, starting: Starting<'_>) -> Result<Start, DbErr> {
     let Some(StartedStage { stage_run_id, queued, filling, unannounced_from }) = transitions::start_stage_run(conn, run_id, stage_id, now, starting).await?
     else {
         return Ok(Start::Already);
@@ -59,7 +59,7 @@ pub(crate) async fn start_stages_after(
     stages: Vec<i64>,
     mut completed: Vec<i64>,
     now: DateTime<Utc>,
-    starting: Starting,
+    starting: Starting<'_>,
 ) -> Result<Effects, DbErr> {
     let mut effects = Effects::default();
     for stage_id in stages {
@@ -83,7 +83,7 @@ async fn fan_in(
     mut completed: Vec<i64>,
     mut effects: Effects,
     now: DateTime<Utc>,
-    starting: Starting,
+    starting: Starting<'_>,
 ) -> Result<Effects, DbErr> {
     while let Some(stage_id) = completed.pop() {
         for successor in transitions::ready_successors(conn, run_id, stage_id).await? {

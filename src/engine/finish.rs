@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr};
 use serde_json::Value;
 
-use super::claim::{self, Chain, Claimed};
+use super::claim::{self, Chain, Chained, Claimed, Starts};
 use super::{Effects, advance};
 use crate::entity::status::RunStatus;
 use crate::error::{TaskError, TaskErrorKind};
@@ -128,7 +128,9 @@ pub(crate) async fn finish_batch(
     }
     let announce = if chain.is_some() { transitions::Announce::Later } else { transitions::Announce::Now };
     if run_going {
-        effects = effects.merge(advance_stage_runs(&txn, run_id, touched_stage_runs, announce, now).await?);
+        let starts = claim::starts(chain.as_deref_mut());
+        let starting = transitions::Starting::hand_off(announce).claiming(Starts::of(&starts));
+        effects = effects.merge(advance_stage_runs(&txn, run_id, touched_stage_runs, starting, now).await?);
     } else {
         effects = effects.merge(advance::settle(&txn, run_id, now).await?);
     }
@@ -219,6 +221,8 @@ pub(crate) async fn finish_runs(
         store::limit_lock_waits(&txn, None).await?;
     }
     let announce = if chain.is_some() { transitions::Announce::Later } else { transitions::Announce::Now };
+    let starts = claim::starts(chain.as_deref_mut());
+    let starting = transitions::Starting::hand_off(announce).claiming(Starts::of(&starts));
     let mut finished = Vec::with_capacity(runs.len());
     let mut effects = vec![Effects::default(); runs.len()];
     for (i, items) in runs.iter().enumerate() {
@@ -236,7 +240,7 @@ pub(crate) async fn finish_runs(
             })
             .collect();
         effects[i] = match statuses[i] {
-            Some(RunStatus::Running) => advance_stage_runs(&txn, run_of(i), touched, announce, now).await?,
+            Some(RunStatus::Running) => advance_stage_runs(&txn, run_of(i), touched, starting, now).await?,
             Some(_) => advance::settle(&txn, run_of(i), now).await?,
             None => Effects::default(),
         };
@@ -278,18 +282,18 @@ pub(crate) async fn finish_runs(
 
 /// Moves run `run_id` (locked, running) forward after task runs of stage runs `touched`
 /// completed: each of those stage runs that is done completes, and the stages that unblocks
-/// start (their task runs announced as `announce` says).
+/// start as `starting` says (a hand-off's, announced and claimed as it says).
 async fn advance_stage_runs(
     txn: &DatabaseTransaction,
     run_id: i64,
     touched: Vec<i64>,
-    announce: transitions::Announce,
+    starting: transitions::Starting<'_>,
     now: DateTime<Utc>,
 ) -> Result<Effects, DbErr> {
     let mut effects = Effects::default();
     for stage_run_id in touched {
         if let Some(successors) = transitions::complete_stage_run_and_successors(txn, run_id, stage_run_id, now).await? {
-            effects = effects.merge(advance::start_stages_after(txn, run_id, successors, Vec::new(), now, transitions::Starting::hand_off(announce)).await?);
+            effects = effects.merge(advance::start_stages_after(txn, run_id, successors, Vec::new(), now, starting).await?);
         }
     }
     Ok(effects)
@@ -298,12 +302,20 @@ async fn advance_stage_runs(
 /// Announces the task runs this transaction's stage starts queued unannounced
 /// (`effects.unannounced_from`) if its chained claim (`chained`) left any of them queued.
 /// When it left none, nobody is woken, here either (`queued_work` cleared) — unless other work
-/// was queued too: a retry (`retried`), or a buffered run started by the run's end.
-async fn announce_left(txn: &DatabaseTransaction, mut effects: Effects, chained: &[Claimed], retried: bool) -> Result<Effects, DbErr> {
-    let Some(first) = effects.unannounced_from.take() else { return Ok(effects) };
+/// was queued too: a retry (`retried`), or a buffered run started by the run's end. So too when
+/// the stage starts claimed all they queued themselves (nothing unannounced, and no claim of
+/// queued task runs needed after them): a claim loop woken for it would find nothing.
+async fn announce_left(txn: &DatabaseTransaction, mut effects: Effects, chained: &Chained, retried: bool) -> Result<Effects, DbErr> {
+    let nothing_else = !retried && !effects.run_ended && !effects.other_run_ended;
+    let Some(first) = effects.unannounced_from.take() else {
+        if nothing_else && !chained.swept && !chained.claimed.is_empty() {
+            effects.queued_work = false;
+        }
+        return Ok(effects);
+    };
     if claim::left_unclaimed(txn, Some(first), chained).await? {
         notify(txn, "work").await?;
-    } else if !retried && !effects.run_ended && !effects.other_run_ended {
+    } else if nothing_else {
         effects.queued_work = false;
     }
     Ok(effects)

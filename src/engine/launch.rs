@@ -5,14 +5,14 @@ use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 use serde_json::Value;
 
-use super::claim::{self, Chain};
+use super::claim::{self, Chain, Starts};
 use super::{Effects, advance, start};
 use crate::entity::status::{RunStatus, Trigger};
 use crate::error::{Error, LaunchRefusal};
 use crate::spec::Overlap;
 use crate::store::claims::{self, Planner};
 use crate::store::launches::{self, LaunchedPipeline, NewRun};
-use crate::store::transitions::Announce;
+use crate::store::transitions::{Announce, Starting};
 use crate::store::{self, lock_run, notify, now};
 
 /// What asks for a launch.
@@ -85,7 +85,8 @@ async fn launch_once(db: &DatabaseConnection, request: &LaunchRequest<'_>, mut c
     // after `launch()`), and each statement planned again at each of a connection's first
     // five launches (1.2 ms of the first launch's 7).
     claims::set_planner(&txn).await?;
-    let launched = launch_in(&txn, request, Announce::Later).await?;
+    let starts = claim::starts(chain.as_deref_mut());
+    let launched = launch_in(&txn, request, Starting { announce: Announce::Later, ..Starting::LAUNCH }.claiming(Starts::of(&starts))).await?;
     // Runs canceled to make room are counted in the metrics once the commit succeeded.
     let mut canceled = Vec::with_capacity(launched.canceled.len());
     for (run_id, effects) in &launched.canceled {
@@ -129,7 +130,7 @@ async fn launch_once(db: &DatabaseConnection, request: &LaunchRequest<'_>, mut c
 /// Other processes are told of the task runs it queued (and of the run's end, if it ends at
 /// once) as `announce` says: in `txn` (`Announce::Now`: a host's transaction, whose commit cog
 /// does not see), or by the caller after commit (`Announce::Later`).
-pub(crate) async fn launch_in(txn: &DatabaseTransaction, request: &LaunchRequest<'_>, announce: Announce) -> Result<Launched, Error> {
+pub(crate) async fn launch_in(txn: &DatabaseTransaction, request: &LaunchRequest<'_>, starting: Starting<'_>) -> Result<Launched, Error> {
     let refuse = |reason| Error::LaunchRefused { pipeline: request.pipeline.to_owned(), reason };
     let Some(pipeline) = launches::lock_pipeline(txn, request.pipeline).await? else {
         return Err(Error::UnknownPipeline { name: request.pipeline.to_owned() });
@@ -162,7 +163,7 @@ pub(crate) async fn launch_in(txn: &DatabaseTransaction, request: &LaunchRequest
     if let Some(tick) = request.scheduled_for {
         launches::record_tick(txn, pipeline.id, tick).await?;
     }
-    let effects = if buffered { Effects::default() } else { start::begin_run(txn, run_id, pipeline.id, request.retry_of, now, announce).await? };
+    let effects = if buffered { Effects::default() } else { start::begin_run(txn, run_id, pipeline.id, request.retry_of, now, starting).await? };
     Ok(Launched { run_id, effects, canceled })
 }
 

@@ -10,7 +10,7 @@ use sea_orm::{ConnectionTrait, DbErr};
 
 use super::{Effects, advance};
 use crate::entity::status::RunStatus;
-use crate::store::transitions::{Announce, Starting};
+use crate::store::transitions::Starting;
 use crate::store::{launches, lock_run, retries};
 
 /// Starts run `run_id` of pipeline `pipeline_id` (already `running`): a retry first records
@@ -24,14 +24,14 @@ pub(crate) async fn begin_run(
     pipeline_id: i64,
     retry_of: Option<i64>,
     now: DateTime<Utc>,
-    announce: Announce,
+    starting: Starting<'_>,
 ) -> Result<Effects, DbErr> {
     let copied = match retry_of {
         Some(old) => retries::copy_completed_stages(conn, old, run_id, now).await?,
         None => Vec::new(),
     };
     let roots = launches::root_stages(conn, pipeline_id).await?;
-    advance::start_stages_after(conn, run_id, roots, copied, now, Starting { announce, ..Starting::LAUNCH }).await
+    advance::start_stages_after(conn, run_id, roots, copied, now, starting).await
 }
 
 /// Called in the transaction that ended run `ended_run` (its status became terminal, its lock
@@ -58,7 +58,7 @@ pub(crate) fn start_buffered<'a, C: ConnectionTrait>(
             // learns) concern the run that ended, not this one (which, if it ended at once,
             // ran no task to learn from, and was announced by its own notification; in this
             // process, `other_run_ended` wakes every waiter to read again).
-            let started = begin_run(conn, next.id, next.pipeline_id, next.retry_of, now, Announce::Now).await?;
+            let started = begin_run(conn, next.id, next.pipeline_id, next.retry_of, now, Starting::LAUNCH).await?;
             return Ok(Effects { run_ended: false, other_run_ended: started.run_ended || started.other_run_ended, ..started });
         }
         Ok(Effects::default())

@@ -30,7 +30,7 @@ pub(crate) async fn launch_and_apply(inner: &Inner, request: LaunchRequest<'_>) 
         room = crate::worker::room_for_chained_claim(&inner.worker, crate::worker::Chained::Launch);
         room.len()
     };
-    let mut chain = Chain { claimant: inner.worker.claimant(), reserve: &mut reserve, claimed: Vec::new() };
+    let mut chain = Chain::new(inner.worker.claimant(), &mut reserve);
     let launched = launch::launch(&inner.db, request, Some(&mut chain)).await;
     let chained = std::mem::take(&mut chain.claimed);
     let launched = launched?;
@@ -78,7 +78,7 @@ impl CogRuntime {
         let request = self.inner.manual_launch(name, &arguments)?;
         // A savepoint: a refused launch leaves the host's transaction as it was.
         let savepoint = txn.begin().await?;
-        let launched = match launch::launch_in(&savepoint, &request, crate::store::transitions::Announce::Now).await {
+        let launched = match launch::launch_in(&savepoint, &request, crate::store::transitions::Starting::LAUNCH).await {
             Ok(launched) => launched,
             Err(e) => {
                 savepoint.rollback().await?;

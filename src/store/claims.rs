@@ -34,6 +34,8 @@ pub(crate) struct Claimed {
     pub(crate) queue: String,
     /// When it became due (queued, or its retry's back-off ended): the start of its queue lag.
     pub(crate) run_after: DateTime<Utc>,
+    /// Its weight when queued: claims take the heaviest first.
+    pub(crate) weight: f64,
 }
 
 #[cfg(test)]
@@ -60,6 +62,7 @@ impl Claimed {
             started_at: None,
             queue: "default".into(),
             run_after: chrono::Utc::now(),
+            weight: 1.0,
         }
     }
 }
@@ -195,6 +198,55 @@ impl ClaimParts<'_> {
     fn listed(&self, sql: Sql) -> Sql {
         sql.push("name IN (").bind_list(self.queues.iter().map(String::as_str)).push(") AND NOT paused")
     }
+
+    /// PostgreSQL's CTE `running_queues`: the names of the worker's queues that are not
+    /// paused, their rows held in share mode until commit (see [`claim`]).
+    fn running_queues(&self, sql: Sql) -> Sql {
+        self.listed(sql.push("running_queues AS MATERIALIZED (SELECT name FROM cog_queue WHERE ")).push(" FOR SHARE)")
+    }
+
+    /// PostgreSQL's CTE `name`: `column` of the first due queued task runs of `running_queues`
+    /// in claim order (heaviest first, then oldest), at most the limit, each queue's read with
+    /// `lock`; one ordered index scan per queue (`queue = ANY(...)` would make PostgreSQL read
+    /// and sort every queued row of the queues).
+    fn first_queued(&self, sql: Sql, name: &str, column: &str, lock: &str) -> Sql {
+        let sql = sql.push(name).push(" AS MATERIALIZED (SELECT c.").push(column).push(" FROM running_queues q CROSS JOIN LATERAL (");
+        self.pick(sql, "id, weight", &|s| s.push("queue = q.name")).push(lock).push(") c ORDER BY c.weight DESC, c.id LIMIT ").bind(self.limit as i64).push(")")
+    }
+}
+
+/// PostgreSQL's CTEs `running_queues` (see [`claim`]) and `ahead`: the weight of the first due
+/// queued task run of the worker's queues `queues` in claim order (the heaviest; no row when
+/// none is queued), read without locking it: what a claim at a stage start
+/// (`store::start_claims`) must outweigh. Appended to `sql`, which ends in `WITH ` or `, `.
+pub(super) fn running_queues_and_ahead(sql: Sql, queues: &[String]) -> Sql {
+    let parts = ClaimParts { worker: "", queues, limit: 1, now: super::now(), lease: Duration::ZERO };
+    parts.first_queued(parts.running_queues(sql).push(", "), "ahead", "weight", "")
+}
+
+/// Reads the task runs that the stage starts of this transaction claimed for `worker` in stage
+/// runs `stage_runs` (see `store::start_claims`), with their definitions, heaviest first.
+/// Nobody else sees those stage runs before the commit: every running task run of them is
+/// this transaction's claim. (Only PostgreSQL's stage starts claim; elsewhere this finds
+/// nothing.)
+pub(crate) async fn load_started(conn: &impl ConnectionTrait, worker: &str, stage_runs: &[i64]) -> Result<Vec<Claimed>, DbErr> {
+    if stage_runs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let b = Backend::of(conn)?;
+    let started = |sql: Sql| {
+        sql.push(" WHERE ").in_ids("tr.stage_run_id", stage_runs).push(" AND tr.status = ").status(RunStatus::Running).push(" AND tr.worker = ").bind(worker)
+    };
+    match b {
+        Backend::Postgres => {
+            let sql =
+                started(Sql::new(b, "WITH claimed AS (SELECT id, attempt, stage_run_id, task_id, weight, started_at, queue, run_after FROM cog_task_run tr"));
+            sql.push(")").push(PG_LOADED).all(conn).await
+        }
+        Backend::Sqlite | Backend::MySql => {
+            started(Sql::new(b, LOADED_COLUMNS).push(" FROM cog_task_run tr").push(DEFINITIONS)).push(" ORDER BY tr.weight DESC, tr.id").all(conn).await
+        }
+    }
 }
 
 /// The planner settings of a PostgreSQL claim's transaction (see [`pg_claim`]), and of an
@@ -266,16 +318,9 @@ async fn pg_claim(conn: &impl ConnectionTrait, parts: &ClaimParts<'_>, then: &st
     if planner == Planner::Set {
         conn.execute_unprepared(&CLAIM_SETTINGS).await?;
     }
-    // One ordered index scan per queue (`queue = ANY(...)` would make PostgreSQL read and
-    // sort every queued row of the queues at each claim), then the heaviest overall.
-    let sql = parts
-        .listed(Sql::new(b, "WITH running_queues AS MATERIALIZED (SELECT name FROM cog_queue WHERE "))
-        .push(" FOR SHARE), picked AS MATERIALIZED (SELECT c.id FROM running_queues q CROSS JOIN LATERAL (");
-    let sql = parts
-        .pick(sql, "id, weight", &|s| s.push("queue = q.name"))
-        .push(" FOR UPDATE SKIP LOCKED) c ORDER BY c.weight DESC, c.id LIMIT ")
-        .bind(parts.limit as i64)
-        .push("), claimed AS (UPDATE cog_task_run SET status = ");
+    // One ordered index scan per queue, then the heaviest overall.
+    let sql = parts.running_queues(Sql::new(b, "WITH "));
+    let sql = parts.first_queued(sql.push(", "), "picked", "id", " FOR UPDATE SKIP LOCKED").push(", claimed AS (UPDATE cog_task_run SET status = ");
     let sql = parts.set(sql).push(" FROM picked WHERE cog_task_run.id = picked.id AND cog_task_run.status = ").bind(RunStatus::Queued).push(
         " RETURNING cog_task_run.id, cog_task_run.attempt, cog_task_run.stage_run_id, cog_task_run.task_id, cog_task_run.weight, \
              cog_task_run.started_at, cog_task_run.queue, cog_task_run.run_after) ",
@@ -317,13 +362,13 @@ const PG_LOADED: &str = ", runs AS MATERIALIZED (SELECT sr.id, sr.pipeline_run_i
      JOIN cog_stage s ON s.id = sr.stage_id WHERE sr.id IN (SELECT DISTINCT stage_run_id FROM claimed)) \
      SELECT tr.id AS task_run_id, tr.attempt, tr.stage_run_id, r.pipeline_run_id, t.id AS task_id, t.name AS task_name, r.stage_name, \
      r.pipeline_name, c.name AS cog, h.name AS error_handler, t.arguments, r.launch_arguments, t.critical, t.max_retries, t.timeout_ms, \
-     tr.started_at, tr.queue, tr.run_after FROM claimed tr JOIN runs r ON r.id = tr.stage_run_id JOIN cog_task t ON t.id = tr.task_id \
+     tr.started_at, tr.queue, tr.run_after, tr.weight FROM claimed tr JOIN runs r ON r.id = tr.stage_run_id JOIN cog_task t ON t.id = tr.task_id \
      JOIN cog_cog c ON c.id = t.cog_id LEFT JOIN cog_error_handler h ON h.id = t.error_handler_id ORDER BY tr.weight DESC, tr.id";
 
 /// The columns of a [`Claimed`], read from task runs `tr` joined by [`DEFINITIONS`].
 const LOADED_COLUMNS: &str = "SELECT tr.id AS task_run_id, tr.attempt, tr.stage_run_id, sr.pipeline_run_id, t.id AS task_id, t.name AS task_name, \
      s.name AS stage_name, p.name AS pipeline_name, c.name AS cog, h.name AS error_handler, t.arguments, \
-     pr.arguments AS launch_arguments, t.critical, t.max_retries, t.timeout_ms, tr.started_at, tr.queue, tr.run_after";
+     pr.arguments AS launch_arguments, t.critical, t.max_retries, t.timeout_ms, tr.started_at, tr.queue, tr.run_after, tr.weight";
 
 /// The joins from task runs `tr` to their definitions.
 const DEFINITIONS: &str = " JOIN cog_stage_run sr ON sr.id = tr.stage_run_id \

@@ -26,6 +26,7 @@ pub(crate) mod queues;
 pub(crate) mod reports;
 pub(crate) mod retries;
 pub(crate) mod schedules;
+pub(crate) mod start_claims;
 pub(crate) mod transitions;
 pub(crate) mod weights;
 

@@ -16,7 +16,7 @@ const SIZES: [usize; 6] = [1, LAUNCH_CHUNK, SMALL_STAGE, SMALL_STAGE + 1, START_
 
 /// What starting each stage of [`SIZES`] in run 1 with `starting` queued: (task runs, marked
 /// as filling, the fill mark as written), in a transaction rolled back.
-async fn starts(db: &DatabaseConnection, starting: Starting) -> Vec<(u64, bool, Option<i64>)> {
+async fn starts(db: &DatabaseConnection, starting: Starting<'_>) -> Vec<(u64, bool, Option<i64>)> {
     let txn = db.begin().await.unwrap();
     let mut started = Vec::new();
     for stage in 1..=SIZES.len() as i64 {

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 
+use super::start_claims::StartClaims;
 use super::{Backend, Id, Sql};
 use crate::entity::status::RunStatus;
 
@@ -75,9 +76,9 @@ pub(crate) const FIRST_FILL_CHUNK: usize = 128;
 /// Most task runs queued per transaction after a stage start.
 pub(crate) const FILL_CHUNK: usize = 5_000;
 
-/// How a transition's stage starts queue and announce their task runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Starting {
+/// How a transition's stage starts queue, claim and announce their task runs.
+#[derive(Clone, Copy)]
+pub(crate) struct Starting<'a> {
     /// Task runs a stage start queues itself when the stage has more than `whole_up_to`
     /// tasks, or (`whole_up_to` = `first_chunk`) at least that many: the rest is queued after
     /// commit, and the stage run is marked as filling.
@@ -86,17 +87,41 @@ pub(crate) struct Starting {
     pub(crate) whole_up_to: usize,
     /// Whether the start tells other processes.
     pub(crate) announce: Announce,
+    /// The worker that claims task runs as they are queued, if any (PostgreSQL; see
+    /// [`super::start_claims`]).
+    pub(crate) claim: Option<&'a dyn StartClaims>,
 }
 
-impl Starting {
+impl Starting<'static> {
     /// A launch's (or a buffered run's) first stages: whole up to [`SMALL_STAGE`] tasks, else
     /// [`LAUNCH_CHUNK`] of them; announced at once (a launch in cog's own transaction replaces
     /// that with `Announce::Later`: see `engine::launch`).
-    pub(crate) const LAUNCH: Starting = Starting { first_chunk: LAUNCH_CHUNK, whole_up_to: SMALL_STAGE, announce: Announce::Now };
+    pub(crate) const LAUNCH: Starting<'static> = Starting { first_chunk: LAUNCH_CHUNK, whole_up_to: SMALL_STAGE, announce: Announce::Now, claim: None };
 
     /// A hand-off's next stages: [`START_CHUNK`], announced as `announce` says.
-    pub(crate) const fn hand_off(announce: Announce) -> Starting {
-        Starting { first_chunk: START_CHUNK, whole_up_to: START_CHUNK, announce }
+    pub(crate) const fn hand_off(announce: Announce) -> Starting<'static> {
+        Starting { first_chunk: START_CHUNK, whole_up_to: START_CHUNK, announce, claim: None }
+    }
+}
+
+impl<'a> Starting<'a> {
+    /// These starts, claiming for `claim` as they queue (see [`super::start_claims`]).
+    pub(crate) fn claiming<'b>(self, claim: Option<&'b dyn StartClaims>) -> Starting<'b>
+    where
+        'a: 'b,
+    {
+        Starting { claim, ..self }
+    }
+}
+
+impl std::fmt::Debug for Starting<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Starting")
+            .field("first_chunk", &self.first_chunk)
+            .field("whole_up_to", &self.whole_up_to)
+            .field("announce", &self.announce)
+            .field("claim", &self.claim.map(|c| c.worker().to_owned()))
+            .finish()
     }
 }
 
@@ -119,7 +144,7 @@ pub(crate) struct TaskRange {
 /// the stage's `first_chunk`-th enabled task (in id order) if the stage is to be filled: when
 /// it has more than `whole_up_to` tasks or, where `whole_up_to` is `first_chunk` (a
 /// hand-off), at least `first_chunk` — the last task whose task run the start queues.
-fn stage_run_insert(sql: Sql, run_id: i64, stage_id: i64, now: DateTime<Utc>, starting: Option<Starting>) -> Sql {
+fn stage_run_insert(sql: Sql, run_id: i64, stage_id: i64, now: DateTime<Utc>, starting: Option<Starting<'_>>) -> Sql {
     let sql = sql
         .push("INSERT INTO cog_stage_run (pipeline_run_id, stage_id, status, started_at")
         .push(if starting.is_some() { ", fill_after) VALUES (" } else { ") VALUES (" })
@@ -164,7 +189,15 @@ fn task_runs_insert(sql: Sql, stage_run: &dyn Fn(Sql) -> Sql, from: &str, stage_
         .push(", t.id, ")
         .bind(RunStatus::Queued)
         .push(", q.name, t.weight, 0, ")
-        .now()
+        .now();
+    stage_tasks(sql, from, stage_id, tasks)
+}
+
+/// ` FROM ... WHERE ... ORDER BY t.id [LIMIT n]`: the enabled, current tasks `t` of stage
+/// `stage_id` in `tasks`, each with its queue `q`, appended to `sql` (a `SELECT` of their
+/// columns); `from` names what precedes them in `FROM`, if anything.
+fn stage_tasks(sql: Sql, from: &str, stage_id: i64, tasks: TaskRange) -> Sql {
+    let sql = sql
         .push(" FROM ")
         .push(from)
         .push("cog_task t JOIN cog_queue q ON q.id = t.queue_id JOIN cog_stage s ON s.id = t.stage_id WHERE ")
@@ -241,7 +274,7 @@ pub(crate) async fn start_stage_run(
     run_id: i64,
     stage_id: i64,
     now: DateTime<Utc>,
-    starting: Starting,
+    starting: Starting<'_>,
 ) -> Result<Option<StartedStage>, DbErr> {
     let b = Backend::of(conn)?;
     match b {
@@ -250,27 +283,41 @@ pub(crate) async fn start_stage_run(
             struct Started {
                 id: i64,
                 queued: i64,
+                claimed: i64,
+                ahead: bool,
                 filling: bool,
                 first: Option<i64>,
             }
+            let room = starting.claim.map_or(0, |c| c.room());
+            let claim = starting.claim.filter(|_| room > 0);
             let sql = stage_run_insert(Sql::new(b, "WITH sr AS ("), run_id, stage_id, now, Some(starting))
-                .push(" ON CONFLICT (pipeline_run_id, stage_id) DO NOTHING RETURNING id, fill_after), tr AS (");
+                .push(" ON CONFLICT (pipeline_run_id, stage_id) DO NOTHING RETURNING id, fill_after), ");
             // Up to the fill mark when the stage run has one (then `first_chunk` tasks), else
             // the whole stage (at most `whole_up_to` tasks).
             let tasks = TaskRange { after: None, through: None, limit: Some(starting.whole_up_to.max(starting.first_chunk)), through_mark: true };
-            let sql = task_runs_insert(sql, &|sql| sql.push("sr.id"), "sr, ", stage_id, tasks).push(" RETURNING id)");
-            let counts = " SELECT sr.id, (SELECT COUNT(*) FROM tr) AS queued, sr.fill_after IS NOT NULL AS filling, ";
+            let sql = match claim {
+                None => task_runs_insert(sql.push("tr AS ("), &|sql| sql.push("sr.id"), "sr, ", stage_id, tasks).push(" RETURNING id, status)"),
+                Some(claim) => claimed_task_runs_insert(sql, claim, room, stage_id, tasks),
+            };
+            let sql = sql
+                .push(" SELECT sr.id, (SELECT COUNT(*) FROM tr) AS queued, (SELECT COUNT(*) FROM tr WHERE status = ")
+                .bind(RunStatus::Running)
+                .push(if claim.is_some() { ") AS claimed, EXISTS (SELECT 1 FROM ahead) AS ahead" } else { ") AS claimed, false AS ahead" })
+                .push(", sr.fill_after IS NOT NULL AS filling, ");
             let sql = match starting.announce {
                 Announce::Now => sql
-                    .push(", told AS (SELECT pg_notify(")
+                    .push("NULL::bigint AS first, (SELECT COUNT(*) FROM (SELECT pg_notify(")
                     .bind(super::EVENTS_CHANNEL)
-                    .push(", 'work') FROM (SELECT 1 FROM tr LIMIT 1) any_queued)")
-                    .push(counts)
-                    .push("NULL::bigint AS first, (SELECT COUNT(*) FROM told) AS told FROM sr"),
-                Announce::Later => sql.push(counts).push("(SELECT MIN(id) FROM tr) AS first FROM sr"),
+                    .push(", 'work') FROM (SELECT 1 FROM tr WHERE status = ")
+                    .bind(RunStatus::Queued)
+                    .push(" LIMIT 1) any_queued) told) AS told FROM sr"),
+                Announce::Later => sql.push("(SELECT MIN(id) FROM tr WHERE status = ").bind(RunStatus::Queued).push(") AS first FROM sr"),
             };
-            let started = sql.one::<Started>(conn).await?;
-            Ok(started.map(|s| StartedStage { stage_run_id: s.id, queued: s.queued.max(0) as u64, filling: s.filling, unannounced_from: s.first }))
+            let Some(started) = sql.one::<Started>(conn).await? else { return Ok(None) };
+            if let Some(claim) = claim {
+                claim.took(started.id, started.claimed.max(0) as usize, started.ahead);
+            }
+            Ok(Some(StartedStage { stage_run_id: started.id, queued: started.queued.max(0) as u64, filling: started.filling, unannounced_from: started.first }))
         }
         Backend::Sqlite | Backend::MySql => {
             let Some(stage_run_id) = insert_stage_run(conn, run_id, stage_id, now).await? else { return Ok(None) };
@@ -287,6 +334,49 @@ pub(crate) async fn start_stage_run(
             Ok(Some(StartedStage { stage_run_id, queued, filling, unannounced_from: None }))
         }
     }
+}
+
+/// The CTEs `running_queues`, `ahead` (see `claims::running_queues_and_ahead`), `new`, `picked`
+/// and `tr` of a PostgreSQL stage start that claims for `claim` (see [`super::start_claims`]),
+/// up to `room` task runs, appended to `sql` (which ends in `, ` after the CTE `sr`): the
+/// stage's `tasks` (`new`), each to be claimed or not (`picked`), inserted `running` for the
+/// worker or `queued` (`tr`, returning their ids and statuses).
+///
+/// A task is claimed when its queue is one of the worker's, not paused, it is heavier than
+/// every due queued task run of those queues (a queued one of the same weight is older, so
+/// first), and it is among the `room` heaviest of such tasks of the stage (then by id): those
+/// come first in claim order, so a claim after the insert would have taken exactly them.
+fn claimed_task_runs_insert(sql: Sql, claim: &dyn StartClaims, room: usize, stage_id: i64, tasks: TaskRange) -> Sql {
+    // Queued and claimed at once: due (`run_after`) and claimed (`started_at`) now, by this
+    // process's clock as a claim's `started_at` is (no queue lag, not a negative one).
+    let claimed_at = super::now();
+    let sql = super::claims::running_queues_and_ahead(sql, claim.queues());
+    let sql = stage_tasks(sql.push(", new AS MATERIALIZED (SELECT t.id, q.name AS queue, t.weight"), "sr, ", stage_id, tasks).push(")");
+    let sql = sql
+        .push(", picked AS (SELECT n.id, n.queue, n.weight, n.first AND ROW_NUMBER() OVER (PARTITION BY n.first ORDER BY n.weight DESC, n.id) <= ")
+        .bind(room as i64)
+        .push(
+            " AS claimed FROM (SELECT new.*, new.queue IN (SELECT name FROM running_queues) \
+             AND new.weight > COALESCE((SELECT weight FROM ahead), '-Infinity') AS first FROM new) n)",
+        );
+    sql.push(
+        ", tr AS (INSERT INTO cog_task_run (stage_run_id, task_id, status, queue, weight, attempt, run_after, worker, lease_until, started_at) \
+         SELECT sr.id, p.id, CASE WHEN p.claimed THEN ",
+    )
+    .bind(RunStatus::Running)
+    .push(" ELSE ")
+    .bind(RunStatus::Queued)
+    .push(" END, p.queue, p.weight, CASE WHEN p.claimed THEN 1 ELSE 0 END, CASE WHEN p.claimed THEN ")
+    .bind(claimed_at)
+    .push(" ELSE ")
+    .now()
+    .push(" END, CASE WHEN p.claimed THEN ")
+    .bind(claim.worker())
+    .push(" END, CASE WHEN p.claimed THEN ")
+    .now_plus(claim.lease())
+    .push(" END, CASE WHEN p.claimed THEN ")
+    .bind(claimed_at)
+    .push(" END FROM sr, picked p ORDER BY p.id RETURNING id, status)")
 }
 
 /// Marks stage run `stage_run_id`, whose start queued a full first chunk, as still filling:

@@ -166,9 +166,14 @@ async fn plan_with_claim_settings(c: &impl ConnectionTrait, queues: &[String], n
     // An explained insert returns no id: that answer is expected here.
     let _ = launches::insert_run(c, run).await;
     launches::root_stages(c, NONE).await?;
-    // A launch in cog's own transaction announces after commit; one in a host's, in it.
-    transitions::start_stage_run(c, NONE, NONE, now, transitions::Starting { announce: transitions::Announce::Later, ..transitions::Starting::LAUNCH }).await?;
+    // A launch in cog's own transaction announces after commit, and its worker claims as the
+    // stages start when idle; one in a host's announces in it.
+    let later = transitions::Starting { announce: transitions::Announce::Later, ..transitions::Starting::LAUNCH };
+    let room = super::start_claims::FixedRoom::new("", queues, 1);
+    transitions::start_stage_run(c, NONE, NONE, now, later).await?;
+    transitions::start_stage_run(c, NONE, NONE, now, later.claiming(Some(&room))).await?;
     transitions::start_stage_run(c, NONE, NONE, now, transitions::Starting::LAUNCH).await?;
+    claims::load_started(c, "", &[NONE]).await?;
     transitions::has_open_stage_runs(c, NONE).await?;
     // Claim.
     claims::claim_and_load(c, "", queues, 1, now, std::time::Duration::from_secs(1), claims::Planner::Set).await?;
@@ -176,7 +181,9 @@ async fn plan_with_claim_settings(c: &impl ConnectionTrait, queues: &[String], n
     // its chained claim), fan-in and the run's end.
     lock_run(c, NONE).await?;
     transitions::complete_stage_run_and_successors(c, NONE, NONE, now).await?;
-    transitions::start_stage_run(c, NONE, NONE, now, transitions::Starting::hand_off(transitions::Announce::Later)).await?;
+    let hand_off = transitions::Starting::hand_off(transitions::Announce::Later);
+    transitions::start_stage_run(c, NONE, NONE, now, hand_off).await?;
+    transitions::start_stage_run(c, NONE, NONE, now, hand_off.claiming(Some(&room))).await?;
     transitions::queued_from(c, NONE).await?;
     transitions::ready_successors(c, NONE, NONE).await?;
     transitions::complete_run(c, NONE, now).await?;

@@ -279,7 +279,7 @@ async fn write_runs(worker: Arc<Worker>, groups: Vec<Vec<Completion>>) {
             room = super::room_for_chained_claim(&worker, super::Chained::Outcome);
             room.len()
         };
-        let mut chain = crate::engine::claim::Chain { claimant: worker.claimant(), reserve: &mut reserve, claimed: Vec::new() };
+        let mut chain = crate::engine::claim::Chain::new(worker.claimant(), &mut reserve);
         let written = finish::finish_runs(&worker.db, &items, worker.retry_policy(), Some(&mut chain)).await;
         let chained = std::mem::take(&mut chain.claimed);
         match written {
@@ -404,7 +404,7 @@ async fn write(worker: &Arc<Worker>, group: &[Completion]) -> Result<Vec<Finishe
             room = super::room_for_chained_claim(worker, super::Chained::Outcome);
             room.len()
         };
-        let mut chain = crate::engine::claim::Chain { claimant: worker.claimant(), reserve: &mut reserve, claimed: Vec::new() };
+        let mut chain = crate::engine::claim::Chain::new(worker.claimant(), &mut reserve);
         let written = finish::finish_batch(&worker.db, &items, policy, Some(&mut chain)).await;
         let chained = std::mem::take(&mut chain.claimed);
         match written {
