@@ -19,6 +19,12 @@
 //! being on this machine; `-` for SQLite, which runs inside cog's process, and for MySQL, whose
 //! one server process serves every database), and the machine's load average when the
 //! measurement started (the cores are shared: CPU per task is the steadier figure).
+//! `handoff_p50_ms` / `handoff_p99_ms`: from the end of the last cog call of a stage to the
+//! start of the first cog call of each stage it unblocks, by the wall clock (every bench cog
+//! returns when its call began and ended). Until 2026-12-05 they were read from the task run
+//! rows instead (the next stage's first claim, `started_at`, after the last `completed_at`):
+//! since a stage's start on PostgreSQL claims its task runs in the transaction that records
+//! the stage before it ending, that reads 0 and says nothing of the commit and the dispatch.
 //! `first_task_ms` is `launch()` called -> first cog call started, in the measuring process,
 //! a fresh one (its runtime built, started and `ready()`); with several processes, -> the
 //! first task run started in any of them (its `started_at`, written when it is claimed), the
@@ -46,15 +52,25 @@ use serde_json::json;
 /// When this process first started a task (first-task latency, measured in-process).
 static FIRST_TASK: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 
-#[cog]
-async fn bench_noop() {
-    FIRST_TASK.get_or_init(Instant::now);
+/// The wall clock, in µs since the Unix epoch: the bench's cogs return when their call began
+/// and ended (every process on one machine), from which the hand-offs are measured.
+fn wall_us() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
 }
 
 #[cog]
-async fn bench_sleep(ms: u64) {
+async fn bench_noop() -> [i64; 2] {
+    let began = wall_us();
+    FIRST_TASK.get_or_init(Instant::now);
+    [began, wall_us()]
+}
+
+#[cog]
+async fn bench_sleep(ms: u64) -> [i64; 2] {
+    let began = wall_us();
     FIRST_TASK.get_or_init(Instant::now);
     tokio::time::sleep(Duration::from_millis(ms)).await;
+    [began, wall_us()]
 }
 
 const CONCURRENCY: usize = 32;
@@ -187,14 +203,18 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// Stage hand-off latencies in ms: last task of the prerequisite stages completed -> first
-/// task of the stage started, for every stage with prerequisites.
+/// Stage hand-off latencies in ms: the last cog call of the prerequisite stages ended -> the
+/// first cog call of the stage began (as the cogs report them), for every stage with
+/// prerequisites.
 async fn handoffs(db: &sea_orm::DatabaseConnection, run_id: i64) -> Vec<f64> {
     let q = |sql: String| Statement::from_string(db.get_database_backend(), sql);
+    let edges = db.query_all_raw(q("SELECT stage_id, prerequisite_id FROM cog_stage_prerequisite".into())).await.unwrap();
+    if edges.is_empty() {
+        return Vec::new();
+    }
     let tasks = db
         .query_all_raw(q(format!(
-            "SELECT sr.stage_id, MIN(t.started_at), MAX(t.completed_at) FROM cog_task_run t JOIN cog_stage_run sr ON sr.id = t.stage_run_id \
-             WHERE sr.pipeline_run_id = {run_id} GROUP BY sr.stage_id"
+            "SELECT sr.stage_id, t.result FROM cog_task_run t JOIN cog_stage_run sr ON sr.id = t.stage_run_id WHERE sr.pipeline_run_id = {run_id}"
         )))
         .await
         .unwrap();
@@ -202,11 +222,14 @@ async fn handoffs(db: &sea_orm::DatabaseConnection, run_id: i64) -> Vec<f64> {
     let mut last_end = std::collections::HashMap::new();
     for row in tasks {
         let stage: i64 = row.try_get_by_index(0).unwrap();
-        first_start.insert(stage, row.try_get_by_index::<DateTime<Utc>>(1).unwrap());
-        last_end.insert(stage, row.try_get_by_index::<DateTime<Utc>>(2).unwrap());
+        let result: String = row.try_get_by_index::<Option<String>>(1).unwrap().expect("a completed task run has its result");
+        let [began, ended]: [i64; 2] = serde_json::from_str(&result).expect("a bench cog returns when its call began and ended");
+        let start = first_start.entry(stage).or_insert(began);
+        *start = (*start).min(began);
+        let end = last_end.entry(stage).or_insert(ended);
+        *end = (*end).max(ended);
     }
-    let edges = db.query_all_raw(q("SELECT stage_id, prerequisite_id FROM cog_stage_prerequisite".into())).await.unwrap();
-    let mut ready: std::collections::HashMap<i64, DateTime<Utc>> = std::collections::HashMap::new();
+    let mut ready: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
     for row in edges {
         let (stage, pre): (i64, i64) = (row.try_get_by_index(0).unwrap(), row.try_get_by_index(1).unwrap());
         if let Some(end) = last_end.get(&pre) {
@@ -214,8 +237,7 @@ async fn handoffs(db: &sea_orm::DatabaseConnection, run_id: i64) -> Vec<f64> {
             *e = (*e).max(*end);
         }
     }
-    let mut out: Vec<f64> =
-        ready.iter().filter_map(|(stage, end)| first_start.get(stage).map(|s| (*s - *end).num_microseconds().unwrap_or(0) as f64 / 1000.0)).collect();
+    let mut out: Vec<f64> = ready.iter().filter_map(|(stage, end)| first_start.get(stage).map(|s| (*s - *end) as f64 / 1000.0)).collect();
     out.sort_by(|a, b| a.total_cmp(b));
     out
 }
