@@ -10,7 +10,8 @@ use tokio::sync::Notify;
 /// What a transition did to its pipeline run, for the caller to act on after commit.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Effects {
-    /// New task runs were queued (wake the workers).
+    /// New task runs were queued (wake the workers), or written claimed by the stage starts
+    /// of a transaction with a chained claim (see `store::start_claims`).
     pub(crate) queued_work: bool,
     /// The pipeline run has ended: its `completed_at` was written.
     pub(crate) run_ended: bool,
@@ -21,7 +22,8 @@ pub(crate) struct Effects {
     /// that had nothing to run): waiters of every run are to read again.
     pub(crate) other_run_ended: bool,
     /// Stage starts queued task runs without telling other processes (`Announce::Later`):
-    /// the smallest id among them. The transaction announces what its chained claim left.
+    /// the smallest id among those they left queued (none: they claimed all they wrote, or
+    /// announced them). The transaction announces what its chained claim left.
     pub(crate) unannounced_from: Option<i64>,
 }
 

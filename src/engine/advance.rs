@@ -22,9 +22,10 @@ enum Start {
 }
 
 /// Starts stage `stage_id` in run `run_id`: one stage run (never two: the unique index on
-/// `(pipeline_run_id, stage_id)` turns a second start into a no-op) and a queued task run for
-/// each enabled task (for the first `starting.first_chunk` of them when the stage has more
-/// than `starting.whole_up_to`, the stage run marked as filling, when there may be more).
+/// `(pipeline_run_id, stage_id)` turns a second start into a no-op) and a task run for each
+/// enabled task (for the first `starting.first_chunk` of them when the stage has more than
+/// `starting.whole_up_to`, the stage run marked as filling, when there may be more), queued or,
+/// on PostgreSQL, claimed at once for `starting.claim` (see `store::start_claims`).
 async fn start_stage(conn: &impl ConnectionTrait, run_id: i64, stage_id: i64, now: DateTime<Utc>, starting: Starting<'_>) -> Result<Start, DbErr> {
     let Some(StartedStage { stage_run_id, queued, filling, unannounced_from }) = transitions::start_stage_run(conn, run_id, stage_id, now, starting).await?
     else {
@@ -104,7 +105,7 @@ async fn fan_in(
             notify(conn, &format!("ended:{run_id}")).await?;
         }
         effects.run_ended = true;
-        effects = effects.merge(start::start_buffered(conn, run_id, now).await?);
+        effects = effects.merge(start::start_buffered(conn, run_id, now, starting.claim).await?);
     }
     Ok(effects)
 }
@@ -123,7 +124,7 @@ pub(crate) async fn end_run(
     let ended = transitions::end_run(conn, run_id, status, failed_stage_run, now).await?;
     let effects = settle(conn, run_id, now).await?;
     if ended {
-        return Ok(effects.merge(start::start_buffered(conn, run_id, now).await?));
+        return Ok(effects.merge(start::start_buffered(conn, run_id, now, None).await?));
     }
     Ok(effects)
 }

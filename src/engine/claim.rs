@@ -70,8 +70,9 @@ pub(crate) async fn claim_in(conn: &impl ConnectionTrait, claimant: &Claimant<'_
 /// not wait for.
 pub(crate) struct Chain<'a> {
     pub(crate) claimant: Claimant<'a>,
-    /// Called once, when work is to be claimed: reserves room for task runs in the worker and
-    /// says how much (0: claim nothing).
+    /// Called once, at the first stage start that may claim (PostgreSQL) or when the chained
+    /// claim runs: reserves room for task runs in the worker and says how much (0: claim
+    /// nothing).
     reserve: &'a mut (dyn FnMut() -> usize + Send),
     /// What the chained claim took, once committed.
     pub(crate) claimed: Vec<Claimed>,
@@ -83,12 +84,15 @@ pub(crate) struct Chain<'a> {
     taken: usize,
     started: Vec<i64>,
     ahead: bool,
+    /// How many stage starts of the current transaction asked for room: after the first,
+    /// a later one may have queued task runs heavier than what an earlier one claimed.
+    starts_seen: usize,
 }
 
 impl<'a> Chain<'a> {
     /// A chain for `claimant`, reserving its room with `reserve`.
     pub(crate) fn new(claimant: Claimant<'a>, reserve: &'a mut (dyn FnMut() -> usize + Send)) -> Chain<'a> {
-        Chain { claimant, reserve, claimed: Vec::new(), reserved: None, taken: 0, started: Vec::new(), ahead: false }
+        Chain { claimant, reserve, claimed: Vec::new(), reserved: None, taken: 0, started: Vec::new(), ahead: false, starts_seen: 0 }
     }
 
     /// The room not claimed yet in the current transaction, reserved at the first call.
@@ -114,6 +118,7 @@ pub(crate) fn starts<'c, 'a>(chain: Option<&'c mut Chain<'a>>) -> Option<Starts<
     chain.taken = 0;
     chain.started.clear();
     chain.ahead = false;
+    chain.starts_seen = 0;
     Some(Starts { claimant: chain.claimant, chain: std::sync::Mutex::new(chain) })
 }
 
@@ -142,7 +147,9 @@ impl StartClaims for Starts<'_, '_> {
     }
 
     fn room(&self) -> usize {
-        self.chain().room_left()
+        let mut chain = self.chain();
+        chain.starts_seen += 1;
+        chain.room_left()
     }
 
     fn took(&self, stage_run_id: i64, claimed: usize, ahead: bool) {
@@ -157,26 +164,61 @@ impl StartClaims for Starts<'_, '_> {
 
 /// What a chained claim took in a transaction.
 #[derive(Debug, Default)]
-pub(crate) struct Chained {
+pub(crate) struct ChainedClaim {
     /// The task runs, heaviest first.
     pub(crate) claimed: Vec<Claimed>,
-    /// Whether queued task runs were claimed after the stage starts (else the starts' own
-    /// claims, if any, are all: whatever they queued unclaimed is left queued).
+    /// Whether queued task runs were claimed after the stage starts (else whatever the starts
+    /// queued unclaimed is left queued).
     pub(crate) swept: bool,
+    /// Whether stage starts claimed task runs themselves (and kept them).
+    pub(crate) started_claimed: bool,
 }
 
 /// Claims for `chain`, if any, inside transaction `txn` whose transition had `effects` (and
 /// which has the claim's planner settings or not, `planner`: see [`claims::set_planner`]):
 /// reads what its stage starts claimed and, unless they claimed while no task run of the
 /// worker's queues was queued, claims queued task runs for the room left.
-pub(crate) async fn chained(txn: &DatabaseTransaction, chain: Option<&mut Chain<'_>>, effects: Effects, planner: Planner) -> Result<Chained, DbErr> {
-    let Some(chain) = chain else { return Ok(Chained::default()) };
+///
+/// Each stage start claims what comes first in claim order when it runs. When more was
+/// queued after a start that claimed (by a later stage start of the transaction, or
+/// `queued_besides`: a retry, a run buffered behind one that ended), that may come first:
+/// then, if a due queued task run outranks the last one claimed, the starts' claims are
+/// given back and the room claimed in claim order.
+pub(crate) async fn chained(
+    txn: &DatabaseTransaction,
+    chain: Option<&mut Chain<'_>>,
+    effects: Effects,
+    planner: Planner,
+    queued_besides: bool,
+) -> Result<ChainedClaim, DbErr> {
+    let Some(chain) = chain else { return Ok(ChainedClaim::default()) };
     if !effects.queued_work || store::Backend::of(txn)? == store::Backend::MySql {
-        return Ok(Chained::default());
+        return Ok(ChainedClaim::default());
     }
     let mut claimed = claims::load_started(txn, chain.claimant.worker, &chain.started).await?;
-    if !claimed.is_empty() && !chain.ahead {
-        return Ok(Chained { claimed, swept: false });
+    let reserved = chain.reserved.unwrap_or(0);
+    if claimed.len() > reserved {
+        // Never leave a claimed row with nobody to run it: hand the extras back untouched.
+        let extras: Vec<i64> = claimed.split_off(reserved).iter().map(|c| c.task_run_id).collect();
+        OVERCLAIMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::error!(
+            claimed = reserved + extras.len(),
+            room = reserved,
+            "stage starts claimed more task runs than there was room for; handing the extras back"
+        );
+        claims::unclaim(txn, &extras).await?;
+    }
+    if let Some(last) = claimed.last()
+        && (chain.starts_seen > 1 || queued_besides)
+        && claims::outranked(txn, chain.claimant.queues, (last.weight, last.task_run_id)).await?
+    {
+        let ids: Vec<i64> = claimed.drain(..).map(|c| c.task_run_id).collect();
+        claims::unclaim(txn, &ids).await?;
+        chain.taken = 0;
+    }
+    let started_claimed = !claimed.is_empty();
+    if started_claimed && !chain.ahead {
+        return Ok(ChainedClaim { claimed, swept: false, started_claimed });
     }
     let room = chain.room_left();
     let more = claim_in(txn, &chain.claimant, room, planner).await?;
@@ -186,20 +228,20 @@ pub(crate) async fn chained(txn: &DatabaseTransaction, chain: Option<&mut Chain<
         claimed.extend(more);
         claimed.sort_by(|a, b| b.weight.total_cmp(&a.weight).then(a.task_run_id.cmp(&b.task_run_id)));
     }
-    Ok(Chained { claimed, swept: true })
+    Ok(ChainedClaim { claimed, swept: true, started_claimed })
 }
 
 /// Whether the task runs that a transaction's stage starts queued without announcing them
 /// (from id `first` on; `None`: none) are not all taken by its chained claim `chained`: then
-/// the other processes are to be told (`work`). Read in the transaction, before its commit,
-/// when a claim of queued task runs ran after the starts.
-pub(crate) async fn left_unclaimed(txn: &DatabaseTransaction, first: Option<i64>, chained: &Chained) -> Result<bool, DbErr> {
+/// the other processes are to be told (`work`). When queued task runs were claimed after the
+/// starts, that is read in the transaction (before its commit); else they are all left.
+pub(crate) async fn left_unclaimed(txn: &DatabaseTransaction, first: Option<i64>, chained: &ChainedClaim) -> Result<bool, DbErr> {
     let Some(first) = first else { return Ok(false) };
     Ok(!chained.swept || chained.claimed.is_empty() || store::transitions::queued_from(txn, first).await?)
 }
 
 /// Hands `chained`, committed, to `chain` (and counts it in the metrics).
-pub(crate) fn committed(chain: Option<&mut Chain<'_>>, chained: Chained) {
+pub(crate) fn committed(chain: Option<&mut Chain<'_>>, chained: ChainedClaim) {
     if let Some(chain) = chain {
         crate::metrics::claimed(&chained.claimed);
         chain.claimed = chained.claimed;
@@ -214,4 +256,55 @@ pub(crate) static OVERCLAIMS: std::sync::atomic::AtomicU64 = std::sync::atomic::
 pub(crate) async fn expired(conn: &impl ConnectionTrait, limit: usize) -> Result<Vec<Claimed>, DbErr> {
     let ids = claims::expired(conn, limit).await?;
     claims::load(conn, &ids).await
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+
+    use super::*;
+    use crate::store::test_database::{self, define_weighed};
+    use crate::store::transitions::{self, Announce, Starting};
+
+    /// Two stage starts in one hand-off transaction, the first claiming all the room: the
+    /// second's task runs are heavier, so the chained claim gives the first's back and takes
+    /// the three heaviest, as a claim after both inserts would have.
+    #[tokio::test]
+    async fn claims_at_start_outranked_by_a_later_start_are_given_back_on_postgres() {
+        let Some((db, url)) = test_database::postgres("chain_outranked", "chained claim test").await else { return };
+        define_weighed(&db).await;
+        let queues = vec!["default".to_owned()];
+        let mut reserved = 0;
+        let mut reserve = || {
+            reserved += 1;
+            3
+        };
+        let mut chain = Chain::new(Claimant { worker: "w", queues: &queues, lease: std::time::Duration::from_secs(30) }, &mut reserve);
+        let txn = db.begin().await.unwrap();
+        let starts = starts(Some(&mut chain));
+        let starting = Starting::hand_off(Announce::Later).claiming(Starts::of(&starts));
+        let mut effects = Effects::default();
+        for stage in [2, 3] {
+            let started = transitions::start_stage_run(&txn, 1, stage, store::now(), starting).await.unwrap().expect("a new stage run");
+            effects.queued_work |= started.queued > 0;
+        }
+        let chained = chained(&txn, Some(&mut chain), effects, Planner::Set, false).await.unwrap();
+        assert_eq!(chained.claimed.iter().map(|c| c.task_id).collect::<Vec<_>>(), [3001, 3000, 3002], "heaviest first, in claim order");
+        assert!(chained.swept && !chained.started_claimed);
+        let row = txn
+            .query_one_raw(Statement::from_string(
+                txn.get_database_backend(),
+                "SELECT COUNT(*) AS n FROM cog_task_run WHERE task_id BETWEEN 2000 AND 2002 AND status = 'queued' AND attempt = 0 AND worker IS NULL"
+                    .to_owned(),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.try_get::<i64>("", "n").unwrap(), 3, "stage 2's task runs are queued again, as before their claim");
+        txn.rollback().await.unwrap();
+        drop(chain);
+        assert_eq!(reserved, 1, "the room is reserved once");
+        db.close().await.unwrap();
+        test_database::drop(&url).await;
+    }
 }

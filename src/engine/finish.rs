@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr};
 use serde_json::Value;
 
-use super::claim::{self, Chain, Chained, Claimed, Starts};
+use super::claim::{self, Chain, ChainedClaim, Claimed, Starts};
 use super::{Effects, advance};
 use crate::entity::status::RunStatus;
 use crate::error::{TaskError, TaskErrorKind};
@@ -134,8 +134,8 @@ pub(crate) async fn finish_batch(
     } else {
         effects = effects.merge(advance::settle(&txn, run_id, now).await?);
     }
-    let chained = claim::chained(&txn, chain.as_deref_mut(), effects, claims::Planner::AlreadySet).await?;
     let retried = finished.contains(&Finished::Retrying);
+    let chained = claim::chained(&txn, chain.as_deref_mut(), effects, claims::Planner::AlreadySet, retried).await?;
     effects = announce_left(&txn, effects, &chained, retried).await?;
     // Last before the commit: the weights lock is held from here to the commit (see
     // `finish_runs`).
@@ -248,7 +248,7 @@ pub(crate) async fn finish_runs(
     }
     let ended: Vec<i64> = (0..runs.len()).filter(|&i| effects[i].run_ended).map(run_of).collect();
     let merged = effects.iter().fold(Effects::default(), |all, e| all.merge(*e));
-    let chained = claim::chained(&txn, chain.as_deref_mut(), merged, claims::Planner::AlreadySet).await?;
+    let chained = claim::chained(&txn, chain.as_deref_mut(), merged, claims::Planner::AlreadySet, false).await?;
     // Whether anybody is to be woken for the task runs queued here is decided for all of them.
     let woken = announce_left(&txn, merged, &chained, false).await?.queued_work;
     for e in &mut effects {
@@ -305,10 +305,10 @@ async fn advance_stage_runs(
 /// was queued too: a retry (`retried`), or a buffered run started by the run's end. So too when
 /// the stage starts claimed all they queued themselves (nothing unannounced, and no claim of
 /// queued task runs needed after them): a claim loop woken for it would find nothing.
-async fn announce_left(txn: &DatabaseTransaction, mut effects: Effects, chained: &Chained, retried: bool) -> Result<Effects, DbErr> {
+async fn announce_left(txn: &DatabaseTransaction, mut effects: Effects, chained: &ChainedClaim, retried: bool) -> Result<Effects, DbErr> {
     let nothing_else = !retried && !effects.run_ended && !effects.other_run_ended;
     let Some(first) = effects.unannounced_from.take() else {
-        if nothing_else && !chained.swept && !chained.claimed.is_empty() {
+        if nothing_else && chained.started_claimed {
             effects.queued_work = false;
         }
         return Ok(effects);

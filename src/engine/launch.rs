@@ -92,7 +92,9 @@ async fn launch_once(db: &DatabaseConnection, request: &LaunchRequest<'_>, mut c
     for (run_id, effects) in &launched.canceled {
         canceled.push(crate::metrics::ended_run(&txn, *run_id, *effects).await?);
     }
-    let chained = claim::chained(&txn, chain.as_deref_mut(), launched.all_effects(), Planner::AlreadySet).await?;
+    // Runs canceled to make room may have started runs buffered behind them, whose task runs
+    // may come before what the launch's stage starts claimed.
+    let chained = claim::chained(&txn, chain.as_deref_mut(), launched.all_effects(), Planner::AlreadySet, !launched.canceled.is_empty()).await?;
     // What its chained claim left of what it queued, other processes are told of after the
     // commit (so is the run's end, when it ended at once): a PostgreSQL transaction that
     // notifies commits under a lock that every notifying transaction of the server takes in

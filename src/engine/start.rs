@@ -10,6 +10,7 @@ use sea_orm::{ConnectionTrait, DbErr};
 
 use super::{Effects, advance};
 use crate::entity::status::RunStatus;
+use crate::store::start_claims::StartClaims;
 use crate::store::transitions::Starting;
 use crate::store::{launches, lock_run, retries};
 
@@ -36,8 +37,9 @@ pub(crate) async fn begin_run(
 
 /// Called in the transaction that ended run `ended_run` (its status became terminal, its lock
 /// held): starts the oldest `queued` run of the same pipeline, if any (a run buffered by
-/// `Overlap::BufferOne`). A buffered run that ends at once (no task) hands on to the next
-/// one. Returns whether task runs were queued.
+/// `Overlap::BufferOne`), its stages claiming for `claim` as they start (the transaction's
+/// chained claim, when it moved the run forward). A buffered run that ends at once (no task)
+/// hands on to the next one. Returns whether task runs were queued.
 ///
 /// Locks are taken in id order (the ended run, then the newer buffered one), as a
 /// `CancelRunning` launch takes them, so the two never deadlock.
@@ -45,6 +47,7 @@ pub(crate) fn start_buffered<'a, C: ConnectionTrait>(
     conn: &'a C,
     ended_run: i64,
     now: DateTime<Utc>,
+    claim: Option<&'a dyn StartClaims>,
 ) -> Pin<Box<dyn Future<Output = Result<Effects, DbErr>> + Send + 'a>> {
     Box::pin(async move {
         // Bounded: each round either starts a run or sees one leave `queued` (canceled).
@@ -58,7 +61,7 @@ pub(crate) fn start_buffered<'a, C: ConnectionTrait>(
             // learns) concern the run that ended, not this one (which, if it ended at once,
             // ran no task to learn from, and was announced by its own notification; in this
             // process, `other_run_ended` wakes every waiter to read again).
-            let started = begin_run(conn, next.id, next.pipeline_id, next.retry_of, now, Starting::LAUNCH).await?;
+            let started = begin_run(conn, next.id, next.pipeline_id, next.retry_of, now, Starting::LAUNCH.claiming(claim)).await?;
             return Ok(Effects { run_ended: false, other_run_ended: started.run_ended || started.other_run_ended, ..started });
         }
         Ok(Effects::default())

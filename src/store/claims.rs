@@ -205,12 +205,12 @@ impl ClaimParts<'_> {
         self.listed(sql.push("running_queues AS MATERIALIZED (SELECT name FROM cog_queue WHERE ")).push(" FOR SHARE)")
     }
 
-    /// PostgreSQL's CTE `name`: `column` of the first due queued task runs of `running_queues`
-    /// in claim order (heaviest first, then oldest), at most the limit, each queue's read with
-    /// `lock`; one ordered index scan per queue (`queue = ANY(...)` would make PostgreSQL read
-    /// and sort every queued row of the queues).
-    fn first_queued(&self, sql: Sql, name: &str, column: &str, lock: &str) -> Sql {
-        let sql = sql.push(name).push(" AS MATERIALIZED (SELECT c.").push(column).push(" FROM running_queues q CROSS JOIN LATERAL (");
+    /// PostgreSQL's CTE `name`: `columns` (of `c`: `id`, `weight`) of the first due queued task
+    /// runs of `running_queues` in claim order (heaviest first, then oldest), at most the
+    /// limit, each queue's read with `lock`; one ordered index scan per queue (`queue =
+    /// ANY(...)` would make PostgreSQL read and sort every queued row of the queues).
+    fn first_queued(&self, sql: Sql, name: &str, columns: &str, lock: &str) -> Sql {
+        let sql = sql.push(name).push(" AS MATERIALIZED (SELECT ").push(columns).push(" FROM running_queues q CROSS JOIN LATERAL (");
         self.pick(sql, "id, weight", &|s| s.push("queue = q.name")).push(lock).push(") c ORDER BY c.weight DESC, c.id LIMIT ").bind(self.limit as i64).push(")")
     }
 }
@@ -221,14 +221,38 @@ impl ClaimParts<'_> {
 /// (`store::start_claims`) must outweigh. Appended to `sql`, which ends in `WITH ` or `, `.
 pub(super) fn running_queues_and_ahead(sql: Sql, queues: &[String]) -> Sql {
     let parts = ClaimParts { worker: "", queues, limit: 1, now: super::now(), lease: Duration::ZERO };
-    parts.first_queued(parts.running_queues(sql).push(", "), "ahead", "weight", "")
+    parts.first_queued(parts.running_queues(sql).push(", "), "ahead", "c.weight", "")
+}
+
+/// Whether a due queued task run of the worker's queues `queues` comes before `last` (a
+/// `(weight, id)`) in claim order: heavier, or as heavy and older. Read without locking it.
+/// For a transaction whose stage starts claimed at start and then queued more (see
+/// `store::start_claims`): what they claimed must still be the first in claim order.
+pub(crate) async fn outranked(conn: &impl ConnectionTrait, queues: &[String], last: (f64, i64)) -> Result<bool, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Outranked {
+        outranked: bool,
+    }
+    let parts = ClaimParts { worker: "", queues, limit: 1, now: super::now(), lease: Duration::ZERO };
+    let sql = parts.first_queued(parts.running_queues(Sql::new(Backend::of(conn)?, "WITH ")).push(", "), "top", "c.weight, c.id", "");
+    let row = sql
+        .push(" SELECT EXISTS (SELECT 1 FROM top WHERE top.weight > ")
+        .bind(last.0)
+        .push(" OR (top.weight = ")
+        .bind(last.0)
+        .push(" AND top.id < ")
+        .bind(last.1)
+        .push(")) AS outranked")
+        .one::<Outranked>(conn)
+        .await?;
+    Ok(row.is_some_and(|r| r.outranked))
 }
 
 /// Reads the task runs that the stage starts of this transaction claimed for `worker` in stage
 /// runs `stage_runs` (see `store::start_claims`), with their definitions, heaviest first.
 /// Nobody else sees those stage runs before the commit: every running task run of them is
-/// this transaction's claim. (Only PostgreSQL's stage starts claim; elsewhere this finds
-/// nothing.)
+/// this transaction's claim. (Only PostgreSQL's stage starts claim; the other backends'
+/// statement is for the warm-up's test of every hot statement on SQLite, and finds nothing.)
 pub(crate) async fn load_started(conn: &impl ConnectionTrait, worker: &str, stage_runs: &[i64]) -> Result<Vec<Claimed>, DbErr> {
     if stage_runs.is_empty() {
         return Ok(Vec::new());
@@ -320,7 +344,7 @@ async fn pg_claim(conn: &impl ConnectionTrait, parts: &ClaimParts<'_>, then: &st
     }
     // One ordered index scan per queue, then the heaviest overall.
     let sql = parts.running_queues(Sql::new(b, "WITH "));
-    let sql = parts.first_queued(sql.push(", "), "picked", "id", " FOR UPDATE SKIP LOCKED").push(", claimed AS (UPDATE cog_task_run SET status = ");
+    let sql = parts.first_queued(sql.push(", "), "picked", "c.id", " FOR UPDATE SKIP LOCKED").push(", claimed AS (UPDATE cog_task_run SET status = ");
     let sql = parts.set(sql).push(" FROM picked WHERE cog_task_run.id = picked.id AND cog_task_run.status = ").bind(RunStatus::Queued).push(
         " RETURNING cog_task_run.id, cog_task_run.attempt, cog_task_run.stage_run_id, cog_task_run.task_id, cog_task_run.weight, \
              cog_task_run.started_at, cog_task_run.queue, cog_task_run.run_after) ",

@@ -16,7 +16,10 @@
 //! then id: a queued task run of the same weight is older): DESIGN invariant 9, workers take
 //! queued task runs heaviest first. When task runs were queued, the chained claim still runs
 //! after the starts, for the room left; it takes the next in claim order, among them and what
-//! the starts left queued.
+//! the starts left queued. And when more was queued after a start that claimed (a later
+//! stage start of the same transaction, a retry, a run buffered behind one that ended), the
+//! chained claim checks that none of it comes first, else gives the starts' claims back and
+//! claims in claim order (`engine::claim::chained`).
 //!
 //! A task run claimed at its stage's start is due and claimed at the same instant
 //! (`run_after` = `started_at`, this process's clock, as a claim's `started_at` is): it
@@ -33,8 +36,9 @@ pub(crate) trait StartClaims: Sync {
     fn queues(&self) -> &[String];
     /// The lease it takes.
     fn lease(&self) -> Duration;
-    /// How many task runs the next stage start may claim (the worker's room is reserved at
-    /// the first call: a transaction that starts no stage reserves none).
+    /// How many task runs the next stage start may claim; asked once by each stage start (the
+    /// worker's room is reserved at the first call: a transaction that starts no stage
+    /// reserves none).
     fn room(&self) -> usize;
     /// Records that the start of stage run `stage_run_id` claimed `claimed` task runs, and
     /// whether task runs of the worker's queues were queued (`ahead`: then what the starts
@@ -42,8 +46,8 @@ pub(crate) trait StartClaims: Sync {
     fn took(&self, stage_run_id: i64, claimed: usize, ahead: bool);
 }
 
-/// A claim at start with a fixed room, recording what it took: for the warm-up's plans and
-/// for tests.
+/// A claim at start with a fixed room, recording what it took: for the warm-up, which plans
+/// a claiming stage start with it, and for tests.
 #[derive(Debug)]
 pub(crate) struct FixedRoom {
     pub(crate) worker: String,
@@ -87,10 +91,10 @@ impl StartClaims for FixedRoom {
 
 #[cfg(test)]
 mod tests {
-    use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, Statement, TransactionTrait};
+    use sea_orm::{ConnectionTrait, DatabaseTransaction, Statement, TransactionTrait};
 
     use super::FixedRoom;
-    use crate::store::test_database::{self, define};
+    use crate::store::test_database::{self, define_weighed};
     use crate::store::transitions::{self, Announce, Starting};
     use crate::store::{claims, now};
 
@@ -125,22 +129,10 @@ mod tests {
         vec!["default".to_owned()]
     }
 
-    /// Stage 1 of 5 tasks weighing 1, 3, 1, 3, 2 (ids 1000..=1004), stage 2 of 3 weighing 3
-    /// and stage 3 of 3 weighing 4, 5, 4.
-    async fn weighed(db: &DatabaseConnection) {
-        define(db, &[5, 3, 3]).await;
-        db.execute_unprepared(
-            "UPDATE cog_task SET weight = 3 WHERE id IN (1001, 1003) OR stage_id = 2; UPDATE cog_task SET weight = 2 WHERE id = 1004; \
-             UPDATE cog_task SET weight = 4 WHERE stage_id = 3; UPDATE cog_task SET weight = 5 WHERE id = 3001",
-        )
-        .await
-        .unwrap();
-    }
-
     #[tokio::test]
     async fn a_stage_start_claims_the_heaviest_it_has_room_for_on_postgres() {
         let Some((db, url)) = test_database::postgres("start_claims", "claim-at-start test").await else { return };
-        weighed(&db).await;
+        define_weighed(&db).await;
         let txn = db.begin().await.unwrap();
         let room = FixedRoom::new("w", &default_queue(), 3);
         let (stage_run, first_queued) = start(&txn, 1, Some(&room)).await;
@@ -189,7 +181,7 @@ mod tests {
     #[tokio::test]
     async fn queued_task_runs_of_at_least_the_weight_go_first_on_postgres() {
         let Some((db, url)) = test_database::postgres("start_claims_ahead", "claim-at-start test").await else { return };
-        weighed(&db).await;
+        define_weighed(&db).await;
         let txn = db.begin().await.unwrap();
         // Stage 1's five task runs queued, unclaimed (weights 1, 3, 1, 3, 2).
         start(&txn, 1, None).await;
@@ -213,10 +205,33 @@ mod tests {
         test_database::drop(&url).await;
     }
 
+    /// A later start of the same transaction may queue task runs heavier than what an earlier
+    /// one claimed: `claims::outranked` tells (and `engine::claim::chained` then claims again
+    /// in claim order).
+    #[tokio::test]
+    async fn a_later_start_can_outrank_an_earlier_claim_on_postgres() {
+        let Some((db, url)) = test_database::postgres("start_claims_later", "claim-at-start test").await else { return };
+        define_weighed(&db).await;
+        let txn = db.begin().await.unwrap();
+        let room = FixedRoom::new("w", &default_queue(), 3);
+        let (second, _) = start(&txn, 2, Some(&room)).await;
+        let (third, _) = start(&txn, 3, Some(&room)).await;
+        assert_eq!(*room.took.lock().unwrap(), [(second, 3, false)], "the room went to the first start; the second had none");
+        assert!(task_runs(&txn, third).await.iter().all(|t| t.1 == "queued"));
+        let loaded = claims::load_started(&txn, "w", &[second]).await.unwrap();
+        let last = loaded.last().map(|c| (c.weight, c.task_run_id)).unwrap();
+        assert!(claims::outranked(&txn, &default_queue(), last).await.unwrap(), "stage 3's queued task runs (4, 5, 4) outrank stage 2's (3)");
+        assert!(!claims::outranked(&txn, &default_queue(), (5.0, 0)).await.unwrap(), "nothing queued is heavier than 5");
+        assert!(!claims::outranked(&txn, &["other".to_owned()], last).await.unwrap(), "nothing is queued on another queue");
+        txn.rollback().await.unwrap();
+        db.close().await.unwrap();
+        test_database::drop(&url).await;
+    }
+
     #[tokio::test]
     async fn a_paused_or_unserved_queue_is_not_claimed_at_start_on_postgres() {
         let Some((db, url)) = test_database::postgres("start_claims_paused", "claim-at-start test").await else { return };
-        weighed(&db).await;
+        define_weighed(&db).await;
         let txn = db.begin().await.unwrap();
         let elsewhere = FixedRoom::new("w", &["other".to_owned()], 8);
         let (stage_run, _) = start(&txn, 1, Some(&elsewhere)).await;
@@ -236,7 +251,7 @@ mod tests {
     #[tokio::test]
     async fn sqlite_stage_starts_only_queue() {
         let db = test_database::sqlite().await;
-        weighed(&db).await;
+        define_weighed(&db).await;
         let txn = db.begin().await.unwrap();
         let room = FixedRoom::new("w", &default_queue(), 8);
         let (stage_run, _) = start(&txn, 1, Some(&room)).await;

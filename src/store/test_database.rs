@@ -63,3 +63,15 @@ pub(crate) async fn define(db: &DatabaseConnection, sizes: &[usize]) {
     }
     db.execute_unprepared(&sql).await.expect("the definitions are written");
 }
+
+/// [`define`] with stages of 5, 3 and 3 tasks, weighing: stage 1 (task ids 1000..=1004) 1, 3,
+/// 1, 3, 2; stage 2 (2000..=2002) 3 each; stage 3 (3000..=3002) 4, 5, 4.
+pub(crate) async fn define_weighed(db: &DatabaseConnection) {
+    define(db, &[5, 3, 3]).await;
+    db.execute_unprepared(
+        "UPDATE cog_task SET weight = 3 WHERE id IN (1001, 1003) OR stage_id = 2; UPDATE cog_task SET weight = 2 WHERE id = 1004; \
+         UPDATE cog_task SET weight = 4 WHERE stage_id = 3; UPDATE cog_task SET weight = 5 WHERE id = 3001",
+    )
+    .await
+    .expect("the weights are written");
+}

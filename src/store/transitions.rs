@@ -248,12 +248,13 @@ pub(crate) enum Announce {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct StartedStage {
     pub(crate) stage_run_id: i64,
-    /// How many task runs it queued.
+    /// How many task runs it wrote: queued, and claimed at start (see
+    /// [`super::start_claims`]).
     pub(crate) queued: u64,
     /// Whether it queued a full first chunk and is marked as filling (`fill_after`: the last
     /// task queued; the rest is queued after commit, see `engine::fill`).
     pub(crate) filling: bool,
-    /// The smallest id among them, if they were queued without being announced.
+    /// The smallest id among those left queued, if they were not announced.
     pub(crate) unannounced_from: Option<i64>,
 }
 
@@ -261,14 +262,16 @@ pub(crate) struct StartedStage {
 /// runs ([`queue_task_runs`]) of all its tasks when it has at most `starting.whole_up_to`,
 /// else of its first `starting.first_chunk` — when there are that many, the stage run is
 /// marked as filling — and, with `Announce::Now`, tells listening
-/// processes about the new work (`work`, when any was queued). Returns the new stage run and
-/// what it queued, or `None` when the run already had the stage run. Callers hold the run's
-/// lock.
+/// processes about the new work (`work`, when any was left queued). Returns the new stage run
+/// and what it queued, or `None` when the run already had the stage run. Callers hold the
+/// run's lock.
 ///
 /// On PostgreSQL this is one statement (a round trip per stage start instead of three or
 /// four, on every launch and stage hand-off: the fill mark is the stage run's
 /// `first_chunk`-th task, read in the insert's own snapshot, and the task runs are queued up
-/// to it); elsewhere the statements one after the other.
+/// to it), which with `starting.claim` writes what the worker has room for `running` for it
+/// (see [`super::start_claims`], and [`claimed_task_runs_insert`]), asking it for room first
+/// and telling it what it took; elsewhere the statements one after the other, all queued.
 pub(crate) async fn start_stage_run(
     conn: &impl ConnectionTrait,
     run_id: i64,
