@@ -37,7 +37,8 @@
 //! `COG_BENCH_MYSQL_URL` (default `mysql://root@127.0.0.1:3306/test`), each skipped when
 //! unreachable. One machine-readable `bench ...` line per measurement, then a summary.
 //! For profiling: `COG_BENCH_NO_LEARN=1` runs every process with `Config::auto_weight(false)`
-//! (what weight learning costs), and `COG_BENCH_KEEP=1` leaves each server database in place
+//! (what weight learning costs), `COG_BENCH_FAIR_RUNS=<n>` launches n runs in F and G instead
+//! of 50, and `COG_BENCH_KEEP=1` leaves each server database in place
 //! after its measurement (`cog_bench_<workload>_<pid>`, for `EXPLAIN` on its data; drop it
 //! yourself).
 
@@ -88,8 +89,11 @@ fn prefetch() -> usize {
 /// Runs of workload W.
 const WAKEUP_RUNS: usize = 50;
 
-/// Runs of workload F (and G), launched at once.
-const FAIR_RUNS: usize = 50;
+/// Runs of workload F (and G), launched at once: 50, or `COG_BENCH_FAIR_RUNS` for profiling
+/// (a longer run, whose set-up is a smaller part of what a profiler samples).
+fn fair_runs() -> usize {
+    std::env::var("COG_BENCH_FAIR_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(50)
+}
 
 /// Runs of workload H, launched at once.
 const BIG_STAGE_RUNS: usize = 10;
@@ -102,7 +106,7 @@ fn chain(p: PipelineSpec, stages: usize, tasks: usize) -> PipelineSpec {
 /// How many runs of workload `name` are launched at once.
 fn launches(name: &str) -> usize {
     match name {
-        "F" | "G" => FAIR_RUNS,
+        "F" | "G" => fair_runs(),
         "H" => BIG_STAGE_RUNS,
         _ => 1,
     }
@@ -133,8 +137,8 @@ fn workload(name: &str) -> (PipelineSpec, usize) {
             (p, 40)
         }
         "E" => (p.stage(stage("s0".into(), &[], 100_000, noop)), 100_000),
-        "F" => (chain(p.prevent_overlap(false), 5, 40), FAIR_RUNS * 200),
-        "G" => (chain(p.prevent_overlap(false), 1, 200), FAIR_RUNS * 200),
+        "F" => (chain(p.prevent_overlap(false), 5, 40), fair_runs() * 200),
+        "G" => (chain(p.prevent_overlap(false), 1, 200), fair_runs() * 200),
         "H" => (chain(p.prevent_overlap(false), 5, 200), BIG_STAGE_RUNS * 1000),
         "W" => (p.stage(stage("s0".into(), &[], 1, noop)), WAKEUP_RUNS),
         other => panic!("unknown workload {other}"),
