@@ -25,16 +25,10 @@ use crate::store::{self, notify, now, queues, retries};
 pub(crate) async fn launch_and_apply(inner: &Inner, request: LaunchRequest<'_>) -> Result<i64, Error> {
     // A started, idle worker takes the run's first task runs in the launch's own transaction
     // (`worker::Chained::Launch`).
-    let mut room = Vec::new();
-    let mut reserve = || {
-        room = crate::worker::room_for_chained_claim(&inner.worker, crate::worker::Chained::Launch);
-        room.len()
-    };
-    let mut chain = Chain::new(inner.worker.claimant(), &mut reserve);
-    let launched = launch::launch(&inner.db, request, Some(&mut chain)).await;
-    let chained = std::mem::take(&mut chain.claimed);
-    let launched = launched?;
-    crate::worker::start_chained(&inner.worker, chained, room);
+    // What it takes starts right at the commit.
+    let room = crate::worker::ChainRoom::new(&inner.worker, crate::worker::Chained::Launch);
+    let mut chain = Chain::new(inner.worker.claimant(), &room);
+    let launched = launch::launch(&inner.db, request, Some(&mut chain)).await?;
     for (canceled_run, _) in &launched.canceled {
         inner.worker.cancel_running(*canceled_run);
     }

@@ -274,14 +274,11 @@ async fn write_runs(worker: Arc<Worker>, groups: Vec<Vec<Completion>>) {
                     .collect()
             })
             .collect();
-        let mut room = Vec::new();
-        let mut reserve = || {
-            room = super::room_for_chained_claim(&worker, super::Chained::Outcome);
-            room.len()
-        };
-        let mut chain = crate::engine::claim::Chain::new(worker.claimant(), &mut reserve);
+        // What the chained claim takes starts right at the commit, before the outcomes are
+        // answered (see `write`).
+        let room = super::ChainRoom::new(&worker, super::Chained::Outcome);
+        let mut chain = crate::engine::claim::Chain::new(worker.claimant(), &room);
         let written = finish::finish_runs(&worker.db, &items, worker.retry_policy(), Some(&mut chain)).await;
-        let chained = std::mem::take(&mut chain.claimed);
         match written {
             Ok((finished, effects)) => {
                 for (g, e) in groups.iter().zip(&effects) {
@@ -289,8 +286,6 @@ async fn write_runs(worker: Arc<Worker>, groups: Vec<Vec<Completion>>) {
                         worker.note_ended(g[0].task.pipeline_run_id);
                     }
                 }
-                // Started before the outcomes are answered (see `write`).
-                super::start_chained(&worker, chained, room);
                 for (g, e) in groups.iter().zip(&effects) {
                     tell(&worker, g[0].task.pipeline_run_id, *e);
                 }
@@ -399,14 +394,12 @@ async fn write(worker: &Arc<Worker>, group: &[Completion]) -> Result<Vec<Finishe
     let give_up = tokio::time::Instant::now() + worker.config.lease_duration;
     let mut tries = 0;
     loop {
-        let mut room = Vec::new();
-        let mut reserve = || {
-            room = super::room_for_chained_claim(worker, super::Chained::Outcome);
-            room.len()
-        };
-        let mut chain = crate::engine::claim::Chain::new(worker.claimant(), &mut reserve);
+        // What the chained claim takes starts right at the commit, before the outcomes are
+        // answered: a shutdown waiting for these task runs also waits for the ones their
+        // transaction claimed.
+        let room = super::ChainRoom::new(worker, super::Chained::Outcome);
+        let mut chain = crate::engine::claim::Chain::new(worker.claimant(), &room);
         let written = finish::finish_batch(&worker.db, &items, policy, Some(&mut chain)).await;
-        let chained = std::mem::take(&mut chain.claimed);
         match written {
             Ok((finished, effects)) => {
                 // A critical failure ended the run (it settles once its running task runs
@@ -416,9 +409,6 @@ async fn write(worker: &Arc<Worker>, group: &[Completion]) -> Result<Vec<Finishe
                 if effects.run_ended || failed {
                     worker.note_ended(run_id);
                 }
-                // Started before the outcomes are answered: a shutdown waiting for these task
-                // runs also waits for the ones their transaction claimed.
-                super::start_chained(worker, chained, room);
                 tell(worker, run_id, effects);
                 worker.health.pass::<&str>("completions", Ok(()));
                 return Ok(finished);
@@ -434,7 +424,7 @@ async fn write(worker: &Arc<Worker>, group: &[Completion]) -> Result<Vec<Finishe
                 worker.health.pass("completions", Err(&e));
                 // The claim room reserved for the chained claim goes back during the pause:
                 // the claim loop and other writers' chained claims may use it meanwhile.
-                drop(room);
+                room.give_back();
                 tokio::time::sleep(pause).await;
             }
             Err(e) => {

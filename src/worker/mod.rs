@@ -123,14 +123,49 @@ pub(crate) enum Chained {
     Outcome,
 }
 
-/// Starts the task runs a chained claim took (committed), each with its room from `room`
-/// (reserved by [`room_for_chained_claim`]; what is left over is given back).
-pub(crate) fn start_chained(worker: &Arc<Worker>, claimed: Vec<claim::Claimed>, mut room: Vec<tokio::sync::OwnedSemaphorePermit>) {
-    if claimed.is_empty() {
-        return;
+/// A worker's room for one chained claim (`engine::claim::Room`): reserved by
+/// [`room_for_chained_claim`], and given to the task runs the claim took when they start
+/// (what is left over is given back then, or when this is dropped or [`give_back`] called).
+///
+/// [`give_back`]: ChainRoom::give_back
+pub(crate) struct ChainRoom<'w> {
+    worker: &'w Arc<Worker>,
+    chained: Chained,
+    permits: std::sync::Mutex<Vec<tokio::sync::OwnedSemaphorePermit>>,
+}
+
+impl<'w> ChainRoom<'w> {
+    /// Room in `worker` for a claim chained to `chained`, none reserved yet.
+    pub(crate) fn new(worker: &'w Arc<Worker>, chained: Chained) -> ChainRoom<'w> {
+        ChainRoom { worker, chained, permits: std::sync::Mutex::new(Vec::new()) }
     }
-    let claimed = claimed.into_iter().zip(room.drain(..)).collect();
-    dispatch::spawn_dispatch(worker, claimed);
+
+    /// Gives the reserved room back (the claim loop and other writers may use it meanwhile).
+    pub(crate) fn give_back(&self) {
+        self.permits().clear();
+    }
+
+    fn permits(&self) -> std::sync::MutexGuard<'_, Vec<tokio::sync::OwnedSemaphorePermit>> {
+        self.permits.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl claim::Room for ChainRoom<'_> {
+    fn reserve(&self) -> usize {
+        let permits = room_for_chained_claim(self.worker, self.chained);
+        let room = permits.len();
+        *self.permits() = permits;
+        room
+    }
+
+    fn start(&self, claimed: Vec<claim::Claimed>) {
+        let mut room = std::mem::take(&mut *self.permits());
+        if claimed.is_empty() {
+            return;
+        }
+        let claimed = claimed.into_iter().zip(room.drain(..)).collect();
+        dispatch::spawn_dispatch(self.worker, claimed);
+    }
 }
 
 /// How long an idle worker sleeps: until the next retry becomes due, at most the poll interval.
