@@ -91,7 +91,7 @@ impl StartClaims for FixedRoom {
 
 #[cfg(test)]
 mod tests {
-    use sea_orm::{ConnectionTrait, DatabaseTransaction, Statement, TransactionTrait};
+    use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, Statement, TransactionTrait};
 
     use super::FixedRoom;
     use crate::store::test_database::{self, define_weighed};
@@ -125,14 +125,27 @@ mod tests {
         (started.stage_run_id, started.unannounced_from)
     }
 
+    /// A PostgreSQL test database (`suffix`) with [`define_weighed`]'s definitions; `None`
+    /// when skipped.
+    async fn weighed_postgres(suffix: &str) -> Option<(DatabaseConnection, String)> {
+        let (db, url) = test_database::postgres(suffix, "claim-at-start test").await?;
+        define_weighed(&db).await;
+        Some((db, url))
+    }
+
+    /// Closes `db` and drops its database `url`.
+    async fn close(db: DatabaseConnection, url: &str) {
+        db.close().await.unwrap();
+        test_database::drop(url).await;
+    }
+
     fn default_queue() -> Vec<String> {
         vec!["default".to_owned()]
     }
 
     #[tokio::test]
     async fn a_stage_start_claims_the_heaviest_it_has_room_for_on_postgres() {
-        let Some((db, url)) = test_database::postgres("start_claims", "claim-at-start test").await else { return };
-        define_weighed(&db).await;
+        let Some((db, url)) = weighed_postgres("start_claims").await else { return };
         let txn = db.begin().await.unwrap();
         let room = FixedRoom::new("w", &default_queue(), 3);
         let (stage_run, first_queued) = start(&txn, 1, Some(&room)).await;
@@ -174,14 +187,12 @@ mod tests {
         assert_eq!(loaded.iter().map(|c| (c.task_id, c.weight, c.attempt)).collect::<Vec<_>>(), [(1001, 3.0, 1), (1003, 3.0, 1), (1004, 2.0, 1)]);
         assert!(claims::load_started(&txn, "other", &[stage_run]).await.unwrap().is_empty(), "another worker's name finds none");
         txn.rollback().await.unwrap();
-        db.close().await.unwrap();
-        test_database::drop(&url).await;
+        close(db, &url).await;
     }
 
     #[tokio::test]
     async fn queued_task_runs_of_at_least_the_weight_go_first_on_postgres() {
-        let Some((db, url)) = test_database::postgres("start_claims_ahead", "claim-at-start test").await else { return };
-        define_weighed(&db).await;
+        let Some((db, url)) = weighed_postgres("start_claims_ahead").await else { return };
         let txn = db.begin().await.unwrap();
         // Stage 1's five task runs queued, unclaimed (weights 1, 3, 1, 3, 2).
         start(&txn, 1, None).await;
@@ -201,8 +212,7 @@ mod tests {
         let loaded = claims::load_started(&txn, "w", &[second, third]).await.unwrap();
         assert_eq!(loaded.iter().map(|c| c.task_id).collect::<Vec<_>>(), [3001, 3000, 3002], "heaviest first, then by id");
         txn.rollback().await.unwrap();
-        db.close().await.unwrap();
-        test_database::drop(&url).await;
+        close(db, &url).await;
     }
 
     /// A later start of the same transaction may queue task runs heavier than what an earlier
@@ -210,8 +220,7 @@ mod tests {
     /// in claim order).
     #[tokio::test]
     async fn a_later_start_can_outrank_an_earlier_claim_on_postgres() {
-        let Some((db, url)) = test_database::postgres("start_claims_later", "claim-at-start test").await else { return };
-        define_weighed(&db).await;
+        let Some((db, url)) = weighed_postgres("start_claims_later").await else { return };
         let txn = db.begin().await.unwrap();
         let room = FixedRoom::new("w", &default_queue(), 3);
         let (second, _) = start(&txn, 2, Some(&room)).await;
@@ -224,14 +233,12 @@ mod tests {
         assert!(!claims::outranked(&txn, &default_queue(), (5.0, 0)).await.unwrap(), "nothing queued is heavier than 5");
         assert!(!claims::outranked(&txn, &["other".to_owned()], last).await.unwrap(), "nothing is queued on another queue");
         txn.rollback().await.unwrap();
-        db.close().await.unwrap();
-        test_database::drop(&url).await;
+        close(db, &url).await;
     }
 
     #[tokio::test]
     async fn a_paused_or_unserved_queue_is_not_claimed_at_start_on_postgres() {
-        let Some((db, url)) = test_database::postgres("start_claims_paused", "claim-at-start test").await else { return };
-        define_weighed(&db).await;
+        let Some((db, url)) = weighed_postgres("start_claims_paused").await else { return };
         let txn = db.begin().await.unwrap();
         let elsewhere = FixedRoom::new("w", &["other".to_owned()], 8);
         let (stage_run, _) = start(&txn, 1, Some(&elsewhere)).await;
@@ -243,8 +250,7 @@ mod tests {
         assert!(task_runs(&txn, stage_run).await.iter().all(|t| t.1 == "queued"), "a paused queue");
         assert_eq!(*room.took.lock().unwrap(), [(stage_run, 0, false)]);
         txn.rollback().await.unwrap();
-        db.close().await.unwrap();
-        test_database::drop(&url).await;
+        close(db, &url).await;
     }
 
     /// SQLite's stage starts queue only; the chained claim takes them after.
