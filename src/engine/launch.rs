@@ -129,9 +129,10 @@ async fn launch_once(db: &DatabaseConnection, request: &LaunchRequest<'_>, mut c
 /// either committed before (the launch then starts at once) or waits for the launch and then
 /// finds the buffered run to start.
 ///
-/// Other processes are told of the task runs it queued (and of the run's end, if it ends at
-/// once) as `announce` says: in `txn` (`Announce::Now`: a host's transaction, whose commit cog
-/// does not see), or by the caller after commit (`Announce::Later`).
+/// Its stages start as `starting` says: other processes are told of the task runs it queued
+/// (and of the run's end, if it ends at once) in `txn` (`Announce::Now`: a host's transaction,
+/// whose commit cog does not see) or by the caller after commit (`Announce::Later`), and with
+/// `starting.claim` the launching worker claims as they start (see `store::start_claims`).
 pub(crate) async fn launch_in(txn: &DatabaseTransaction, request: &LaunchRequest<'_>, starting: Starting<'_>) -> Result<Launched, Error> {
     let refuse = |reason| Error::LaunchRefused { pipeline: request.pipeline.to_owned(), reason };
     let Some(pipeline) = launches::lock_pipeline(txn, request.pipeline).await? else {
