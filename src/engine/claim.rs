@@ -47,14 +47,22 @@ pub(crate) async fn claim_in(conn: &impl ConnectionTrait, claimant: &Claimant<'_
         return Ok(Vec::new());
     }
     let mut claimed = claims::claim_and_load(conn, claimant.worker, claimant.queues, limit, store::now(), claimant.lease, planner).await?;
-    if claimed.len() > limit {
-        // Never leave a claimed row with nobody to run it: hand the extras back untouched.
-        let extras: Vec<i64> = claimed.split_off(limit).iter().map(|c| c.task_run_id).collect();
-        OVERCLAIMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        tracing::error!(claimed = limit + extras.len(), limit, "a claim returned more task runs than asked for; handing the extras back");
-        claims::unclaim(conn, &extras).await?;
-    }
+    hand_back_extras(conn, &mut claimed, limit, "a claim").await?;
     Ok(claimed)
+}
+
+/// Hands back, in transaction `conn`, the task runs of `claimed` beyond `limit` (the room
+/// `what` was given), queued again as they were, and logs and counts it ([`OVERCLAIMS`]):
+/// never leave a claimed row with nobody to run it. Nothing when within the limit.
+async fn hand_back_extras(conn: &impl ConnectionTrait, claimed: &mut Vec<Claimed>, limit: usize, what: &str) -> Result<(), DbErr> {
+    if claimed.len() <= limit {
+        return Ok(());
+    }
+    let extras: Vec<i64> = claimed.split_off(limit).iter().map(|c| c.task_run_id).collect();
+    OVERCLAIMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::error!(claimed = limit + extras.len(), limit, "{what} returned more task runs than there was room for; handing the extras back");
+    claims::unclaim(conn, &extras).await?;
+    Ok(())
 }
 
 /// A claim chained to a transition's transaction when that transaction queued work (a
@@ -205,18 +213,7 @@ pub(crate) async fn chained(
         return Ok(ChainedClaim::default());
     }
     let mut claimed = claims::load_started(txn, chain.claimant.worker, &chain.started).await?;
-    let reserved = chain.reserved.unwrap_or(0);
-    if claimed.len() > reserved {
-        // Never leave a claimed row with nobody to run it: hand the extras back untouched.
-        let extras: Vec<i64> = claimed.split_off(reserved).iter().map(|c| c.task_run_id).collect();
-        OVERCLAIMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        tracing::error!(
-            claimed = reserved + extras.len(),
-            room = reserved,
-            "stage starts claimed more task runs than there was room for; handing the extras back"
-        );
-        claims::unclaim(txn, &extras).await?;
-    }
+    hand_back_extras(txn, &mut claimed, chain.reserved.unwrap_or(0), "the stage starts' claim").await?;
     if let Some(last) = claimed.last()
         && (chain.starts_seen > 1 || queued_besides)
         && claims::outranked(txn, chain.claimant.queues, (last.weight, last.task_run_id)).await?

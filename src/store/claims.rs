@@ -167,7 +167,13 @@ struct ClaimParts<'a> {
     lease: Duration,
 }
 
-impl ClaimParts<'_> {
+impl<'a> ClaimParts<'a> {
+    /// The parts of a read of the first due queued task run of `queues` in claim order, which
+    /// claims nothing (no worker, lease or time of claim).
+    fn first_of(queues: &'a [String]) -> ClaimParts<'a> {
+        ClaimParts { worker: "", queues, limit: 1, now: super::now(), lease: Duration::ZERO }
+    }
+
     /// `running, attempt + 1, worker, lease, started_at`: the values a claimed row is set to,
     /// after `... SET status = `.
     fn set(&self, sql: Sql) -> Sql {
@@ -220,7 +226,7 @@ impl ClaimParts<'_> {
 /// none is queued), read without locking it: what a claim at a stage start
 /// (`store::start_claims`) must outweigh. Appended to `sql`, which ends in `WITH ` or `, `.
 pub(super) fn running_queues_and_ahead(sql: Sql, queues: &[String]) -> Sql {
-    let parts = ClaimParts { worker: "", queues, limit: 1, now: super::now(), lease: Duration::ZERO };
+    let parts = ClaimParts::first_of(queues);
     parts.first_queued(parts.running_queues(sql).push(", "), "ahead", "c.weight", "")
 }
 
@@ -233,7 +239,7 @@ pub(crate) async fn outranked(conn: &impl ConnectionTrait, queues: &[String], la
     struct Outranked {
         outranked: bool,
     }
-    let parts = ClaimParts { worker: "", queues, limit: 1, now: super::now(), lease: Duration::ZERO };
+    let parts = ClaimParts::first_of(queues);
     let sql = parts.first_queued(parts.running_queues(Sql::new(Backend::of(conn)?, "WITH ")).push(", "), "top", "c.weight, c.id", "");
     let row = sql
         .push(" SELECT EXISTS (SELECT 1 FROM top WHERE top.weight > ")
