@@ -82,11 +82,11 @@ pub(crate) struct Chain<'a> {
     room: &'a dyn Room,
     /// The room reserved, once it was.
     reserved: Option<usize>,
-    /// What the current transaction's stage starts claimed: how many task runs, in which
-    /// stage runs, and whether task runs of the worker's queues were queued (then some may
-    /// come before what the starts left queued, in claim order).
+    /// What the current transaction's stage starts claimed: how many task runs, the task runs
+    /// (as each start read them), and whether task runs of the worker's queues were queued
+    /// (then some may come before what the starts left queued, in claim order).
     taken: usize,
-    started: Vec<i64>,
+    started: Vec<Claimed>,
     ahead: bool,
     /// How many stage starts of the current transaction asked for room: after the first,
     /// a later one may have queued task runs heavier than what an earlier one claimed.
@@ -169,12 +169,10 @@ impl StartClaims for Starts<'_, '_> {
         chain.room_left()
     }
 
-    fn took(&self, stage_run_id: i64, claimed: usize, ahead: bool) {
+    fn took(&self, _stage_run_id: i64, claimed: Vec<Claimed>, ahead: bool) {
         let mut chain = self.chain();
-        chain.taken += claimed;
-        if claimed > 0 {
-            chain.started.push(stage_run_id);
-        }
+        chain.taken += claimed.len();
+        chain.started.extend(claimed);
         chain.ahead |= ahead;
     }
 }
@@ -193,7 +191,7 @@ pub(crate) struct ChainedClaim {
 
 /// Claims for `chain`, if any, inside transaction `txn` whose transition had `effects` (and
 /// which has the claim's planner settings or not, `planner`: see [`claims::set_planner`]):
-/// reads what its stage starts claimed and, unless they claimed while no task run of the
+/// takes what its stage starts claimed (and read) and, unless they claimed while no task run of the
 /// worker's queues was queued, claims queued task runs for the room left.
 ///
 /// Each stage start claims what comes first in claim order when it runs. When more was
@@ -212,7 +210,9 @@ pub(crate) async fn chained(
     if !effects.queued_work || store::Backend::of(txn)? == store::Backend::MySql {
         return Ok(ChainedClaim::default());
     }
-    let mut claimed = claims::load_started(txn, chain.claimant.worker, &chain.started).await?;
+    // Each start read its own, heaviest first: in claim order together.
+    let mut claimed = std::mem::take(&mut chain.started);
+    in_claim_order(&mut claimed);
     hand_back_extras(txn, &mut claimed, chain.reserved.unwrap_or(0), "the stage starts' claim").await?;
     if let Some(last) = claimed.last()
         && (chain.starts_seen > 1 || queued_besides)
@@ -232,9 +232,14 @@ pub(crate) async fn chained(
         claimed = more;
     } else {
         claimed.extend(more);
-        claimed.sort_by(|a, b| b.weight.total_cmp(&a.weight).then(a.task_run_id.cmp(&b.task_run_id)));
+        in_claim_order(&mut claimed);
     }
     Ok(ChainedClaim { claimed, swept: true, started_claimed })
+}
+
+/// Sorts `claimed` in claim order: heaviest first, then oldest (lowest id) first.
+fn in_claim_order(claimed: &mut [Claimed]) {
+    claimed.sort_by(|a, b| b.weight.total_cmp(&a.weight).then(a.task_run_id.cmp(&b.task_run_id)));
 }
 
 /// Whether the task runs that a transaction's stage starts queued without announcing them

@@ -254,29 +254,23 @@ pub(crate) async fn outranked(conn: &impl ConnectionTrait, queues: &[String], la
     Ok(row.is_some_and(|r| r.outranked))
 }
 
-/// Reads the task runs that the stage starts of this transaction claimed for `worker` in stage
-/// runs `stage_runs` (see `store::start_claims`), with their definitions, heaviest first.
-/// Nobody else sees those stage runs before the commit: every running task run of them is
-/// this transaction's claim. (Only PostgreSQL's stage starts claim; the other backends'
-/// statement is for the warm-up's test of every hot statement on SQLite, and finds nothing.)
-pub(crate) async fn load_started(conn: &impl ConnectionTrait, worker: &str, stage_runs: &[i64]) -> Result<Vec<Claimed>, DbErr> {
-    if stage_runs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let b = Backend::of(conn)?;
-    let started = |sql: Sql| {
-        sql.push(" WHERE ").in_ids("tr.stage_run_id", stage_runs).push(" AND tr.status = ").status(RunStatus::Running).push(" AND tr.worker = ").bind(worker)
-    };
-    match b {
-        Backend::Postgres => {
-            let sql =
-                started(Sql::new(b, "WITH claimed AS (SELECT id, attempt, stage_run_id, task_id, weight, started_at, queue, run_after FROM cog_task_run tr"));
-            sql.push(")").push(PG_LOADED).all(conn).await
-        }
-        Backend::Sqlite | Backend::MySql => {
-            started(Sql::new(b, LOADED_COLUMNS).push(" FROM cog_task_run tr").push(DEFINITIONS)).push(" ORDER BY tr.weight DESC, tr.id").all(conn).await
-        }
-    }
+/// Appends to `sql` the read of what a claiming PostgreSQL stage start of run `run_id` claimed
+/// (the `running` rows of its CTE `tr`, see `transitions::start_stage_run`), with their
+/// definitions, as the subquery `l` with a [`Claimed`]'s columns. Read by the start's own
+/// statement: a second statement after it had cost every hand-off a round trip and another
+/// walk of the index to the rows it had just written (see `store::start_claims`).
+pub(super) fn started_loaded(sql: Sql, run_id: i64) -> Sql {
+    sql.push(
+        "(SELECT tr.id AS task_run_id, tr.attempt, tr.stage_run_id, pr.id AS pipeline_run_id, t.id AS task_id, t.name AS task_name, \
+         s.name AS stage_name, p.name AS pipeline_name, c.name AS cog, h.name AS error_handler, t.arguments, pr.arguments AS launch_arguments, \
+         t.critical, t.max_retries, t.timeout_ms, tr.started_at, tr.queue, tr.run_after, tr.weight \
+         FROM tr JOIN cog_task t ON t.id = tr.task_id JOIN cog_stage s ON s.id = t.stage_id JOIN cog_cog c ON c.id = t.cog_id \
+         LEFT JOIN cog_error_handler h ON h.id = t.error_handler_id JOIN cog_pipeline_run pr ON pr.id = ",
+    )
+    .bind(run_id)
+    .push(" JOIN cog_pipeline p ON p.id = pr.pipeline_id WHERE tr.status = ")
+    .status(RunStatus::Running)
+    .push(") l")
 }
 
 /// The planner settings of a PostgreSQL claim's transaction (see [`pg_claim`]), and of an

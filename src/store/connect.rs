@@ -13,6 +13,13 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 /// (throughput 4,200 tasks/s; with pools of 8, 4,800–5,000).
 pub(super) const WARM_CONNECTIONS: u32 = 8;
 
+/// A pooled PostgreSQL or MySQL connection idle for at least this long is pinged before it is
+/// handed out; a busier one is not. The pool's default pings on every checkout: a round trip
+/// more for each of cog's transactions (a stage hand-off takes eight), for connections that
+/// were in use a moment before. A connection that died anyway fails its transaction with a
+/// connection error, which cog's writers retry (see `store::errors::is_transient`).
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
+
 /// Opens `url` with settings fit for cog: on SQLite one long-lived connection in WAL mode
 /// (an in-memory database lives exactly as long as its connection); on PostgreSQL and MySQL
 /// a pool, whose MySQL sessions read and write timestamps in UTC, with its first connections
@@ -22,6 +29,8 @@ pub(crate) async fn connect(url: &str, pool_size: Option<u32>) -> Result<Databas
     options.sqlx_logging(false);
     if url.starts_with("sqlite:") {
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        // SQLite's one connection lives in this process: nothing to ping.
+        options.test_before_acquire(false);
         options.max_connections(pool_size.unwrap_or(1)).min_connections(1).idle_timeout(None::<Duration>).max_lifetime(None::<Duration>).map_sqlx_sqlite_opts(
             move |o| {
                 let o = o.busy_timeout(Duration::from_secs(30)).foreign_keys(true).synchronous(SqliteSynchronous::Normal);
@@ -34,6 +43,7 @@ pub(crate) async fn connect(url: &str, pool_size: Option<u32>) -> Result<Databas
             .max_connections(max)
             .min_connections(max.min(WARM_CONNECTIONS))
             .acquire_timeout(Duration::from_secs(30))
+            .test_before_acquire_if_idle_for(PING_IF_IDLE_FOR)
             .map_sqlx_mysql_opts(|o| o.timezone(Some("+00:00".to_owned())));
         let db = Database::connect(options).await?;
         warm(&db, max.min(WARM_CONNECTIONS)).await?;

@@ -27,6 +27,8 @@
 
 use std::time::Duration;
 
+use super::claims::Claimed;
+
 /// A worker's claim at the stage starts of one transaction: who claims, and room to claim
 /// in. Shared by the transaction's stage starts, which run one after the other.
 pub(crate) trait StartClaims: Sync {
@@ -40,10 +42,11 @@ pub(crate) trait StartClaims: Sync {
     /// worker's room is reserved at the first call: a transaction that starts no stage
     /// reserves none).
     fn room(&self) -> usize;
-    /// Records that the start of stage run `stage_run_id` claimed `claimed` task runs, and
-    /// whether task runs of the worker's queues were queued (`ahead`: then what the starts
-    /// did not claim may still come before them in claim order).
-    fn took(&self, stage_run_id: i64, claimed: usize, ahead: bool);
+    /// Records that the start of stage run `stage_run_id` claimed `claimed` (read with their
+    /// definitions by the start's statement, in no particular order), and whether task runs of the
+    /// worker's queues were queued (`ahead`: then what the starts did not claim may still come
+    /// before them in claim order).
+    fn took(&self, stage_run_id: i64, claimed: Vec<Claimed>, ahead: bool);
 }
 
 /// A claim at start with a fixed room, recording what it took: for the warm-up, which plans
@@ -54,14 +57,22 @@ pub(crate) struct FixedRoom {
     pub(crate) queues: Vec<String>,
     /// Room left.
     pub(crate) room: std::sync::Mutex<usize>,
-    /// `(stage_run_id, claimed, ahead)` of each start that reported.
+    /// `(stage_run_id, how many claimed, ahead)` of each start that reported.
     pub(crate) took: std::sync::Mutex<Vec<(i64, usize, bool)>>,
+    /// What the starts claimed, as they read it, in the order they reported.
+    pub(crate) claimed: std::sync::Mutex<Vec<Claimed>>,
 }
 
 impl FixedRoom {
     /// Room for `room` task runs of `queues`, for worker `worker`.
     pub(crate) fn new(worker: &str, queues: &[String], room: usize) -> FixedRoom {
-        FixedRoom { worker: worker.to_owned(), queues: queues.to_vec(), room: std::sync::Mutex::new(room), took: std::sync::Mutex::new(Vec::new()) }
+        FixedRoom {
+            worker: worker.to_owned(),
+            queues: queues.to_vec(),
+            room: std::sync::Mutex::new(room),
+            took: std::sync::Mutex::new(Vec::new()),
+            claimed: std::sync::Mutex::new(Vec::new()),
+        }
     }
 }
 
@@ -82,10 +93,11 @@ impl StartClaims for FixedRoom {
         *self.room.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn took(&self, stage_run_id: i64, claimed: usize, ahead: bool) {
+    fn took(&self, stage_run_id: i64, claimed: Vec<Claimed>, ahead: bool) {
         let mut room = self.room.lock().unwrap_or_else(|e| e.into_inner());
-        *room = room.saturating_sub(claimed);
-        self.took.lock().unwrap_or_else(|e| e.into_inner()).push((stage_run_id, claimed, ahead));
+        *room = room.saturating_sub(claimed.len());
+        self.took.lock().unwrap_or_else(|e| e.into_inner()).push((stage_run_id, claimed.len(), ahead));
+        self.claimed.lock().unwrap_or_else(|e| e.into_inner()).extend(claimed);
     }
 }
 
@@ -139,6 +151,13 @@ mod tests {
         test_database::drop(url).await;
     }
 
+    /// What the starts claimed for `room`, heaviest first, then by id.
+    fn claimed_in_claim_order(room: &FixedRoom) -> Vec<claims::Claimed> {
+        let mut claimed = room.claimed.lock().unwrap().clone();
+        claimed.sort_by(|a, b| b.weight.total_cmp(&a.weight).then(a.task_run_id.cmp(&b.task_run_id)));
+        claimed
+    }
+
     fn default_queue() -> Vec<String> {
         vec!["default".to_owned()]
     }
@@ -183,9 +202,15 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(lagless.try_get_by_index::<i64>(0).unwrap(), 3, "claimed as they were queued: started_at is run_after");
-        let loaded = claims::load_started(&txn, "w", &[stage_run]).await.unwrap();
-        assert_eq!(loaded.iter().map(|c| (c.task_id, c.weight, c.attempt)).collect::<Vec<_>>(), [(1001, 3.0, 1), (1003, 3.0, 1), (1004, 2.0, 1)]);
-        assert!(claims::load_started(&txn, "other", &[stage_run]).await.unwrap().is_empty(), "another worker's name finds none");
+        let loaded = claimed_in_claim_order(&room);
+        assert_eq!(
+            loaded.iter().map(|c| (c.task_id, c.weight, c.attempt, c.stage_run_id)).collect::<Vec<_>>(),
+            [(1001, 3.0, 1, stage_run), (1003, 3.0, 1, stage_run), (1004, 2.0, 1, stage_run)],
+            "read by the start itself"
+        );
+        let mut read = claims::load(&txn, &loaded.iter().map(|c| c.task_run_id).collect::<Vec<_>>()).await.unwrap();
+        read.sort_by_key(|r| loaded.iter().position(|l| l.task_run_id == r.task_run_id));
+        assert_eq!(format!("{loaded:?}"), format!("{read:?}"), "what the start read is what its rows and their definitions say");
         txn.rollback().await.unwrap();
         close(db, &url).await;
     }
@@ -209,8 +234,8 @@ mod tests {
         assert_eq!(statuses, ["running", "running", "running"]);
         assert_eq!(first_queued, None, "nothing of it left to announce");
         assert_eq!(room.took.lock().unwrap()[1], (third, 3, true), "task runs were queued: the chained claim still runs for the room left");
-        let loaded = claims::load_started(&txn, "w", &[second, third]).await.unwrap();
-        assert_eq!(loaded.iter().map(|c| c.task_id).collect::<Vec<_>>(), [3001, 3000, 3002], "heaviest first, then by id");
+        let loaded = claimed_in_claim_order(&room).iter().map(|c| c.task_id).collect::<Vec<_>>();
+        assert_eq!(loaded, [3001, 3000, 3002], "heaviest first, then by id");
         txn.rollback().await.unwrap();
         close(db, &url).await;
     }
@@ -227,8 +252,7 @@ mod tests {
         let (third, _) = start(&txn, 3, Some(&room)).await;
         assert_eq!(*room.took.lock().unwrap(), [(second, 3, false)], "the room went to the first start; the second had none");
         assert!(task_runs(&txn, third).await.iter().all(|t| t.1 == "queued"));
-        let loaded = claims::load_started(&txn, "w", &[second]).await.unwrap();
-        let last = loaded.last().map(|c| (c.weight, c.task_run_id)).unwrap();
+        let last = claimed_in_claim_order(&room).last().map(|c| (c.weight, c.task_run_id)).unwrap();
         assert!(claims::outranked(&txn, &default_queue(), last).await.unwrap(), "stage 3's queued task runs (4, 5, 4) outrank stage 2's (3)");
         assert!(!claims::outranked(&txn, &default_queue(), (5.0, 0)).await.unwrap(), "nothing queued is heavier than 5");
         assert!(!claims::outranked(&txn, &["other".to_owned()], last).await.unwrap(), "nothing is queued on another queue");

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 
+use super::claims::Claimed;
 use super::start_claims::StartClaims;
 use super::{Backend, Id, Sql};
 use crate::entity::status::RunStatus;
@@ -313,12 +314,23 @@ pub(crate) async fn start_stage_run(
                     .bind(super::EVENTS_CHANNEL)
                     .push(", 'work') FROM (SELECT 1 FROM tr WHERE status = ")
                     .bind(RunStatus::Queued)
-                    .push(" LIMIT 1) any_queued) told) AS told FROM sr"),
-                Announce::Later => sql.push("(SELECT MIN(id) FROM tr WHERE status = ").bind(RunStatus::Queued).push(") AS first FROM sr"),
+                    .push(" LIMIT 1) any_queued) told) AS told"),
+                Announce::Later => sql.push("(SELECT MIN(id) FROM tr WHERE status = ").bind(RunStatus::Queued).push(") AS first"),
             };
-            let Some(started) = sql.one::<Started>(conn).await? else { return Ok(None) };
+            // A claiming start also reads what it claimed, with the definitions, one row each
+            // (the start's own columns on every row; one row of them when it claimed none), in
+            // no order (the chained claim puts what the starts took in claim order).
+            let sql = match claim {
+                Some(_) => super::claims::started_loaded(sql.push(", l.* FROM sr LEFT JOIN "), run_id).push(" ON true"),
+                None => sql.push(" FROM sr"),
+            };
+            let rows = conn.query_all_raw(sql.statement()).await?;
+            let Some(first_row) = rows.first() else { return Ok(None) };
+            let started = Started::from_query_result(first_row, "")?;
             if let Some(claim) = claim {
-                claim.took(started.id, started.claimed.max(0) as usize, started.ahead);
+                let claimed =
+                    if started.claimed > 0 { rows.iter().map(|r| Claimed::from_query_result(r, "")).collect::<Result<Vec<_>, _>>()? } else { Vec::new() };
+                claim.took(started.id, claimed, started.ahead);
             }
             Ok(Some(StartedStage { stage_run_id: started.id, queued: started.queued.max(0) as u64, filling: started.filling, unannounced_from: started.first }))
         }
@@ -379,7 +391,7 @@ fn claimed_task_runs_insert(sql: Sql, claim: &dyn StartClaims, room: usize, stag
     .now_plus(claim.lease())
     .push(" END, CASE WHEN p.claimed THEN ")
     .bind(claimed_at)
-    .push(" END FROM sr, picked p ORDER BY p.id RETURNING id, status)")
+    .push(" END FROM sr, picked p ORDER BY p.id RETURNING id, status, stage_run_id, task_id, queue, weight, attempt, started_at, run_after)")
 }
 
 /// Marks stage run `stage_run_id`, whose start queued a full first chunk, as still filling:

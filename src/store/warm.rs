@@ -173,7 +173,6 @@ async fn plan_with_claim_settings(c: &impl ConnectionTrait, queues: &[String], n
     transitions::start_stage_run(c, NONE, NONE, now, later).await?;
     transitions::start_stage_run(c, NONE, NONE, now, later.claiming(Some(&room))).await?;
     transitions::start_stage_run(c, NONE, NONE, now, transitions::Starting::LAUNCH).await?;
-    claims::load_started(c, "", &[NONE]).await?;
     transitions::has_open_stage_runs(c, NONE).await?;
     // Claim.
     claims::claim_and_load(c, "", queues, 1, now, std::time::Duration::from_secs(1), claims::Planner::Set).await?;
