@@ -254,21 +254,28 @@ pub(crate) async fn outranked(conn: &impl ConnectionTrait, queues: &[String], la
     Ok(row.is_some_and(|r| r.outranked))
 }
 
-/// Appends to `sql` the read of what a claiming PostgreSQL stage start of run `run_id` claimed
-/// (the `running` rows of its CTE `tr`, see `transitions::start_stage_run`), with their
-/// definitions, as the subquery `l` with a [`Claimed`]'s columns. Read by the start's own
-/// statement: a second statement after it had cost every hand-off a round trip and another
-/// walk of the index to the rows it had just written (see `store::start_claims`).
-pub(super) fn started_loaded(sql: Sql, run_id: i64) -> Sql {
+/// Appends to `sql` the read of what a claiming PostgreSQL stage start of stage `stage_id` in
+/// run `run_id` claimed (the `running` rows of its CTE `tr`, see
+/// `transitions::start_stage_run`), with their definitions, as the subquery `l` with a
+/// [`Claimed`]'s columns. Read by the start's own statement: a second statement after it had
+/// cost every hand-off a round trip and another walk of the index to the rows it had just
+/// written (see `store::start_claims`). What the stage run leads to (the run with its launch
+/// arguments, the pipeline's and the stage's names) is looked up once (`r`), not once per
+/// task run (see [`PG_LOADED`]).
+pub(super) fn started_loaded(sql: Sql, run_id: i64, stage_id: i64) -> Sql {
     sql.push(
-        "(SELECT tr.id AS task_run_id, tr.attempt, tr.stage_run_id, pr.id AS pipeline_run_id, t.id AS task_id, t.name AS task_name, \
-         s.name AS stage_name, p.name AS pipeline_name, c.name AS cog, h.name AS error_handler, t.arguments, pr.arguments AS launch_arguments, \
-         t.critical, t.max_retries, t.timeout_ms, tr.started_at, tr.queue, tr.run_after, tr.weight \
-         FROM tr JOIN cog_task t ON t.id = tr.task_id JOIN cog_stage s ON s.id = t.stage_id JOIN cog_cog c ON c.id = t.cog_id \
-         LEFT JOIN cog_error_handler h ON h.id = t.error_handler_id JOIN cog_pipeline_run pr ON pr.id = ",
+        "(WITH r AS MATERIALIZED (SELECT pr.id AS pipeline_run_id, pr.arguments AS launch_arguments, p.name AS pipeline_name, s.name AS stage_name \
+         FROM cog_pipeline_run pr JOIN cog_pipeline p ON p.id = pr.pipeline_id JOIN cog_stage s ON s.id = ",
     )
+    .bind(stage_id)
+    .push(" WHERE pr.id = ")
     .bind(run_id)
-    .push(" JOIN cog_pipeline p ON p.id = pr.pipeline_id WHERE tr.status = ")
+    .push(
+        ") SELECT tr.id AS task_run_id, tr.attempt, tr.stage_run_id, r.pipeline_run_id, t.id AS task_id, t.name AS task_name, r.stage_name, \
+         r.pipeline_name, c.name AS cog, h.name AS error_handler, t.arguments, r.launch_arguments, t.critical, t.max_retries, t.timeout_ms, \
+         tr.started_at, tr.queue, tr.run_after, tr.weight FROM tr CROSS JOIN r JOIN cog_task t ON t.id = tr.task_id JOIN cog_cog c ON c.id = t.cog_id \
+         LEFT JOIN cog_error_handler h ON h.id = t.error_handler_id WHERE tr.status = ",
+    )
     .status(RunStatus::Running)
     .push(") l")
 }

@@ -321,7 +321,7 @@ pub(crate) async fn start_stage_run(
             // (the start's own columns on every row; one row of them when it claimed none), in
             // no order (the chained claim puts what the starts took in claim order).
             let sql = match claim {
-                Some(_) => super::claims::started_loaded(sql.push(", l.* FROM sr LEFT JOIN "), run_id).push(" ON true"),
+                Some(_) => super::claims::started_loaded(sql.push(", l.* FROM sr LEFT JOIN "), run_id, stage_id).push(" ON true"),
                 None => sql.push(" FROM sr"),
             };
             let rows = conn.query_all_raw(sql.statement()).await?;
