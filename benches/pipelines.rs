@@ -36,6 +36,9 @@
 //! it, as Debian's does — cost 12 % of F's throughput, 2026-12-04), MySQL/MariaDB from
 //! `COG_BENCH_MYSQL_URL` (default `mysql://root@127.0.0.1:3306/test`), each skipped when
 //! unreachable. One machine-readable `bench ...` line per measurement, then a summary.
+//! First, for each server, a `bench calibration ...` line (also alone: `--calibrate
+//! <postgres|mysql>`): the server's round trip and commit, and a CPU loop, as measured right
+//! then (machines of one kind ran the same code twice as fast on one day as on another).
 //! For profiling: `COG_BENCH_NO_LEARN=1` runs every process with `Config::auto_weight(false)`
 //! (what weight learning costs), `COG_BENCH_FAIR_RUNS=<n>` launches n runs in F and G instead
 //! of 50, and `COG_BENCH_KEEP=1` leaves each server database in place
@@ -475,6 +478,55 @@ async fn measure_wakeups(url: &str, db_kind: &str, admin_url: &str) {
     drop_database(url, db_kind, admin_url).await;
 }
 
+/// How fast this machine and its database server are right now, for reading the other lines:
+/// the same code measured 2x apart on two days on machines of one kind (2026-12-05). Prints a
+/// `bench calibration ...` line: the median of 2,000 round trips of a prepared `SELECT 1` on
+/// one connection in a transaction (`roundtrip_us`), of 300 transactions that insert one row
+/// and commit (`commit_us`, the commit's WAL flush included), and a fixed CPU loop in this
+/// process (`cpu_loop_ms`, 10^8 multiply-adds).
+async fn calibrate(url: &str, db_kind: &str) -> String {
+    let mut options = sea_orm::ConnectOptions::new(url.to_owned());
+    options.max_connections(1).sqlx_logging(false);
+    let Ok(db) = Database::connect(options).await else { return format!("bench calibration db={db_kind} error=\"unreachable\"") };
+    let backend = db.get_database_backend();
+    let table = format!("cog_bench_calibration_{}", std::process::id());
+    let id_column = if db_kind == "mysql" { "id BIGINT AUTO_INCREMENT PRIMARY KEY" } else { "id BIGSERIAL PRIMARY KEY" };
+    db.execute_unprepared(&format!("CREATE TABLE {table} ({id_column}, v INT)")).await.expect("calibration table");
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let txn = sea_orm::TransactionTrait::begin(&db).await.expect("calibration transaction");
+    let select = Statement::from_sql_and_values(backend, "SELECT 1 AS one", []);
+    let mut trips = Vec::with_capacity(2_000);
+    for i in 0..2_200 {
+        let t = Instant::now();
+        txn.query_one_raw(select.clone()).await.expect("SELECT 1");
+        if i >= 200 {
+            trips.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    txn.commit().await.expect("commit");
+    let insert = Statement::from_string(backend, format!("INSERT INTO {table} (v) VALUES (1)"));
+    let mut commits = Vec::with_capacity(300);
+    for _ in 0..300 {
+        let txn = sea_orm::TransactionTrait::begin(&db).await.expect("calibration transaction");
+        txn.execute_raw(insert.clone()).await.expect("insert");
+        let t = Instant::now();
+        txn.commit().await.expect("commit");
+        commits.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    db.execute_unprepared(&format!("DROP TABLE {table}")).await.expect("drop the calibration table");
+    let t = Instant::now();
+    let mut x: u64 = 1;
+    for i in 0..100_000_000u64 {
+        x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i));
+    }
+    std::hint::black_box(x);
+    let cpu_ms = t.elapsed().as_secs_f64() * 1e3;
+    format!("bench calibration db={db_kind} roundtrip_us={:.0} commit_us={:.0} cpu_loop_ms={cpu_ms:.0} load1={}", median(trips), median(commits), load1())
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
@@ -492,6 +544,7 @@ async fn main() {
         // The schema alone, for `benches/floor/run.sh`.
         Some("--migrate") => return cog::migrate(&Database::connect(args[1].as_str()).await.unwrap()).await.unwrap(),
         Some("--measure") => return measure(&args[1], &args[2], args[3].parse().unwrap(), &admin_of(&args[2])).await,
+        Some("--calibrate") => return println!("{}", calibrate(&admin_of(&args[1]), &args[1]).await),
         _ => {}
     }
     // G and H only take F apart: measured when named.
@@ -506,6 +559,14 @@ async fn main() {
     let my = Database::connect(my_admin.as_str()).await.is_ok();
     if !my {
         eprintln!("notice: MySQL at {my_admin} is unreachable; skipping it");
+    }
+    let mut calibrations = Vec::new();
+    for (up, db) in [(pg, "postgres"), (my, "mysql")] {
+        if up {
+            let line = calibrate(&admin_of(db), db).await;
+            println!("{line}");
+            calibrations.push(line);
+        }
     }
     let mut lines = Vec::new();
     for w in &chosen {
@@ -552,6 +613,14 @@ async fn main() {
             field("cpu_us_per_task"),
             field("db_cpu_us_per_task")
         );
+    }
+    if !calibrations.is_empty() {
+        println!("\nthe machine while measuring (see `calibrate`):");
+        println!("{:<9} {:>13} {:>10} {:>12}", "db", "roundtrip µs", "commit µs", "cpu loop ms");
+        for line in calibrations {
+            let field = |k: &str| line.split_whitespace().find_map(|kv| kv.strip_prefix(&format!("{k}="))).unwrap_or("-").to_owned();
+            println!("{:<9} {:>13} {:>10} {:>12}", field("db"), field("roundtrip_us"), field("commit_us"), field("cpu_loop_ms"));
+        }
     }
     if !wakeup_lines.is_empty() {
         println!("\ncross-process wake-up (launch in one process -> task start in an idle worker process):");
