@@ -478,6 +478,11 @@ async fn measure_wakeups(url: &str, db_kind: &str, admin_url: &str) {
     drop_database(url, db_kind, admin_url).await;
 }
 
+/// The value of `key` in a `bench ...` line (`key=value`), `-` when absent.
+fn field_of(line: &str, key: &str) -> String {
+    line.split_whitespace().find_map(|kv| kv.strip_prefix(key).and_then(|rest| rest.strip_prefix('='))).unwrap_or("-").to_owned()
+}
+
 /// How fast this machine and its database server are right now, for reading the other lines:
 /// the same code measured 2x apart on two days on machines of one kind (2026-12-05). Prints a
 /// `bench calibration ...` line: the median of 2,000 round trips of a prepared `SELECT 1` on
@@ -597,7 +602,7 @@ async fn main() {
     );
     let (wakeup_lines, lines): (Vec<String>, Vec<String>) = lines.into_iter().partition(|l| l.contains("workload=W "));
     for line in lines {
-        let field = |k: &str| line.split_whitespace().find_map(|kv| kv.strip_prefix(&format!("{k}="))).unwrap_or("-").to_owned();
+        let field = |k: &str| field_of(&line, k);
         println!(
             "{:<9} {:<9} {:>5} {:>8} {:>9} {:>11} {:>11} {:>9} {:>11} {:>10} {:>10} {:>10}",
             field("workload"),
@@ -618,7 +623,7 @@ async fn main() {
         println!("\nthe machine while measuring (see `calibrate`):");
         println!("{:<9} {:>13} {:>10} {:>12}", "db", "roundtrip µs", "commit µs", "cpu loop ms");
         for line in calibrations {
-            let field = |k: &str| line.split_whitespace().find_map(|kv| kv.strip_prefix(&format!("{k}="))).unwrap_or("-").to_owned();
+            let field = |k: &str| field_of(&line, k);
             println!("{:<9} {:>13} {:>10} {:>12}", field("db"), field("roundtrip_us"), field("commit_us"), field("cpu_loop_ms"));
         }
     }
@@ -626,7 +631,7 @@ async fn main() {
         println!("\ncross-process wake-up (launch in one process -> task start in an idle worker process):");
         println!("{:<9} {:>10} {:>10} {:>10}", "db", "p50 ms", "p99 ms", "max ms");
         for line in wakeup_lines {
-            let field = |k: &str| line.split_whitespace().find_map(|kv| kv.strip_prefix(&format!("{k}="))).unwrap_or("-").to_owned();
+            let field = |k: &str| field_of(&line, k);
             println!("{:<9} {:>10} {:>10} {:>10}", field("db"), field("wakeup_p50_ms"), field("wakeup_p99_ms"), field("wakeup_max_ms"));
         }
     }
