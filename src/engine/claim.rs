@@ -191,8 +191,9 @@ pub(crate) struct ChainedClaim {
 
 /// Claims for `chain`, if any, inside transaction `txn` whose transition had `effects` (and
 /// which has the claim's planner settings or not, `planner`: see [`claims::set_planner`]):
-/// takes what its stage starts claimed (and read) and, unless they claimed while no task run of the
-/// worker's queues was queued, claims queued task runs for the room left.
+/// takes what its stage starts claimed (each start's statement returned it) and, unless they
+/// claimed while no task run of the worker's queues was queued, claims queued task runs for
+/// the room left.
 ///
 /// Each stage start claims what comes first in claim order when it runs. When more was
 /// queued after a start that claimed (by a later stage start of the transaction, or
@@ -210,7 +211,7 @@ pub(crate) async fn chained(
     if !effects.queued_work || store::Backend::of(txn)? == store::Backend::MySql {
         return Ok(ChainedClaim::default());
     }
-    // Each start read its own, heaviest first: in claim order together.
+    // Each start returned its own, in no order: all of them in claim order.
     let mut claimed = std::mem::take(&mut chain.started);
     in_claim_order(&mut claimed);
     hand_back_extras(txn, &mut claimed, chain.reserved.unwrap_or(0), "the stage starts' claim").await?;

@@ -15,9 +15,10 @@ pub(super) const WARM_CONNECTIONS: u32 = 8;
 
 /// A pooled PostgreSQL or MySQL connection idle for at least this long is pinged before it is
 /// handed out; a busier one is not. The pool's default pings on every checkout: a round trip
-/// more for each of cog's transactions (a stage hand-off takes eight), for connections that
-/// were in use a moment before. A connection that died anyway fails its transaction with a
-/// connection error, which cog's writers retry (see `store::errors::is_transient`).
+/// more for each of cog's transactions (a stage hand-off is seven on PostgreSQL), for
+/// connections that were in use a moment before. A connection that died anyway fails its
+/// transaction with a connection error, which cog's writers retry (see
+/// `store::errors::is_transient`).
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
 
 /// Opens `url` with settings fit for cog: on SQLite one long-lived connection in WAL mode

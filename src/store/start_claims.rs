@@ -42,10 +42,10 @@ pub(crate) trait StartClaims: Sync {
     /// worker's room is reserved at the first call: a transaction that starts no stage
     /// reserves none).
     fn room(&self) -> usize;
-    /// Records that the start of stage run `stage_run_id` claimed `claimed` (read with their
-    /// definitions by the start's statement, in no particular order), and whether task runs of the
-    /// worker's queues were queued (`ahead`: then what the starts did not claim may still come
-    /// before them in claim order).
+    /// Records that the start of stage run `stage_run_id` claimed `claimed` (returned with
+    /// their definitions by the start's statement, in no particular order), and whether task
+    /// runs of the worker's queues were queued (`ahead`: then what the starts did not claim may
+    /// still come before them in claim order).
     fn took(&self, stage_run_id: i64, claimed: Vec<Claimed>, ahead: bool);
 }
 
