@@ -205,16 +205,26 @@ pub(crate) async fn finish_runs(
     if planner_first {
         claims::set_planner(&txn).await?;
     }
-    let completed = record_successes(&txn, &all, now).await?;
+    let run_of = |i: usize| runs[i][0].task.pipeline_run_id;
+    let mut statuses = vec![None; runs.len()];
+    // One run's successes and its lock are one statement (a stage hand-off's, mostly); several
+    // runs' locks are taken one by one, in id order.
+    let completed = if joint {
+        record_successes(&txn, &all, now).await?
+    } else {
+        let (completed, status) = outcomes::complete_and_lock_run(&txn, &successes_of(&all, now), now, run_of(0)).await?;
+        statuses[0] = status;
+        completed
+    };
     if !planner_first {
         claims::set_planner(&txn).await?;
     }
-    let run_of = |i: usize| runs[i][0].task.pipeline_run_id;
-    let mut by_id: Vec<usize> = (0..runs.len()).collect();
-    by_id.sort_by_key(|&i| run_of(i));
-    let mut statuses = vec![None; runs.len()];
-    for &i in &by_id {
-        statuses[i] = lock_run(&txn, run_of(i)).await?;
+    if joint {
+        let mut by_id: Vec<usize> = (0..runs.len()).collect();
+        by_id.sort_by_key(|&i| run_of(i));
+        for &i in &by_id {
+            statuses[i] = lock_run(&txn, run_of(i)).await?;
+        }
     }
     if joint {
         // The weights locks are waited for as long as it takes (see `learn_if_ended`).
@@ -337,7 +347,18 @@ const ROWS_PER_STATEMENT: usize = 50;
 /// Marks the successful attempts among `items` `completed` with their results, fenced by
 /// attempt number; returns the ids of the task runs it completed.
 async fn record_successes(txn: &DatabaseTransaction, items: &[Ending<'_>], now: DateTime<Utc>) -> Result<Vec<i64>, DbErr> {
-    let successes: Vec<outcomes::Success> = items
+    let successes = successes_of(items, now);
+    let mut completed = Vec::with_capacity(successes.len());
+    let per_statement = if Backend::of(txn)? == Backend::Postgres { successes.len().max(1) } else { ROWS_PER_STATEMENT };
+    for chunk in successes.chunks(per_statement) {
+        completed.extend(outcomes::complete_many(txn, chunk, now).await?);
+    }
+    Ok(completed)
+}
+
+/// The successful attempts among `items`, as written at `now`.
+fn successes_of(items: &[Ending<'_>], now: DateTime<Utc>) -> Vec<outcomes::Success> {
+    items
         .iter()
         .filter_map(|&Ending { task, started_at, outcome, .. }| match outcome {
             Outcome::Success(value) => Some(outcomes::Success {
@@ -348,13 +369,7 @@ async fn record_successes(txn: &DatabaseTransaction, items: &[Ending<'_>], now: 
             }),
             Outcome::Failure(_) => None,
         })
-        .collect();
-    let mut completed = Vec::with_capacity(successes.len());
-    let per_statement = if Backend::of(txn)? == Backend::Postgres { successes.len().max(1) } else { ROWS_PER_STATEMENT };
-    for chunk in successes.chunks(per_statement) {
-        completed.extend(outcomes::complete_many(txn, chunk, now).await?);
-    }
-    Ok(completed)
+        .collect()
 }
 
 /// Writes one failed attempt on its task run, fenced by attempt number: queued again for a

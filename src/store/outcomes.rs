@@ -26,35 +26,12 @@ pub(crate) async fn complete_many(conn: &impl ConnectionTrait, successes: &[Succ
         return Ok(Vec::new());
     }
     let b = Backend::of(conn)?;
-    // `target` qualifies the updated table's columns where the derived table has the same names.
-    let set = |sql: Sql, target: &str| {
-        sql.bind(RunStatus::Completed)
-            .push(&format!(", {target}completed_at = "))
-            .bind(now)
-            .push(&format!(", {target}duration_ms = v.duration_ms, {target}result = v.result, {target}error = NULL, {target}lease_until = NULL"))
-    };
-    let update = |sql: Sql| {
-        set(sql.push(" UPDATE cog_task_run SET status = "), "")
-            .push(" FROM v WHERE cog_task_run.id = v.id AND cog_task_run.attempt = v.attempt AND cog_task_run.status = ")
-            .bind(RunStatus::Running)
-            .push(" RETURNING cog_task_run.id")
-    };
+    let set = |sql: Sql, target: &str| set_completed(sql, target, now);
+    let update = |sql: Sql| update_completed(sql.push(" "), now);
     match b {
         // The results as four arrays: one statement text whatever their number, planned once
         // per connection (see `Sql::in_ids`).
-        Backend::Postgres => {
-            let column = |f: &dyn Fn(&Success) -> Value| Value::Array(ArrayType::BigInt, Some(Box::new(successes.iter().map(f).collect())));
-            let sql = Sql::new(b, "WITH v (id, attempt, duration_ms, result) AS (SELECT * FROM unnest(")
-                .bind(column(&|s| s.task_run_id.into()))
-                .push("::bigint[], ")
-                .bind(Value::Array(ArrayType::Int, Some(Box::new(successes.iter().map(|s| s.attempt.into()).collect()))))
-                .push("::int[], ")
-                .bind(column(&|s| s.duration_ms.into()))
-                .push("::bigint[], ")
-                .bind(Value::Array(ArrayType::String, Some(Box::new(successes.iter().map(|s| s.result.as_str().into()).collect()))))
-                .push("::text[]))");
-            update(sql).ids(conn).await
-        }
+        Backend::Postgres => update(pg_results(successes)).ids(conn).await,
         Backend::Sqlite => {
             let mut sql = Sql::new(b, "WITH v (id, attempt, duration_ms, result) AS (VALUES ");
             for (i, s) in successes.iter().enumerate() {
@@ -99,6 +76,71 @@ pub(crate) async fn complete_many(conn: &impl ConnectionTrait, successes: &[Succ
             Ok(mine.iter().map(|s| s.task_run_id).collect())
         }
     }
+}
+
+/// Appends the values a success writes after `... SET status = `; `target` qualifies the
+/// updated table's columns where the derived table `v` has the same names.
+fn set_completed(sql: Sql, target: &str, now: DateTime<Utc>) -> Sql {
+    sql.bind(RunStatus::Completed)
+        .push(&format!(", {target}completed_at = "))
+        .bind(now)
+        .push(&format!(", {target}duration_ms = v.duration_ms, {target}result = v.result, {target}error = NULL, {target}lease_until = NULL"))
+}
+
+/// Appends the update of the running task runs whose attempt matches to what `v` holds
+/// (PostgreSQL and SQLite), returning their ids.
+fn update_completed(sql: Sql, now: DateTime<Utc>) -> Sql {
+    set_completed(sql.push("UPDATE cog_task_run SET status = "), "", now)
+        .push(" FROM v WHERE cog_task_run.id = v.id AND cog_task_run.attempt = v.attempt AND cog_task_run.status = ")
+        .bind(RunStatus::Running)
+        .push(" RETURNING cog_task_run.id")
+}
+
+/// PostgreSQL: the CTE `v (id, attempt, duration_ms, result)` of `successes`, as four arrays:
+/// one statement text whatever their number, planned once per connection (see
+/// `Sql::in_ids`).
+fn pg_results(successes: &[Success]) -> Sql {
+    let column = |f: &dyn Fn(&Success) -> Value| Value::Array(ArrayType::BigInt, Some(Box::new(successes.iter().map(f).collect())));
+    Sql::new(Backend::Postgres, "WITH v (id, attempt, duration_ms, result) AS (SELECT * FROM unnest(")
+        .bind(column(&|s| s.task_run_id.into()))
+        .push("::bigint[], ")
+        .bind(Value::Array(ArrayType::Int, Some(Box::new(successes.iter().map(|s| s.attempt.into()).collect()))))
+        .push("::int[], ")
+        .bind(column(&|s| s.duration_ms.into()))
+        .push("::bigint[], ")
+        .bind(Value::Array(ArrayType::String, Some(Box::new(successes.iter().map(|s| s.result.as_str().into()).collect()))))
+        .push("::text[]))")
+}
+
+/// [`complete_many`] and then [`super::lock_run`] of run `run_id`, in one statement on
+/// PostgreSQL (two elsewhere): returns the ids it completed and the run's status (`None`: no
+/// such run).
+/// The lock is taken once the successes are written (its condition reads what they
+/// returned), as two statements in that order would: the successes of one run from several
+/// processes are written side by side, and only what follows waits for the run's lock. What is
+/// decided under that lock is read by later statements, which see what was committed before
+/// it was granted. For a stage hand-off, a round trip fewer.
+pub(crate) async fn complete_and_lock_run(
+    conn: &impl ConnectionTrait,
+    successes: &[Success],
+    now: DateTime<Utc>,
+    run_id: i64,
+) -> Result<(Vec<i64>, Option<RunStatus>), DbErr> {
+    #[derive(FromQueryResult)]
+    struct Written {
+        completed: Vec<i64>,
+        status: Option<RunStatus>,
+    }
+    if Backend::of(conn)? != Backend::Postgres {
+        let completed = complete_many(conn, successes, now).await?;
+        return Ok((completed, super::lock_run(conn, run_id).await?));
+    }
+    let sql = update_completed(pg_results(successes).push(", done AS ("), now)
+        .push("), run AS (SELECT status FROM cog_pipeline_run WHERE id = ")
+        .bind(run_id)
+        .push(" AND (SELECT COUNT(*) FROM done) >= 0 FOR UPDATE) SELECT ARRAY(SELECT id FROM done) AS completed, (SELECT status FROM run) AS status");
+    let written = sql.one::<Written>(conn).await?;
+    Ok(written.map_or((Vec::new(), None), |w| (w.completed, w.status)))
 }
 
 /// How a failed attempt is written.
@@ -185,4 +227,92 @@ pub(crate) async fn insert_error(conn: &impl ConnectionTrait, row: ErrorRow<'_>)
         .execute(conn)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
+
+    use super::*;
+    use crate::store::{lock_run, now, test_database};
+
+    /// Run 1 (of [`test_database::define`] with one stage of two tasks) with its stage run 1
+    /// running task runs 1 and 2, both at attempt 1.
+    async fn two_running(db: &DatabaseConnection) {
+        test_database::define(db, &[2]).await;
+        db.execute_unprepared(
+            "INSERT INTO cog_stage_run (id, pipeline_run_id, stage_id, status) VALUES (1, 1, 1, 'running'); \
+             INSERT INTO cog_task_run (id, stage_run_id, task_id, status, queue, weight, attempt, run_after, worker) \
+             VALUES (1, 1, 1000, 'running', 'default', 1, 1, '2026-12-05 00:00:00+00', 'w'), (2, 1, 1001, 'running', 'default', 1, 1, '2026-12-05 00:00:00+00', 'w')",
+        )
+        .await
+        .unwrap();
+    }
+
+    fn success(task_run_id: i64, attempt: i32) -> Success {
+        Success { task_run_id, attempt, duration_ms: 5, result: "1".to_owned() }
+    }
+
+    /// The write of one run's successes and its lock are one statement on PostgreSQL, the lock
+    /// taken after the write: while another transaction holds the run's lock, the statement
+    /// waits for it with the task runs it completed already locked (written), as the two
+    /// statements one after the other did. A stale attempt is not written; the status is read
+    /// once the lock is granted.
+    #[tokio::test]
+    async fn successes_are_written_before_the_run_lock_is_waited_for_on_postgres() {
+        let Some((db, url)) = test_database::postgres("complete_and_lock", "outcome test").await else { return };
+        two_running(&db).await;
+        let holder = db.begin().await.unwrap();
+        assert_eq!(lock_run(&holder, 1).await.unwrap(), Some(RunStatus::Running));
+        let writer = {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let txn = db.begin().await.unwrap();
+                let written = complete_and_lock_run(&txn, &[success(1, 1), success(2, 7)], now(), 1).await.unwrap();
+                txn.commit().await.unwrap();
+                written
+            })
+        };
+        // Until the writer waits for the run's lock (it cannot finish before the holder ends).
+        let waiting = "SELECT COUNT(*) AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE NOT l.granted AND a.datname = current_database()";
+        let mut waited = Duration::ZERO;
+        while Sql::new(Backend::Postgres, waiting).one::<Count>(&db).await.unwrap().map_or(0, |c| c.n) == 0 {
+            assert!(waited < Duration::from_secs(10), "the writer never waited for the run's lock");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            waited += Duration::from_millis(10);
+        }
+        let probe = db.begin().await.unwrap();
+        let locked = probe.execute_unprepared("SELECT id FROM cog_task_run WHERE id = 1 FOR UPDATE NOWAIT").await;
+        assert!(locked.is_err(), "task run 1 was written (and so locked) before the run's lock was waited for");
+        probe.execute_unprepared("ROLLBACK").await.ok();
+        drop(probe);
+        assert!(!writer.is_finished());
+        holder.execute_unprepared("UPDATE cog_pipeline_run SET status = 'canceled' WHERE id = 1").await.unwrap();
+        holder.commit().await.unwrap();
+        let (completed, status) = writer.await.unwrap();
+        assert_eq!(completed, [1], "the stale attempt of task run 2 is not written");
+        assert_eq!(status, Some(RunStatus::Canceled), "the status as of the lock's grant");
+        let txn = db.begin().await.unwrap();
+        assert_eq!(complete_and_lock_run(&txn, &[success(2, 1)], now(), 99).await.unwrap(), (vec![2], None), "no run 99");
+        txn.rollback().await.unwrap();
+        db.close().await.unwrap();
+        test_database::drop(&url).await;
+    }
+
+    /// Elsewhere the same in two statements.
+    #[tokio::test]
+    async fn sqlite_writes_the_successes_then_locks_the_run() {
+        let db = test_database::sqlite().await;
+        two_running(&db).await;
+        let txn = db.begin().await.unwrap();
+        assert_eq!(complete_and_lock_run(&txn, &[success(1, 1), success(2, 7)], now(), 1).await.unwrap(), (vec![1], Some(RunStatus::Running)));
+        txn.rollback().await.unwrap();
+    }
+
+    #[derive(FromQueryResult)]
+    struct Count {
+        n: i64,
+    }
 }

@@ -192,7 +192,8 @@ async fn plan_with_claim_settings(c: &impl ConnectionTrait, queues: &[String], n
 }
 
 /// Sends once the hot statements planned for their values: a wait's read of the run, the
-/// weights learned at a run's end, and the write of an outcome batch.
+/// weights learned at a run's end, and the write of an outcome batch (of several runs, and of
+/// one with its run's lock).
 async fn plan_with_defaults(c: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<(), DbErr> {
     const NONE: i64 = 0;
     reports::run_end(c, NONE).await?;
@@ -200,6 +201,7 @@ async fn plan_with_defaults(c: &impl ConnectionTrait, now: DateTime<Utc>) -> Res
     weights::learn(c, &[NONE], 10).await?;
     let success = outcomes::Success { task_run_id: NONE, attempt: 1, duration_ms: 0, result: "null".to_owned() };
     outcomes::complete_many(c, std::slice::from_ref(&success), now).await?;
+    outcomes::complete_and_lock_run(c, std::slice::from_ref(&success), now, NONE).await?;
     Ok(())
 }
 
