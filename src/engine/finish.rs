@@ -168,7 +168,9 @@ fn all_successes(items: &[Ending<'_>]) -> bool {
 /// 2026-12-05).
 ///
 /// The successes are written first, before any run's lock, so that batches of one run from
-/// several processes write in parallel and queue only for the short rest. That is safe
+/// several processes write in parallel and queue only for the short rest (a single run's
+/// lock is taken by the successes' own statement, once they are written:
+/// `outcomes::complete_and_lock_run`). That is safe
 /// because whatever is decided under a run's lock (stage done, run settled) is read after the
 /// lock is granted, at READ COMMITTED: of two batches, the one locking last sees the other's
 /// rows committed. The runs' locks are then taken in id order, and the weights locks of the
