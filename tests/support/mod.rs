@@ -270,7 +270,14 @@ pub async fn stage_statuses(rt: &CogRuntime, run_id: i64) -> Vec<(String, String
 
 /// Waits for `run` to end, failing the test after 60 s.
 pub async fn wait(run: &cog::RunHandle) -> cog::RunStatus {
-    tokio::time::timeout(Duration::from_secs(60), run.wait()).await.expect("run did not end within 60 s").expect("wait")
+    wait_within(run, Duration::from_secs(60)).await
+}
+
+/// Waits for `run` to end, failing the test after `limit` (a guard against a hang, not a
+/// measure of speed: for runs of thousands of tasks, which a loaded 2-core machine runs
+/// several times slower beside the other tests than alone).
+pub async fn wait_within(run: &cog::RunHandle, limit: Duration) -> cog::RunStatus {
+    tokio::time::timeout(limit, run.wait()).await.unwrap_or_else(|_| panic!("run did not end within {limit:?}")).expect("wait")
 }
 
 /// Polls `check` every 10 ms until it is true, failing the test after 30 s.
