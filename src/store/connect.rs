@@ -15,7 +15,7 @@ pub(super) const WARM_CONNECTIONS: u32 = 8;
 
 /// A pooled PostgreSQL or MySQL connection idle for at least this long is pinged before it is
 /// handed out; a busier one is not. The pool's default pings on every checkout: a round trip
-/// more for each of cog's transactions (a stage hand-off is seven on PostgreSQL), for
+/// more for each of cog's transactions (a stage hand-off is six on PostgreSQL), for
 /// connections that were in use a moment before. A connection that died anyway fails its
 /// transaction with a connection error, which cog's writers retry (see
 /// `store::errors::is_transient`).
