@@ -16,10 +16,14 @@ pub(super) const WARM_CONNECTIONS: u32 = 8;
 /// A pooled PostgreSQL or MySQL connection idle for at least this long is pinged before it is
 /// handed out; a busier one is not. The pool's default pings on every checkout: a round trip
 /// more for each of cog's transactions (a stage hand-off is six on PostgreSQL), for
-/// connections that were in use a moment before. A connection that died anyway fails its
-/// transaction with a connection error, which cog's writers retry (see
+/// connections that were in use a moment before. Under load a connection is back in use
+/// within milliseconds. After a server restart (which takes longer than this) every
+/// connection that survived in the pool was idle for longer than this, or failed when used
+/// during it and was dropped then: each is pinged, found dead and replaced, as before. A
+/// connection that dies within this of its last use fails its transaction with a connection
+/// error, which cog's writers retry and `RunHandle::wait` reads again after (see
 /// `store::errors::is_transient`).
-const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// Opens `url` with settings fit for cog: on SQLite one long-lived connection in WAL mode
 /// (an in-memory database lives exactly as long as its connection); on PostgreSQL and MySQL
