@@ -213,7 +213,7 @@ pub(crate) async fn chained(
     }
     // Each start returned its own, in no order: all of them in claim order.
     let mut claimed = std::mem::take(&mut chain.started);
-    in_claim_order(&mut claimed);
+    claims::in_claim_order(&mut claimed);
     hand_back_extras(txn, &mut claimed, chain.reserved.unwrap_or(0), "the stage starts' claim").await?;
     if let Some(last) = claimed.last()
         && (chain.starts_seen > 1 || queued_besides)
@@ -233,14 +233,9 @@ pub(crate) async fn chained(
         claimed = more;
     } else {
         claimed.extend(more);
-        in_claim_order(&mut claimed);
+        claims::in_claim_order(&mut claimed);
     }
     Ok(ChainedClaim { claimed, swept: true, started_claimed })
-}
-
-/// Sorts `claimed` in claim order: heaviest first, then oldest (lowest id) first.
-fn in_claim_order(claimed: &mut [Claimed]) {
-    claimed.sort_by(|a, b| b.weight.total_cmp(&a.weight).then(a.task_run_id.cmp(&b.task_run_id)));
 }
 
 /// Whether the task runs that a transaction's stage starts queued without announcing them

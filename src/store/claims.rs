@@ -38,6 +38,11 @@ pub(crate) struct Claimed {
     pub(crate) weight: f64,
 }
 
+/// Sorts `claimed` in claim order: heaviest first, then oldest (lowest id) first.
+pub(crate) fn in_claim_order(claimed: &mut [Claimed]) {
+    claimed.sort_by(|a, b| b.weight.total_cmp(&a.weight).then(a.task_run_id.cmp(&b.task_run_id)));
+}
+
 #[cfg(test)]
 impl Claimed {
     /// A claimed task run for unit tests: attempt 1 of task run `task_run_id` in stage run

@@ -154,7 +154,7 @@ mod tests {
     /// What the starts claimed for `room`, heaviest first, then by id.
     fn claimed_in_claim_order(room: &FixedRoom) -> Vec<claims::Claimed> {
         let mut claimed = room.claimed.lock().unwrap().clone();
-        claimed.sort_by(|a, b| b.weight.total_cmp(&a.weight).then(a.task_run_id.cmp(&b.task_run_id)));
+        claims::in_claim_order(&mut claimed);
         claimed
     }
 
