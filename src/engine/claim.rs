@@ -26,7 +26,7 @@ pub(crate) async fn claim(
         return Ok(Vec::new());
     }
     let txn = store::begin(db).await?;
-    let claimed = claim_in(&txn, &Claimant { worker, queues, lease }, limit, Planner::Set).await?;
+    let claimed = claim_in(&txn, &Claimant { worker, queues, lease }, limit, Planner::of(db)).await?;
     txn.commit().await?;
     crate::metrics::claimed(&claimed);
     Ok(claimed)

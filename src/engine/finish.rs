@@ -11,7 +11,7 @@ use super::claim::{self, Chain, ChainedClaim, Claimed, Starts};
 use super::{Effects, advance};
 use crate::entity::status::RunStatus;
 use crate::error::{TaskError, TaskErrorKind};
-use crate::store::claims;
+use crate::store::claims::{self, Planner};
 use crate::store::outcomes::{self, FailedAttempt};
 use crate::store::{self, Backend, lock_run, notify, now, transitions};
 
@@ -104,7 +104,7 @@ pub(crate) async fn finish_batch(
     let mut touched_stage_runs: Vec<i64> = Vec::new();
     // Successes first, a statement per 50 of them; then failures one by one (they are rare).
     let completed = record_successes(&txn, items, now).await?;
-    claims::set_planner(&txn).await?;
+    Planner::of(db).take(&txn).await?;
     for &Ending { task, outcome, handler_error, .. } in items {
         let result = match outcome {
             Outcome::Success(_) if completed.contains(&task.task_run_id) => Finished::Completed,
@@ -135,7 +135,7 @@ pub(crate) async fn finish_batch(
         effects = effects.merge(advance::settle(&txn, run_id, now).await?);
     }
     let retried = finished.contains(&Finished::Retrying);
-    let chained = claim::chained(&txn, chain.as_deref_mut(), effects, claims::Planner::AlreadySet, retried).await?;
+    let chained = claim::chained(&txn, chain.as_deref_mut(), effects, Planner::AlreadySet, retried).await?;
     effects = announce_left(&txn, effects, &chained, retried).await?;
     // Last before the commit: the weights lock is held from here to the commit (see
     // `finish_runs`).
@@ -202,10 +202,15 @@ pub(crate) async fn finish_runs(
     // included (see `claims::set_planner`): taken before the successes' write when it is
     // small (a hand-off's), after it otherwise — that write's best plan depends on how many
     // outcomes it writes (with the generic plan, workload E's writes of ~200 outcomes took
-    // twice as long, 14 ms instead of 7).
+    // twice as long, 14 ms instead of 7). On a pool whose sessions have the settings
+    // (`Planner::of`), a small write needs nothing, and a big one is planned as elsewhere,
+    // with the server's defaults (a round trip more than elsewhere, for a write of 9 or more).
+    let planner = Planner::of(db);
     let planner_first = all.len() <= GENERIC_WRITE_MOST;
     if planner_first {
-        claims::set_planner(&txn).await?;
+        planner.take(&txn).await?;
+    } else if planner == Planner::AlreadySet {
+        claims::server_planner(&txn).await?;
     }
     let run_of = |i: usize| runs[i][0].task.pipeline_run_id;
     let mut statuses = vec![None; runs.len()];
@@ -260,7 +265,7 @@ pub(crate) async fn finish_runs(
     }
     let ended: Vec<i64> = (0..runs.len()).filter(|&i| effects[i].run_ended).map(run_of).collect();
     let merged = effects.iter().fold(Effects::default(), |all, e| all.merge(*e));
-    let chained = claim::chained(&txn, chain.as_deref_mut(), merged, claims::Planner::AlreadySet, false).await?;
+    let chained = claim::chained(&txn, chain.as_deref_mut(), merged, Planner::AlreadySet, false).await?;
     // Whether anybody is to be woken for the task runs queued here is decided for all of them.
     let woken = announce_left(&txn, merged, &chained, false).await?.queued_work;
     for e in &mut effects {

@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::health::HealthBoard;
 use crate::scheduler::{Clock, Scheduler, SystemClock};
 use crate::signals::Signals;
+use crate::store::Pools;
 use crate::worker::Worker;
 
 /// Configures a [`CogRuntime`]; errors are reported by [`build`](Self::build).
@@ -71,7 +72,11 @@ impl CogRuntimeBuilder {
     /// Connections opened by `database_url` (default: 1 for SQLite; 8 for PostgreSQL and MySQL,
     /// all opened at build, so no connection is opened, cold, under load — a process rarely
     /// has more than 8 statements worth running at once on a database's cores, and a dozen
-    /// processes then stay under PostgreSQL's default `max_connections` of 100).
+    /// processes then stay under PostgreSQL's default `max_connections` of 100). On
+    /// PostgreSQL these serve cog's transitions (outcomes, claims, launches), their sessions
+    /// started with the planner settings those use; up to 4 more (2 kept open) serve
+    /// [`CogRuntime::connection`] and the runtime's other reads and writes with the server's
+    /// own settings.
     pub fn pool_size(mut self, n: u32) -> Self {
         self.pool_size = Some(n);
         self
@@ -107,22 +112,31 @@ impl CogRuntimeBuilder {
         if let Some(empty) = queues.iter().position(|q| q.trim().is_empty()) {
             return Err(Error::InvalidSetting(format!("queue #{} has an empty name", empty + 1)));
         }
-        let db = match (self.connection, self.url) {
-            (Some(db), _) => db,
+        let Pools { db, work } = match (self.connection, self.url) {
+            (Some(db), _) => Pools { work: db.clone(), db },
             (None, Some(url)) => crate::store::connect(&url, self.pool_size).await?,
             (None, None) => return Err(Error::MissingDatabase),
         };
         crate::migrate(&db).await?;
-        crate::store::warm_up(&db, &queues).await;
+        crate::store::warm_up(&work, &queues).await;
         let worker_id = self.worker_name.unwrap_or_else(default_worker_name);
         let signals = Arc::new(Signals::default());
         let health = Arc::new(HealthBoard::default());
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let worker = Worker::new(db.clone(), config.clone(), queues, concurrency, worker_id.clone(), Arc::clone(&signals), Arc::clone(&health));
+        let worker = Worker::new(
+            Pools { db: db.clone(), work: work.clone() },
+            config.clone(),
+            queues,
+            concurrency,
+            worker_id.clone(),
+            Arc::clone(&signals),
+            Arc::clone(&health),
+        );
         let scheduler = Scheduler::new(db.clone(), config.clone(), clock, Arc::clone(&signals), Arc::clone(&health), worker_id);
         Ok(CogRuntime {
             inner: Arc::new(Inner {
                 db,
+                work,
                 config,
                 signals,
                 health,

@@ -28,7 +28,7 @@ pub(crate) async fn launch_and_apply(inner: &Inner, request: LaunchRequest<'_>) 
     // What it takes starts right at the commit.
     let room = crate::worker::ChainRoom::new(&inner.worker, crate::worker::Chained::Launch);
     let mut chain = Chain::new(inner.worker.claimant(), &room);
-    let launched = launch::launch(&inner.db, request, Some(&mut chain)).await?;
+    let launched = launch::launch(&inner.work, request, Some(&mut chain)).await?;
     for (canceled_run, _) in &launched.canceled {
         inner.worker.cancel_running(*canceled_run);
     }
@@ -38,7 +38,7 @@ pub(crate) async fn launch_and_apply(inner: &Inner, request: LaunchRequest<'_>) 
         let applied = |effects| inner.signals.apply(effects);
         // The run exists and runs whatever happens here: a failure is logged, and the fill
         // loop of a worker (this process's or another's) takes the rest over.
-        if let Err(e) = fill::fill_unheld(&inner.db, Some(launched.run_id), inner.fill_policy(), &applied).await {
+        if let Err(e) = fill::fill_unheld(&inner.work, Some(launched.run_id), inner.fill_policy(), &applied).await {
             tracing::error!(pipeline.run = launched.run_id, error = %e, "could not queue the rest of a big stage's task runs; a worker's fill loop takes it over once the lease expires");
         }
         // Stages started by runs this launch ended (a buffered run started) are the fill loop's.

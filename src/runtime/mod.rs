@@ -48,7 +48,12 @@ impl std::fmt::Debug for CogRuntime {
 
 /// What the runtime's clones share: its parts, each with its own state.
 pub(crate) struct Inner {
+    /// The host's pool ([`CogRuntime::connection`]), for the runtime's reads and writes outside
+    /// its transitions.
     pub(crate) db: DatabaseConnection,
+    /// The pool of the runtime's transitions (`store::connect::Pools::work`): `launch` runs
+    /// there, as the worker does, and `RunHandle::wait` reads there.
+    pub(crate) work: DatabaseConnection,
     pub(crate) config: Config,
     pub(crate) signals: Arc<Signals>,
     pub(crate) health: Arc<HealthBoard>,
@@ -245,7 +250,10 @@ impl CogRuntime {
         Ok(crate::store::reports::queue_depths(&self.inner.db).await?)
     }
 
-    /// The database connection the runtime uses (to query `cog::entity` tables).
+    /// The database connection the runtime uses (to query `cog::entity` tables): the host's
+    /// own when it gave one, else a pool with the server's own session settings. (On
+    /// PostgreSQL, cog's transitions run on a pool of their own whose sessions start with
+    /// planner settings fit only for them; see `CogRuntimeBuilder::pool_size`.)
     pub fn connection(&self) -> &DatabaseConnection {
         &self.inner.db
     }

@@ -70,9 +70,11 @@ impl RunHandle {
         }
     }
 
-    /// Status and whether `completed_at` is written.
+    /// Status and whether `completed_at` is written, read through the transitions' pool (warm:
+    /// the host's pool opens its connections when first needed, and a `wait` of each of many
+    /// runs would open them mid-run).
     async fn read(&self) -> Result<(RunStatus, bool), Error> {
-        let run = crate::store::reports::run_end(&self.rt.inner.db, self.id).await?.ok_or(Error::UnknownRun { id: self.id })?;
+        let run = crate::store::reports::run_end(&self.rt.inner.work, self.id).await?.ok_or(Error::UnknownRun { id: self.id })?;
         Ok((run.status, run.completed_at.is_some()))
     }
 }

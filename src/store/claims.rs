@@ -4,7 +4,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult};
 
 use super::{Backend, Sql};
 use crate::entity::status::RunStatus;
@@ -286,25 +286,42 @@ pub(super) fn started_loaded(sql: Sql, run_id: i64, stage_id: i64) -> Sql {
 }
 
 /// The planner settings of a PostgreSQL claim's transaction (see [`pg_claim`]), and of an
-/// outcome's ([`set_planner`]): name and value of each.
-const PLANNER: [(&str, &str); 3] = [("enable_bitmapscan", "off"), ("enable_seqscan", "off"), ("plan_cache_mode", "force_generic_plan")];
+/// outcome's ([`set_planner`]): name and value of each. The sessions of the pool a runtime
+/// opens for its transitions start with them (`store::connect::Pools::work`).
+pub(crate) const PLANNER: [(&str, &str); 3] = [("enable_bitmapscan", "off"), ("enable_seqscan", "off"), ("plan_cache_mode", "force_generic_plan")];
 
 /// [`PLANNER`]'s settings for the rest of the transaction, as one statement.
 pub(super) static CLAIM_SETTINGS: LazyLock<String> =
     LazyLock::new(|| PLANNER.iter().map(|(name, value)| format!("SET LOCAL {name} = {value}")).collect::<Vec<_>>().join("; "));
 
-/// [`PLANNER`]'s settings with plans made for each statement's values (the session's plan
-/// cache mode), as one statement.
+/// [`PLANNER`]'s settings with plans made for each statement's values (PostgreSQL's default
+/// plan cache mode, `auto`: not the session's, which is `force_generic_plan` in the sessions
+/// of a runtime's own pool for its transitions), as one statement.
 static CUSTOM_PLANS: LazyLock<String> = LazyLock::new(|| {
     PLANNER
         .iter()
-        .map(|(name, value)| if *name == "plan_cache_mode" { format!("SET LOCAL {name} TO DEFAULT") } else { format!("SET LOCAL {name} = {value}") })
+        .map(|(name, value)| if *name == "plan_cache_mode" { format!("SET LOCAL {name} = auto") } else { format!("SET LOCAL {name} = {value}") })
         .collect::<Vec<_>>()
         .join("; ")
 });
 
+/// PostgreSQL's own defaults for [`PLANNER`]'s settings, for the rest of a transaction, as one
+/// statement.
+static SERVER_PLANNER: &str = "SET LOCAL enable_bitmapscan = on; SET LOCAL enable_seqscan = on; SET LOCAL plan_cache_mode = auto";
+
+/// For the rest of transaction `conn` (PostgreSQL), PostgreSQL's own defaults for the claim's
+/// planner settings ([`PLANNER`]), whatever its session has: for a statement whose best plan
+/// depends on its values (a big outcome write, see `engine::finish::finish_runs`) in a
+/// transaction of the pool whose sessions have the claim's.
+pub(crate) async fn server_planner(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
+    if Backend::of(conn)? == Backend::Postgres {
+        conn.execute_unprepared(SERVER_PLANNER).await?;
+    }
+    Ok(())
+}
+
 /// For the rest of transaction `conn` (PostgreSQL), statements are planned for their values
-/// again (the session's plan cache mode; [`set_planner`] forces generic plans), still through
+/// again (plan cache mode `auto`; [`set_planner`] forces generic plans), still through
 /// indexes only. For weight learning at a run's end (see `engine::learn_if_ended`), and for a
 /// fill chunk: its insert then walks the stage's tasks in id order and stops at the chunk's
 /// size, where a stage just defined had it scan and sort all of them.
@@ -320,8 +337,34 @@ pub(crate) async fn custom_plans(conn: &impl ConnectionTrait) -> Result<(), DbEr
 pub(crate) enum Planner {
     /// The claim sets them (in a transaction of its own, or one that has not).
     Set,
-    /// The transaction already has them ([`set_planner`]): one round trip fewer.
+    /// The transaction already has them ([`set_planner`]), or its session does
+    /// ([`Planner::of`]): one round trip fewer.
     AlreadySet,
+}
+
+impl Planner {
+    /// [`Planner::AlreadySet`] when the sessions of pool `db` start with [`PLANNER`]'s settings
+    /// (the pool a runtime opens on PostgreSQL for its transitions, `store::connect::Pools`, or
+    /// a host's pool opened so): its transactions have them without a statement, a round trip
+    /// fewer for each (workload B's hand-off p50 1.19 → 1.06 ms in twelve pairs on a 2-core
+    /// machine, 2026-12-05). [`Planner::Set`] otherwise (SQLite and MySQL have none to set).
+    pub(crate) fn of(db: &DatabaseConnection) -> Planner {
+        if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+            return Planner::Set;
+        }
+        let options = db.get_postgres_connection_pool().connect_options();
+        let has = |(name, value): &(&str, &str)| options.get_options().is_some_and(|o| o.contains(&format!("-c {name}={value}")));
+        if PLANNER.iter().all(has) { Planner::AlreadySet } else { Planner::Set }
+    }
+
+    /// Gives transaction `txn` the planner settings (see [`set_planner`]) unless they are
+    /// [`Planner::AlreadySet`].
+    pub(crate) async fn take(self, txn: &impl ConnectionTrait) -> Result<(), DbErr> {
+        match self {
+            Planner::Set => set_planner(txn).await,
+            Planner::AlreadySet => Ok(()),
+        }
+    }
 }
 
 /// Gives transaction `conn` a claim's planner settings (see [`pg_claim`]), on PostgreSQL,
@@ -457,9 +500,10 @@ pub(crate) async fn expired(conn: &impl ConnectionTrait, limit: usize) -> Result
 /// prepared statement for its values at each of a connection's first five runs: 1.0–1.1 ms each
 /// for this one, 105 plans for 112 looks in workload F on 4 processes (`pg_stat_statements`,
 /// 2026-12-05), a tenth of PostgreSQL's time there. The three round trips the transaction adds
-/// cost a few hundredths of that.
-pub(crate) async fn next_due_planned(db: &sea_orm::DatabaseConnection, queues: &[String]) -> Result<Option<DateTime<Utc>>, DbErr> {
-    if Backend::of(db)? != Backend::Postgres {
+/// cost a few hundredths of that. On a pool whose sessions have those settings
+/// ([`Planner::of`]) the statement alone, outside a transaction.
+pub(crate) async fn next_due_planned(db: &DatabaseConnection, queues: &[String]) -> Result<Option<DateTime<Utc>>, DbErr> {
+    if Backend::of(db)? != Backend::Postgres || Planner::of(db) == Planner::AlreadySet {
         return next_due(db, queues).await;
     }
     let txn = sea_orm::TransactionTrait::begin(db).await?;

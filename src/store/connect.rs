@@ -25,14 +25,39 @@ pub(super) const WARM_CONNECTIONS: u32 = 8;
 /// `store::errors::is_transient`).
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
+/// Most connections of the pool that a runtime opens on PostgreSQL beside [`Pools::work`], for
+/// the host ([`CogRuntime::connection`](crate::CogRuntime::connection)) and for everything
+/// of its own but its transitions (definitions, the worker's presence, leases and fills,
+/// schedules, reports, cancels); [`HOST_CONNECTIONS_OPEN`] of them kept open.
+const HOST_CONNECTIONS: u32 = 4;
+
+/// Connections of that pool opened at build and kept open.
+const HOST_CONNECTIONS_OPEN: u32 = 2;
+
+/// The pools a runtime opened from a URL.
+pub(crate) struct Pools {
+    /// What the host is given, and what cog reads and writes outside its transitions: the
+    /// server's own session settings (ORM queries of the definitions, say, planned generic and
+    /// without sequential scans, took 100–140 ms instead of under 1 on tiny tables).
+    pub(crate) db: DatabaseConnection,
+    /// The transitions' pool (the worker's outcomes and claims, launches): on PostgreSQL its
+    /// sessions start with the claim's planner settings (`claims::PLANNER`), so that none of
+    /// its transactions spends a round trip setting them (`claims::Planner::of`); the same
+    /// pool as `db` elsewhere, and when the host gave its own.
+    pub(crate) work: DatabaseConnection,
+}
+
 /// Opens `url` with settings fit for cog: on SQLite one long-lived connection in WAL mode
-/// (an in-memory database lives exactly as long as its connection); on PostgreSQL and MySQL
-/// a pool, whose MySQL sessions read and write timestamps in UTC, with its first connections
-/// opened here rather than when first needed.
-pub(crate) async fn connect(url: &str, pool_size: Option<u32>) -> Result<DatabaseConnection, DbErr> {
-    let mut options = ConnectOptions::new(url.to_owned());
-    options.sqlx_logging(false);
+/// (an in-memory database lives exactly as long as its connection), used for everything; on
+/// PostgreSQL and MySQL a pool for the transitions ([`Pools::work`], `pool_size` connections,
+/// default [`WARM_CONNECTIONS`], opened here rather than when first needed), whose MySQL
+/// sessions read and write timestamps in UTC; and on PostgreSQL a second, smaller pool with
+/// the server's own session settings for everything else ([`Pools::db`], at most
+/// [`HOST_CONNECTIONS`]; on MySQL the one pool is both).
+pub(crate) async fn connect(url: &str, pool_size: Option<u32>) -> Result<Pools, DbErr> {
     if url.starts_with("sqlite:") {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options.sqlx_logging(false);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         // SQLite's one connection lives in this process: nothing to ping.
         options.test_before_acquire(false);
@@ -42,19 +67,37 @@ pub(crate) async fn connect(url: &str, pool_size: Option<u32>) -> Result<Databas
                 if in_memory { o } else { o.journal_mode(SqliteJournalMode::Wal) }
             },
         );
-    } else {
-        let max = pool_size.unwrap_or(WARM_CONNECTIONS);
-        options
-            .max_connections(max)
-            .min_connections(max.min(WARM_CONNECTIONS))
-            .acquire_timeout(Duration::from_secs(30))
-            .test_before_acquire_if_idle_for(PING_IF_IDLE_FOR)
-            .map_sqlx_mysql_opts(|o| o.timezone(Some("+00:00".to_owned())));
         let db = Database::connect(options).await?;
-        warm(&db, max.min(WARM_CONNECTIONS)).await?;
-        return Ok(db);
+        return Ok(Pools { work: db.clone(), db });
     }
-    Database::connect(options).await
+    let max = pool_size.unwrap_or(WARM_CONNECTIONS);
+    let postgres = !url.starts_with("mysql:") && !url.starts_with("mariadb:");
+    let mut options = server_options(url);
+    options.max_connections(max).min_connections(max.min(WARM_CONNECTIONS));
+    if postgres {
+        options.map_sqlx_postgres_opts(|o| o.options(super::claims::PLANNER));
+    }
+    let work = Database::connect(options).await?;
+    warm(&work, max.min(WARM_CONNECTIONS)).await?;
+    if !postgres {
+        return Ok(Pools { db: work.clone(), work });
+    }
+    let mut options = server_options(url);
+    options.max_connections(HOST_CONNECTIONS).min_connections(HOST_CONNECTIONS_OPEN);
+    let db = Database::connect(options).await?;
+    Ok(Pools { db, work })
+}
+
+/// A PostgreSQL or MySQL pool's options for `url`: no statement logging, a connection pinged
+/// at checkout only after [`PING_IF_IDLE_FOR`] idle, MySQL sessions in UTC.
+fn server_options(url: &str) -> ConnectOptions {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .sqlx_logging(false)
+        .acquire_timeout(Duration::from_secs(30))
+        .test_before_acquire_if_idle_for(PING_IF_IDLE_FOR)
+        .map_sqlx_mysql_opts(|o| o.timezone(Some("+00:00".to_owned())));
+    options
 }
 
 /// Opens `n` connections of `db`'s pool now, together (a pool otherwise opens them one by one
@@ -73,4 +116,92 @@ async fn warm(db: &DatabaseConnection, n: u32) -> Result<(), DbErr> {
         super::Backend::Sqlite => Ok(()),
     };
     opened.map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
+
+    use super::*;
+    use crate::store::claims::{self, Planner};
+    use crate::store::test_database;
+
+    /// The value of setting `name` where `conn` runs.
+    async fn setting(conn: &impl ConnectionTrait, name: &str) -> String {
+        let row =
+            conn.query_one_raw(Statement::from_string(conn.get_database_backend(), format!("SELECT current_setting('{name}') AS v"))).await.unwrap().unwrap();
+        row.try_get::<String>("", "v").unwrap()
+    }
+
+    /// Each of the claim's planner settings where `conn` runs, in `claims::PLANNER`'s order.
+    async fn planner(conn: &impl ConnectionTrait) -> Vec<String> {
+        let mut values = Vec::new();
+        for (name, _) in claims::PLANNER {
+            values.push(setting(conn, name).await);
+        }
+        values
+    }
+
+    const SET: [&str; 3] = ["off", "off", "force_generic_plan"];
+    const SERVERS: [&str; 3] = ["on", "on", "auto"];
+
+    #[tokio::test]
+    async fn only_the_transitions_pool_of_a_postgres_runtime_starts_its_sessions_with_the_planner_settings() {
+        let Some((_, url)) = test_database::postgres("pools", "pools test").await else { return };
+        let Pools { db, work } = connect(&url, Some(2)).await.unwrap();
+        assert_eq!(planner(&work).await, SET, "every session of the transitions' pool");
+        assert_eq!(Planner::of(&work), Planner::AlreadySet);
+        // What the host is given keeps the server's settings, and its transactions take the
+        // settings for themselves, for as long as they last.
+        assert_eq!(planner(&db).await, SERVERS);
+        assert_eq!(Planner::of(&db), Planner::Set);
+        let txn = db.begin().await.unwrap();
+        Planner::of(&db).take(&txn).await.unwrap();
+        assert_eq!(planner(&txn).await, SET);
+        txn.commit().await.unwrap();
+        assert_eq!(planner(&db).await, SERVERS, "SET LOCAL: gone with the transaction");
+        // Custom plans (weight learning, a fill chunk, a big outcome write) in a transaction of
+        // the transitions' pool: planned for their values, still through indexes only, and the
+        // generic plans back once the transaction ends.
+        let txn = work.begin().await.unwrap();
+        claims::custom_plans(&txn).await.unwrap();
+        assert_eq!(planner(&txn).await, ["off", "off", "auto"]);
+        claims::set_planner(&txn).await.unwrap();
+        assert_eq!(planner(&txn).await, SET);
+        // A big outcome write's plan: the server's defaults, whatever the session has.
+        claims::server_planner(&txn).await.unwrap();
+        assert_eq!(planner(&txn).await, SERVERS);
+        txn.rollback().await.unwrap();
+        let txn = work.begin().await.unwrap();
+        claims::custom_plans(&txn).await.unwrap();
+        txn.commit().await.unwrap();
+        assert_eq!(planner(&work).await, SET);
+        drop((db, work));
+        test_database::drop(&url).await;
+    }
+
+    #[tokio::test]
+    async fn a_host_pool_opened_with_the_planner_settings_is_taken_as_having_them() {
+        let Some((_, url)) = test_database::postgres("host_pool", "host pool test").await else { return };
+        let mut options = ConnectOptions::new(url.clone());
+        options.max_connections(1).map_sqlx_postgres_opts(|o| o.options(claims::PLANNER));
+        let host: DatabaseConnection = Database::connect(options).await.unwrap();
+        assert_eq!(Planner::of(&host), Planner::AlreadySet);
+        let mut options = ConnectOptions::new(url.clone());
+        options.max_connections(1).map_sqlx_postgres_opts(|o| o.options([("enable_seqscan", "off")]));
+        let partial: DatabaseConnection = Database::connect(options).await.unwrap();
+        assert_eq!(Planner::of(&partial), Planner::Set, "one setting of three is not the claim's settings");
+        drop((host, partial));
+        test_database::drop(&url).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_has_one_connection_for_everything() {
+        let Pools { db, work } = connect("sqlite::memory:", None).await.unwrap();
+        db.execute_unprepared("CREATE TABLE t (x INTEGER)").await.unwrap();
+        work.execute_unprepared("INSERT INTO t VALUES (1)").await.unwrap();
+        let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), "SELECT COUNT(*) AS n FROM t")).await.unwrap().unwrap();
+        assert_eq!(row.try_get::<i64>("", "n").unwrap(), 1, "the same in-memory database: one connection");
+        assert_eq!(Planner::of(&work), Planner::Set);
+    }
 }

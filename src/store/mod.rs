@@ -41,7 +41,7 @@ mod stage_starts;
 pub(crate) mod test_database;
 mod warm;
 
-pub(crate) use connect::connect;
+pub(crate) use connect::{Pools, connect};
 pub(crate) use sql::{Backend, Id, Sql};
 pub(crate) use warm::warm_up;
 

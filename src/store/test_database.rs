@@ -6,7 +6,7 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 
 /// A migrated in-memory SQLite database (it lives as long as its one connection).
 pub(crate) async fn sqlite() -> DatabaseConnection {
-    let db = super::connect("sqlite::memory:", None).await.expect("open SQLite in memory");
+    let db = super::connect("sqlite::memory:", None).await.expect("open SQLite in memory").work;
     crate::migrate(&db).await.expect("migrate");
     db
 }
@@ -25,7 +25,7 @@ pub(crate) async fn postgres(suffix: &str, what: &str) -> Option<(DatabaseConnec
     admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}")).await.unwrap();
     admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
     let url = format!("{}/{name}", &admin_url[..admin_url.rfind('/').expect("a server URL ends in /<database>")]);
-    let db = super::connect(&url, None).await.unwrap();
+    let db = super::connect(&url, None).await.unwrap().work;
     crate::migrate(&db).await.unwrap();
     Some((db, url))
 }

@@ -248,7 +248,7 @@ mod tests {
         assert_eq!(queues.try_get_by_index::<i64>(0).unwrap(), 1, "only the default queue");
         db.close().await.unwrap();
         // One connection: the statements the warm-up prepared are those it holds.
-        let db = super::super::connect(&url, Some(1)).await.unwrap();
+        let db = super::super::connect(&url, Some(1)).await.unwrap().work;
         prepare_one(&db, &["default".to_owned()]).await.expect("every hot statement can be prepared");
         let count = |sql: &'static str| {
             let db = &db;

@@ -278,7 +278,7 @@ async fn write_runs(worker: Arc<Worker>, groups: Vec<Vec<Completion>>) {
         // answered (see `write`).
         let room = super::ChainRoom::new(&worker, super::Chained::Outcome);
         let mut chain = crate::engine::claim::Chain::new(worker.claimant(), &room);
-        let written = finish::finish_runs(&worker.db, &items, worker.retry_policy(), Some(&mut chain)).await;
+        let written = finish::finish_runs(&worker.work, &items, worker.retry_policy(), Some(&mut chain)).await;
         match written {
             Ok((finished, effects)) => {
                 for (g, e) in groups.iter().zip(&effects) {
@@ -399,7 +399,7 @@ async fn write(worker: &Arc<Worker>, group: &[Completion]) -> Result<Vec<Finishe
         // transaction claimed.
         let room = super::ChainRoom::new(worker, super::Chained::Outcome);
         let mut chain = crate::engine::claim::Chain::new(worker.claimant(), &room);
-        let written = finish::finish_batch(&worker.db, &items, policy, Some(&mut chain)).await;
+        let written = finish::finish_batch(&worker.work, &items, policy, Some(&mut chain)).await;
         match written {
             Ok((finished, effects)) => {
                 // A critical failure ended the run (it settles once its running task runs

@@ -175,7 +175,7 @@ async fn still_going(worker: &Worker, task: &Claimed, going: &mut HashMap<i64, I
 /// Whether the run of a prefetched `task` is still running, as the database says now. If the
 /// read fails it starts anyway, as a task run claimed a moment earlier would have.
 async fn run_still_going(worker: &Worker, task: &Claimed) -> bool {
-    match crate::store::reports::run_end(&worker.db, task.pipeline_run_id).await {
+    match crate::store::reports::run_end(&worker.work, task.pipeline_run_id).await {
         Ok(Some(run)) => run.status == RunStatus::Running,
         Ok(None) => false,
         Err(e) => {
@@ -208,8 +208,8 @@ mod tests {
     use crate::worker::state::RunningTask;
 
     async fn worker() -> Worker {
-        let db = crate::store::connect("sqlite::memory:", None).await.unwrap();
-        Worker::new(db, crate::Config::default(), vec!["default".to_owned()], 2, "w".to_owned(), Arc::default(), Arc::default())
+        let pools = crate::store::connect("sqlite::memory:", None).await.unwrap();
+        Worker::new(pools, crate::Config::default(), vec!["default".to_owned()], 2, "w".to_owned(), Arc::default(), Arc::default())
     }
 
     fn track(worker: &Worker, task_run_id: i64) {

@@ -15,7 +15,7 @@ pub(crate) async fn fill_loop(worker: Arc<Worker>) {
         worker.health.checkpoint("fill");
         let policy = FillPolicy { lease: worker.config.lease_duration, learn_weights: worker.learn_weights() };
         let applied = |effects| worker.signals.apply(effects);
-        let result = fill::fill_unheld(&worker.db, None, policy, &applied).await;
+        let result = fill::fill_unheld(&worker.work, None, policy, &applied).await;
         match &result {
             Ok(0) => {}
             Ok(filled) => tracing::debug!(stage_runs = filled, "queued the rest of big stages' task runs"),

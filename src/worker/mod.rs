@@ -51,7 +51,7 @@ pub(crate) async fn claim_loop(worker: Arc<Worker>) {
         let notified = worker.signals.wake.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        match claim::claim(&worker.db, &worker.worker_id, &worker.queues, batch.len(), worker.config.lease_duration).await {
+        match claim::claim(&worker.work, &worker.worker_id, &worker.queues, batch.len(), worker.config.lease_duration).await {
             Ok(claimed) if !claimed.is_empty() => {
                 failures = 0;
                 idle = false;
@@ -171,7 +171,7 @@ impl claim::Room for ChainRoom<'_> {
 /// How long an idle worker sleeps: until the next retry becomes due, at most the poll interval.
 async fn idle_pause(worker: &Worker) -> Duration {
     let poll = worker.config.poll_interval;
-    match claims::next_due_planned(&worker.db, &worker.queues).await {
+    match claims::next_due_planned(&worker.work, &worker.queues).await {
         Ok(Some(at)) => (at - now()).to_std().unwrap_or(Duration::ZERO).clamp(Duration::from_millis(1), poll),
         Ok(None) => poll,
         Err(e) => {

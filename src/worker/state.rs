@@ -16,6 +16,7 @@ use crate::engine::claim::Claimed;
 use crate::engine::finish::RetryPolicy;
 use crate::health::HealthBoard;
 use crate::signals::Signals;
+use crate::store::Pools;
 
 /// Outcomes waiting to be written, per unit of concurrency: a full channel makes finishing
 /// cogs wait (back-pressure) instead of growing memory without bound.
@@ -33,7 +34,10 @@ pub(crate) struct RunningTask {
 
 /// The worker's state.
 pub(crate) struct Worker {
+    /// For its presence, leases and releases (`store::Pools::db`).
     pub(crate) db: DatabaseConnection,
+    /// For its outcomes, claims and fills (`store::Pools::work`).
+    pub(crate) work: DatabaseConnection,
     pub(crate) config: Config,
     pub(crate) queues: Vec<String>,
     pub(crate) concurrency: usize,
@@ -80,7 +84,7 @@ type Loops = (Option<JoinHandle<()>>, Vec<JoinHandle<()>>);
 impl Worker {
     /// A worker that has not started.
     pub(crate) fn new(
-        db: DatabaseConnection,
+        Pools { db, work }: Pools,
         config: Config,
         queues: Vec<String>,
         concurrency: usize,
@@ -92,6 +96,7 @@ impl Worker {
         let (completions, rx) = mpsc::channel(room.saturating_mul(COMPLETIONS_PER_SLOT).max(64));
         Worker {
             db,
+            work,
             config,
             queues,
             concurrency,
