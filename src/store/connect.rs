@@ -40,10 +40,10 @@ pub(crate) struct Pools {
     /// server's own session settings (ORM queries of the definitions, say, planned generic and
     /// without sequential scans, took 100–140 ms instead of under 1 on tiny tables).
     pub(crate) db: DatabaseConnection,
-    /// The transitions' pool (the worker's outcomes and claims, launches): on PostgreSQL its
-    /// sessions start with the claim's planner settings (`claims::PLANNER`), so that none of
-    /// its transactions spends a round trip setting them (`claims::Planner::of`); the same
-    /// pool as `db` elsewhere, and when the host gave its own.
+    /// The transitions' pool (the worker's outcomes, claims and fills, launches): on
+    /// PostgreSQL its sessions start with the claim's planner settings (`claims::PLANNER`), so
+    /// that none of its transactions spends a round trip setting them
+    /// (`claims::Planner::of`); the same pool as `db` elsewhere, and when the host gave its own.
     pub(crate) work: DatabaseConnection,
 }
 
