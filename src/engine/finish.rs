@@ -232,8 +232,6 @@ pub(crate) async fn finish_runs(
         for &i in &by_id {
             statuses[i] = lock_run(&txn, run_of(i)).await?;
         }
-    }
-    if joint {
         // The weights locks are waited for as long as it takes (see `learn_if_ended`).
         store::limit_lock_waits(&txn, None).await?;
     }

@@ -28,9 +28,10 @@ use crate::store::claims;
 /// The weights' statement reads history and is planned for its values, through indexes only
 /// ([`claims::custom_plans`]; the generic plans a transaction took with
 /// [`claims::set_planner`], or found in its session, give way to plans for the values, so
-/// callers learn last, or take them again): a generic plan is made once per connection, and the one the warm-up would make, on
-/// empty tables, read the runs' task runs through a sort of everything — 167 ms a learning
-/// instead of 3.5 for two runs of 200 tasks in workload F (2026-12-05).
+/// callers learn last, or take them again): a generic plan is made once per connection, and
+/// the one the warm-up would make, on empty tables, read the runs' task runs through a sort
+/// of everything — 167 ms a learning instead of 3.5 for two runs of 200 tasks in workload F
+/// (2026-12-05).
 pub(crate) async fn learn_if_ended(txn: &DatabaseTransaction, run_id: i64, effects: Effects, learn: Option<u32>) -> Result<(), DbErr> {
     if !effects.run_ended {
         return Ok(());

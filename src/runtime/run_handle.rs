@@ -70,9 +70,9 @@ impl RunHandle {
         }
     }
 
-    /// Status and whether `completed_at` is written, read through the transitions' pool (warm:
-    /// the host's pool opens its connections when first needed, and a `wait` of each of many
-    /// runs would open them mid-run).
+    /// Status and whether `completed_at` is written, read through the transitions' pool (warm,
+    /// and sized for the runtime's work: the host's pool keeps 2 connections open, and the
+    /// `wait`s of many runs at once would open the rest of its 4 mid-run, cold backends).
     async fn read(&self) -> Result<(RunStatus, bool), Error> {
         let run = crate::store::reports::run_end(&self.rt.inner.work, self.id).await?.ok_or(Error::UnknownRun { id: self.id })?;
         Ok((run.status, run.completed_at.is_some()))

@@ -290,24 +290,22 @@ pub(super) fn started_loaded(sql: Sql, run_id: i64, stage_id: i64) -> Sql {
 /// opens for its transitions start with them (`store::connect::Pools::work`).
 pub(crate) const PLANNER: [(&str, &str); 3] = [("enable_bitmapscan", "off"), ("enable_seqscan", "off"), ("plan_cache_mode", "force_generic_plan")];
 
+/// One statement setting [`PLANNER`]'s settings, in its order, to `values` for the rest of the
+/// transaction.
+fn set_local(values: [&str; 3]) -> String {
+    PLANNER.iter().zip(values).map(|((name, _), value)| format!("SET LOCAL {name} = {value}")).collect::<Vec<_>>().join("; ")
+}
+
 /// [`PLANNER`]'s settings for the rest of the transaction, as one statement.
-pub(super) static CLAIM_SETTINGS: LazyLock<String> =
-    LazyLock::new(|| PLANNER.iter().map(|(name, value)| format!("SET LOCAL {name} = {value}")).collect::<Vec<_>>().join("; "));
+pub(super) static CLAIM_SETTINGS: LazyLock<String> = LazyLock::new(|| set_local(PLANNER.map(|(_, value)| value)));
 
 /// [`PLANNER`]'s settings with plans made for each statement's values (PostgreSQL's default
 /// plan cache mode, `auto`: not the session's, which is `force_generic_plan` in the sessions
 /// of a runtime's own pool for its transitions), as one statement.
-static CUSTOM_PLANS: LazyLock<String> = LazyLock::new(|| {
-    PLANNER
-        .iter()
-        .map(|(name, value)| if *name == "plan_cache_mode" { format!("SET LOCAL {name} = auto") } else { format!("SET LOCAL {name} = {value}") })
-        .collect::<Vec<_>>()
-        .join("; ")
-});
+static CUSTOM_PLANS: LazyLock<String> = LazyLock::new(|| set_local(["off", "off", "auto"]));
 
-/// PostgreSQL's own defaults for [`PLANNER`]'s settings, for the rest of a transaction, as one
-/// statement.
-static SERVER_PLANNER: &str = "SET LOCAL enable_bitmapscan = on; SET LOCAL enable_seqscan = on; SET LOCAL plan_cache_mode = auto";
+/// PostgreSQL's own defaults for [`PLANNER`]'s settings, as one statement.
+static SERVER_PLANNER: LazyLock<String> = LazyLock::new(|| set_local(["on", "on", "auto"]));
 
 /// For the rest of transaction `conn` (PostgreSQL), PostgreSQL's own defaults for the claim's
 /// planner settings ([`PLANNER`]), whatever its session has: for a statement whose best plan
@@ -315,7 +313,7 @@ static SERVER_PLANNER: &str = "SET LOCAL enable_bitmapscan = on; SET LOCAL enabl
 /// transaction of the pool whose sessions have the claim's.
 pub(crate) async fn server_planner(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
     if Backend::of(conn)? == Backend::Postgres {
-        conn.execute_unprepared(SERVER_PLANNER).await?;
+        conn.execute_unprepared(&SERVER_PLANNER).await?;
     }
     Ok(())
 }
