@@ -112,9 +112,22 @@ fn pg_results(successes: &[Success]) -> Sql {
         .push("::text[]))")
 }
 
+/// What [`complete_and_lock_run`] wrote and read.
+#[derive(Debug, Default)]
+pub(crate) struct WrittenAndLocked {
+    /// The ids of the task runs it completed.
+    pub(crate) completed: Vec<i64>,
+    /// The run's status (`None`: no such run).
+    pub(crate) status: Option<RunStatus>,
+    /// The stage runs of `completed` that look done: with no other task run queued or running
+    /// as the statement began (PostgreSQL; none elsewhere). A hint, read before the run's
+    /// lock was granted: whether a stage run is done is decided under the lock (see
+    /// `store::hand_offs`).
+    pub(crate) ending: Vec<i64>,
+}
+
 /// [`complete_many`] and then [`super::lock_run`] of run `run_id`, in one statement on
-/// PostgreSQL (two elsewhere): returns the ids it completed and the run's status (`None`: no
-/// such run).
+/// PostgreSQL (two elsewhere).
 /// The lock is taken once the successes are written (its condition reads what they
 /// returned), as two statements in that order would: the successes of one run from several
 /// processes are written side by side, and only what follows waits for the run's lock. What is
@@ -125,22 +138,30 @@ pub(crate) async fn complete_and_lock_run(
     successes: &[Success],
     now: DateTime<Utc>,
     run_id: i64,
-) -> Result<(Vec<i64>, Option<RunStatus>), DbErr> {
+) -> Result<WrittenAndLocked, DbErr> {
     #[derive(FromQueryResult)]
     struct Written {
         completed: Vec<i64>,
         status: Option<RunStatus>,
+        ending: Vec<i64>,
     }
     if Backend::of(conn)? != Backend::Postgres {
         let completed = complete_many(conn, successes, now).await?;
-        return Ok((completed, super::lock_run(conn, run_id).await?));
+        return Ok(WrittenAndLocked { completed, status: super::lock_run(conn, run_id).await?, ending: Vec::new() });
     }
     let sql = update_completed(pg_results(successes).push(", done AS ("), now)
-        .push("), run AS (SELECT status FROM cog_pipeline_run WHERE id = ")
+        .push(", cog_task_run.stage_run_id), run AS (SELECT status FROM cog_pipeline_run WHERE id = ")
         .bind(run_id)
-        .push(" AND (SELECT COUNT(*) FROM done) >= 0 FOR UPDATE) SELECT ARRAY(SELECT id FROM done) AS completed, (SELECT status FROM run) AS status");
+        .push(
+            " AND (SELECT COUNT(*) FROM done) >= 0 FOR UPDATE) SELECT ARRAY(SELECT id FROM done) AS completed, (SELECT status FROM run) AS status, \
+             ARRAY(SELECT DISTINCT d.stage_run_id FROM done d WHERE NOT EXISTS (SELECT 1 FROM cog_task_run o WHERE o.stage_run_id = d.stage_run_id \
+             AND o.status IN (",
+        )
+        .statuses([RunStatus::Queued, RunStatus::Running])
+        // The statement's own updates are not visible to it: its rows still read `running`.
+        .push(") AND o.id NOT IN (SELECT id FROM done))) AS ending");
     let written = sql.one::<Written>(conn).await?;
-    Ok(written.map_or((Vec::new(), None), |w| (w.completed, w.status)))
+    Ok(written.map_or_else(WrittenAndLocked::default, |w| WrittenAndLocked { completed: w.completed, status: w.status, ending: w.ending }))
 }
 
 /// How a failed attempt is written.
@@ -291,11 +312,14 @@ mod tests {
         assert!(!writer.is_finished());
         holder.execute_unprepared("UPDATE cog_pipeline_run SET status = 'canceled' WHERE id = 1").await.unwrap();
         holder.commit().await.unwrap();
-        let (completed, status) = writer.await.unwrap();
-        assert_eq!(completed, [1], "the stale attempt of task run 2 is not written");
-        assert_eq!(status, Some(RunStatus::Canceled), "the status as of the lock's grant");
+        let written = writer.await.unwrap();
+        assert_eq!(written.completed, [1], "the stale attempt of task run 2 is not written");
+        assert_eq!(written.status, Some(RunStatus::Canceled), "the status as of the lock's grant");
+        assert!(written.ending.is_empty(), "task run 2 still runs: stage run 1 does not look done");
         let txn = db.begin().await.unwrap();
-        assert_eq!(complete_and_lock_run(&txn, &[success(2, 1)], now(), 99).await.unwrap(), (vec![2], None), "no run 99");
+        let written = complete_and_lock_run(&txn, &[success(2, 1)], now(), 99).await.unwrap();
+        assert_eq!((written.completed, written.status), (vec![2], None), "no run 99");
+        assert_eq!(written.ending, [1], "the last open task run of stage run 1 completed: it looks done");
         txn.rollback().await.unwrap();
         db.close().await.unwrap();
         test_database::drop(&url).await;
@@ -307,7 +331,9 @@ mod tests {
         let db = test_database::sqlite().await;
         two_running(&db).await;
         let txn = db.begin().await.unwrap();
-        assert_eq!(complete_and_lock_run(&txn, &[success(1, 1), success(2, 7)], now(), 1).await.unwrap(), (vec![1], Some(RunStatus::Running)));
+        let written = complete_and_lock_run(&txn, &[success(1, 1), success(2, 7)], now(), 1).await.unwrap();
+        assert_eq!((written.completed, written.status), (vec![1], Some(RunStatus::Running)));
+        assert!(written.ending.is_empty(), "no hint on SQLite");
         txn.rollback().await.unwrap();
     }
 

@@ -183,6 +183,9 @@ async fn plan_with_claim_settings(c: &impl ConnectionTrait, queues: &[String], n
     let hand_off = transitions::Starting::hand_off(transitions::Announce::Later);
     transitions::start_stage_run(c, NONE, NONE, now, hand_off).await?;
     transitions::start_stage_run(c, NONE, NONE, now, hand_off.claiming(Some(&room))).await?;
+    // A stage run that looked done ends with the next stage's start (`store::hand_offs`).
+    super::hand_offs::end_stage_run_and_start_next(c, NONE, NONE, now, hand_off).await?;
+    super::hand_offs::end_stage_run_and_start_next(c, NONE, NONE, now, hand_off.claiming(Some(&room))).await?;
     transitions::queued_from(c, NONE).await?;
     transitions::ready_successors(c, NONE, NONE).await?;
     transitions::complete_run(c, NONE, now).await?;
