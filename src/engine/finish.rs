@@ -222,7 +222,7 @@ pub(crate) async fn finish_runs(
     let completed = if joint {
         record_successes(&txn, &all, now).await?
     } else {
-        let written = outcomes::complete_and_lock_run(&txn, &successes_of(&all, now), now, run_of(0)).await?;
+        let written = outcomes::complete_and_lock_run(&txn, &successes_of(&all, now), now, run_of(0), planner_first).await?;
         statuses[0] = written.status;
         ending = written.ending;
         written.completed
