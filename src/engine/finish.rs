@@ -168,12 +168,12 @@ fn all_successes(items: &[Ending<'_>]) -> bool {
 /// 2026-12-05).
 ///
 /// The successes are written first, before any run's lock, so that batches of one run from
-/// several processes write in parallel and queue only for the short rest (a single run's
-/// lock is taken by the successes' own statement, once they are written:
-/// `outcomes::complete_and_lock_run`). That is safe
+/// several processes write in parallel and queue only for the short rest (the runs' locks
+/// are taken by the successes' own statement, once they are written, in id order:
+/// `outcomes::complete_and_lock_runs`). That is safe
 /// because whatever is decided under a run's lock (stage done, run settled) is read after the
 /// lock is granted, at READ COMMITTED: of two batches, the one locking last sees the other's
-/// rows committed. The runs' locks are then taken in id order, and the weights locks of the
+/// rows committed. The runs' locks are taken in id order, and the weights locks of the
 /// runs that ended (see `store::lock_weights_of`) in the order of their keys, only after every
 /// run's lock: two such transactions never wait for each other in a circle. (A run's end may
 /// start a run buffered behind it, whose lock it takes then, after higher ids: a buffered run
@@ -213,29 +213,18 @@ pub(crate) async fn finish_runs(
         claims::server_planner(&txn).await?;
     }
     let run_of = |i: usize| runs[i][0].task.pipeline_run_id;
-    let mut statuses = vec![None; runs.len()];
-    // Stage runs that look done (one run's write tells): their end starts the next stage in
-    // its own statement (see `store::hand_offs`).
-    let mut ending = Vec::new();
-    // One run's successes and its lock are one statement (a stage hand-off's, mostly); several
-    // runs' locks are taken one by one, in id order.
-    let completed = if joint {
-        record_successes(&txn, &all, now).await?
-    } else {
-        let written = outcomes::complete_and_lock_run(&txn, &successes_of(&all, now), now, run_of(0), planner_first).await?;
-        statuses[0] = written.status;
-        ending = written.ending;
-        written.completed
-    };
+    // The successes and the runs' locks, in id order, are one statement. Small writes (a stage
+    // hand-off's, mostly) also tell which stage runs look done: their end starts the next
+    // stage in its own statement (see `store::hand_offs`).
+    let mut run_ids: Vec<i64> = (0..runs.len()).map(run_of).collect();
+    run_ids.sort_unstable();
+    let written = outcomes::complete_and_lock_runs(&txn, &successes_of(&all, now), now, &run_ids, planner_first).await?;
+    let statuses: Vec<Option<RunStatus>> = (0..runs.len()).map(|i| written.status_of(run_of(i))).collect();
+    let (completed, ending) = (written.completed, written.ending);
     if !planner_first {
         claims::set_planner(&txn).await?;
     }
     if joint {
-        let mut by_id: Vec<usize> = (0..runs.len()).collect();
-        by_id.sort_by_key(|&i| run_of(i));
-        for &i in &by_id {
-            statuses[i] = lock_run(&txn, run_of(i)).await?;
-        }
         // The weights locks are waited for as long as it takes (see `learn_if_ended`).
         store::limit_lock_waits(&txn, None).await?;
     }

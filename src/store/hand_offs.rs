@@ -12,7 +12,7 @@
 //! complete, or nothing became ready, the statement inserts nothing and queues nothing.
 //!
 //! Its text is bigger than a stage end's alone, so the outcome's transaction sends it only for
-//! stage runs that look done (`outcomes::complete_and_lock_run` tells which); the others end,
+//! stage runs that look done (`outcomes::complete_and_lock_runs` tells which); the others end,
 //! if they do, as before.
 
 use chrono::{DateTime, Utc};

@@ -112,54 +112,71 @@ fn pg_results(successes: &[Success]) -> Sql {
         .push("::text[]))")
 }
 
-/// What [`complete_and_lock_run`] wrote and read.
+/// What [`complete_and_lock_runs`] wrote and read.
 #[derive(Debug, Default)]
 pub(crate) struct WrittenAndLocked {
     /// The ids of the task runs it completed.
     pub(crate) completed: Vec<i64>,
-    /// The run's status (`None`: no such run).
-    pub(crate) status: Option<RunStatus>,
+    /// Each run it locked, with its status (a run whose row is gone is not there).
+    pub(crate) statuses: Vec<(i64, RunStatus)>,
     /// The stage runs of `completed` that look done: with no other task run queued or running
-    /// as the statement began (PostgreSQL; none elsewhere). A hint, read before the run's
-    /// lock was granted: whether a stage run is done is decided under the lock (see
+    /// as the statement began (PostgreSQL; none elsewhere). A hint, read before the runs'
+    /// locks were granted: whether a stage run is done is decided under its run's lock (see
     /// `store::hand_offs`).
     pub(crate) ending: Vec<i64>,
 }
 
-/// [`complete_many`] and then [`super::lock_run`] of run `run_id`, in one statement on
-/// PostgreSQL (two elsewhere).
-/// The lock is taken once the successes are written (its condition reads what they
-/// returned), as two statements in that order would: the successes of one run from several
-/// processes are written side by side, and only what follows waits for the run's lock. What is
-/// decided under that lock is read by later statements, which see what was committed before
-/// it was granted. For a stage hand-off, a round trip fewer.
+impl WrittenAndLocked {
+    /// The status of run `run_id` as locked (`None`: no such run).
+    pub(crate) fn status_of(&self, run_id: i64) -> Option<RunStatus> {
+        self.statuses.iter().find(|(id, _)| *id == run_id).map(|(_, status)| *status)
+    }
+}
+
+/// [`complete_many`] and then [`super::lock_run`] of each run of `runs` (ids in ascending
+/// order), in one statement on PostgreSQL (one after the other elsewhere).
+/// The locks are taken once the successes are written (their condition reads what they
+/// returned), as statements in that order would: the successes of one run from several
+/// processes are written side by side, and only what follows waits for the runs' locks,
+/// taken in id order (two such statements never wait for each other in a circle). What is
+/// decided under a run's lock is read by later statements, which see what was committed
+/// before it was granted. For a stage hand-off a round trip fewer, and for a write of
+/// several runs' successes (`engine::finish::finish_runs`) one per run.
 ///
 /// With `look_ahead`, it also tells which stage runs look done (`ending`): only in a
 /// transaction with the transitions' planner settings (`claims::set_planner`), whose generic
 /// plan walks the open task runs' index to the first one left. Planned for its values, the
 /// look took a hash join over every task run of the table: a stage of 100,000 (workload E on
 /// four processes) ran 3,400 tasks/s instead of 22,000, 2026-12-05.
-pub(crate) async fn complete_and_lock_run(
+pub(crate) async fn complete_and_lock_runs(
     conn: &impl ConnectionTrait,
     successes: &[Success],
     now: DateTime<Utc>,
-    run_id: i64,
+    runs: &[i64],
     look_ahead: bool,
 ) -> Result<WrittenAndLocked, DbErr> {
     #[derive(FromQueryResult)]
     struct Written {
         completed: Vec<i64>,
-        status: Option<RunStatus>,
         ending: Vec<i64>,
+        run_id: Option<i64>,
+        status: Option<RunStatus>,
     }
+    debug_assert!(runs.windows(2).all(|w| w[0] < w[1]), "runs are locked in ascending id order");
     if Backend::of(conn)? != Backend::Postgres {
         let completed = complete_many(conn, successes, now).await?;
-        return Ok(WrittenAndLocked { completed, status: super::lock_run(conn, run_id).await?, ending: Vec::new() });
+        let mut statuses = Vec::with_capacity(runs.len());
+        for &run_id in runs {
+            if let Some(status) = super::lock_run(conn, run_id).await? {
+                statuses.push((run_id, status));
+            }
+        }
+        return Ok(WrittenAndLocked { completed, statuses, ending: Vec::new() });
     }
     let sql = update_completed(pg_results(successes).push(", done AS ("), now)
-        .push(", cog_task_run.stage_run_id), run AS (SELECT status FROM cog_pipeline_run WHERE id = ")
-        .bind(run_id)
-        .push(" AND (SELECT COUNT(*) FROM done) >= 0 FOR UPDATE) SELECT ARRAY(SELECT id FROM done) AS completed, (SELECT status FROM run) AS status, ");
+        .push(", cog_task_run.stage_run_id), run AS (SELECT id, status FROM cog_pipeline_run WHERE ")
+        .in_ids("id", runs)
+        .push(" AND (SELECT COUNT(*) FROM done) >= 0 ORDER BY id FOR UPDATE) SELECT w.*, run.id AS run_id, run.status FROM (SELECT ARRAY(SELECT id FROM done) AS completed, ");
     let sql = if look_ahead {
         sql.push(
             "ARRAY(SELECT DISTINCT d.stage_run_id FROM done d WHERE NOT EXISTS (SELECT 1 FROM cog_task_run o WHERE o.stage_run_id = d.stage_run_id \
@@ -171,8 +188,19 @@ pub(crate) async fn complete_and_lock_run(
     } else {
         sql.push("'{}'::bigint[] AS ending")
     };
-    let written = sql.one::<Written>(conn).await?;
-    Ok(written.map_or_else(WrittenAndLocked::default, |w| WrittenAndLocked { completed: w.completed, status: w.status, ending: w.ending }))
+    // One row per run locked; one with no run when none was.
+    let rows = sql.push(") w LEFT JOIN run ON true").all::<Written>(conn).await?;
+    let mut written = WrittenAndLocked::default();
+    for (i, row) in rows.into_iter().enumerate() {
+        if i == 0 {
+            written.completed = row.completed;
+            written.ending = row.ending;
+        }
+        if let (Some(run_id), Some(status)) = (row.run_id, row.status) {
+            written.statuses.push((run_id, status));
+        }
+    }
+    Ok(written)
 }
 
 /// How a failed attempt is written.
@@ -302,7 +330,7 @@ mod tests {
             let db = db.clone();
             tokio::spawn(async move {
                 let txn = db.begin().await.unwrap();
-                let written = complete_and_lock_run(&txn, &[success(1, 1), success(2, 7)], now(), 1, true).await.unwrap();
+                let written = complete_and_lock_runs(&txn, &[success(1, 1), success(2, 7)], now(), &[1], true).await.unwrap();
                 txn.commit().await.unwrap();
                 written
             })
@@ -325,11 +353,11 @@ mod tests {
         holder.commit().await.unwrap();
         let written = writer.await.unwrap();
         assert_eq!(written.completed, [1], "the stale attempt of task run 2 is not written");
-        assert_eq!(written.status, Some(RunStatus::Canceled), "the status as of the lock's grant");
+        assert_eq!(written.status_of(1), Some(RunStatus::Canceled), "the status as of the lock's grant");
         assert!(written.ending.is_empty(), "task run 2 still runs: stage run 1 does not look done");
         let txn = db.begin().await.unwrap();
-        let written = complete_and_lock_run(&txn, &[success(2, 1)], now(), 99, true).await.unwrap();
-        assert_eq!((written.completed, written.status), (vec![2], None), "no run 99");
+        let written = complete_and_lock_runs(&txn, &[success(2, 1)], now(), &[99], true).await.unwrap();
+        assert_eq!((written.status_of(99), written.completed), (None, vec![2]), "no run 99");
         assert_eq!(written.ending, [1], "the last open task run of stage run 1 completed: it looks done");
         txn.rollback().await.unwrap();
         db.close().await.unwrap();
@@ -342,10 +370,51 @@ mod tests {
         let db = test_database::sqlite().await;
         two_running(&db).await;
         let txn = db.begin().await.unwrap();
-        let written = complete_and_lock_run(&txn, &[success(1, 1), success(2, 7)], now(), 1, true).await.unwrap();
-        assert_eq!((written.completed, written.status), (vec![1], Some(RunStatus::Running)));
+        let written = complete_and_lock_runs(&txn, &[success(1, 1), success(2, 7)], now(), &[1], true).await.unwrap();
+        assert_eq!((written.status_of(1), written.completed), (Some(RunStatus::Running), vec![1]));
         assert!(written.ending.is_empty(), "no hint on SQLite");
         txn.rollback().await.unwrap();
+    }
+
+    /// Several runs' successes and locks in one statement: each run's status, a missing run
+    /// left out; every run locked until the transaction ends.
+    async fn several_runs_are_locked_with_their_successes(db: &DatabaseConnection) {
+        two_running(db).await;
+        db.execute_unprepared(
+            "INSERT INTO cog_pipeline_run (id, pipeline_id, status, \"trigger\", arguments, created_at) \
+             VALUES (2, 1, 'canceled', 'manual', '{}', '2026-12-05 00:00:00+00')",
+        )
+        .await
+        .unwrap();
+        let txn = db.begin().await.unwrap();
+        let written = complete_and_lock_runs(&txn, &[success(1, 1), success(2, 1)], now(), &[1, 2, 7], false).await.unwrap();
+        assert_eq!(written.completed.len(), 2);
+        assert_eq!(written.statuses, [(1, RunStatus::Running), (2, RunStatus::Canceled)], "run 7 does not exist");
+        assert!(written.ending.is_empty(), "not looked at");
+        if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+            let probe = db.begin().await.unwrap();
+            for run in [1, 2] {
+                probe.execute_unprepared("SAVEPOINT p").await.unwrap();
+                let locked = probe.execute_unprepared(&format!("SELECT id FROM cog_pipeline_run WHERE id = {run} FOR UPDATE NOWAIT")).await;
+                assert!(locked.is_err(), "run {run} is locked");
+                probe.execute_unprepared("ROLLBACK TO SAVEPOINT p").await.unwrap();
+            }
+            probe.rollback().await.unwrap();
+        }
+        txn.rollback().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn several_runs_are_locked_with_their_successes_on_sqlite() {
+        several_runs_are_locked_with_their_successes(&test_database::sqlite().await).await;
+    }
+
+    #[tokio::test]
+    async fn several_runs_are_locked_with_their_successes_on_postgres() {
+        let Some((db, url)) = test_database::postgres("complete_and_lock_several", "outcome test").await else { return };
+        several_runs_are_locked_with_their_successes(&db).await;
+        db.close().await.unwrap();
+        test_database::drop(&url).await;
     }
 
     #[derive(FromQueryResult)]
