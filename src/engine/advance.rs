@@ -6,7 +6,6 @@ use sea_orm::{ConnectionTrait, DbErr};
 
 use super::{Effects, start};
 use crate::entity::status::RunStatus;
-use crate::store::hand_offs::EndedStage;
 use crate::store::transitions::{Announce, StartedStage, Starting};
 use crate::store::{notify, transitions};
 
@@ -28,14 +27,8 @@ enum Start {
 /// `starting.whole_up_to`, the stage run marked as filling, when there may be more), queued or,
 /// on PostgreSQL, claimed at once for `starting.claim` (see `store::start_claims`).
 async fn start_stage(conn: &impl ConnectionTrait, run_id: i64, stage_id: i64, now: DateTime<Utc>, starting: Starting<'_>) -> Result<Start, DbErr> {
-    let started = transitions::start_stage_run(conn, run_id, stage_id, now, starting).await?;
-    start_of(conn, started, now).await
-}
-
-/// What a stage start did that started `started` (`None`: the run had the stage run): a
-/// stage run that queued nothing (no enabled task) completes at once.
-async fn start_of(conn: &impl ConnectionTrait, started: Option<StartedStage>, now: DateTime<Utc>) -> Result<Start, DbErr> {
-    let Some(StartedStage { stage_run_id, queued, filling, unannounced_from }) = started else {
+    let Some(StartedStage { stage_run_id, queued, filling, unannounced_from }) = transitions::start_stage_run(conn, run_id, stage_id, now, starting).await?
+    else {
         return Ok(Start::Already);
     };
     if queued > 0 {
@@ -65,46 +58,11 @@ pub(crate) async fn start_stages_after(
     conn: &impl ConnectionTrait,
     run_id: i64,
     stages: Vec<i64>,
-    completed: Vec<i64>,
-    now: DateTime<Utc>,
-    starting: Starting<'_>,
-) -> Result<Effects, DbErr> {
-    start_each(conn, run_id, stages, completed, Effects::default(), now, starting).await
-}
-
-/// [`start_stages_after`] the end of a stage run whose statement started the first stage it
-/// made ready itself (`ended`, see `store::hand_offs`): the rest of them start here.
-pub(crate) async fn start_ready_after(
-    conn: &impl ConnectionTrait,
-    run_id: i64,
-    ended: EndedStage,
-    now: DateTime<Utc>,
-    starting: Starting<'_>,
-) -> Result<Effects, DbErr> {
-    let mut ready = ended.ready.into_iter();
-    let mut completed = Vec::new();
-    let mut effects = Effects::default();
-    if let Some(first) = ready.next() {
-        let start = start_of(conn, ended.first_started, now).await?;
-        effects = effects.and_start(start);
-        if start == Start::Done {
-            completed.push(first);
-        }
-    }
-    start_each(conn, run_id, ready, completed, effects, now, starting).await
-}
-
-/// Starts each of `stages` after starts that had `effects` and the completion of the stages
-/// `completed`, then goes on with [`fan_in`].
-async fn start_each(
-    conn: &impl ConnectionTrait,
-    run_id: i64,
-    stages: impl IntoIterator<Item = i64>,
     mut completed: Vec<i64>,
-    mut effects: Effects,
     now: DateTime<Utc>,
     starting: Starting<'_>,
 ) -> Result<Effects, DbErr> {
+    let mut effects = Effects::default();
     for stage_id in stages {
         let start = start_stage(conn, run_id, stage_id, now, starting).await?;
         effects = effects.and_start(start);

@@ -13,7 +13,7 @@ use crate::entity::status::RunStatus;
 use crate::error::{TaskError, TaskErrorKind};
 use crate::store::claims::{self, Planner};
 use crate::store::outcomes::{self, FailedAttempt};
-use crate::store::{self, Backend, hand_offs, lock_run, notify, now, transitions};
+use crate::store::{self, Backend, lock_run, notify, now, transitions};
 
 /// How an attempt ended.
 #[derive(Debug, Clone)]
@@ -130,7 +130,7 @@ pub(crate) async fn finish_batch(
     if run_going {
         let starts = claim::starts(chain.as_deref_mut());
         let starting = transitions::Starting::hand_off(announce).claiming(Starts::of(&starts));
-        effects = effects.merge(advance_stage_runs(&txn, run_id, touched_stage_runs, &[], starting, now).await?);
+        effects = effects.merge(advance_stage_runs(&txn, run_id, touched_stage_runs, starting, now).await?);
     } else {
         effects = effects.merge(advance::settle(&txn, run_id, now).await?);
     }
@@ -213,14 +213,12 @@ pub(crate) async fn finish_runs(
         claims::server_planner(&txn).await?;
     }
     let run_of = |i: usize| runs[i][0].task.pipeline_run_id;
-    // The successes and the runs' locks, in id order, are one statement. Small writes (a stage
-    // hand-off's, mostly) also tell which stage runs look done: their end starts the next
-    // stage in its own statement (see `store::hand_offs`).
+    // The successes and the runs' locks, in id order, are one statement.
     let mut run_ids: Vec<i64> = (0..runs.len()).map(run_of).collect();
     run_ids.sort_unstable();
-    let written = outcomes::complete_and_lock_runs(&txn, &successes_of(&all, now), now, &run_ids, planner_first).await?;
+    let written = outcomes::complete_and_lock_runs(&txn, &successes_of(&all, now), now, &run_ids).await?;
     let statuses: Vec<Option<RunStatus>> = (0..runs.len()).map(|i| written.status_of(run_of(i))).collect();
-    let (completed, ending) = (written.completed, written.ending);
+    let completed = written.completed;
     if !planner_first {
         claims::set_planner(&txn).await?;
     }
@@ -248,7 +246,7 @@ pub(crate) async fn finish_runs(
             })
             .collect();
         effects[i] = match statuses[i] {
-            Some(RunStatus::Running) => advance_stage_runs(&txn, run_of(i), touched, &ending, starting, now).await?,
+            Some(RunStatus::Running) => advance_stage_runs(&txn, run_of(i), touched, starting, now).await?,
             Some(_) => advance::settle(&txn, run_of(i), now).await?,
             None => Effects::default(),
         };
@@ -290,23 +288,17 @@ pub(crate) async fn finish_runs(
 
 /// Moves run `run_id` (locked, running) forward after task runs of stage runs `touched`
 /// completed: each of those stage runs that is done completes, and the stages that unblocks
-/// start as `starting` says (a hand-off's, announced and claimed as it says). A stage run of
-/// `ending` (it looked done) ends with the first of them started in the same statement.
+/// start as `starting` says (a hand-off's, announced and claimed as it says).
 async fn advance_stage_runs(
     txn: &DatabaseTransaction,
     run_id: i64,
     touched: Vec<i64>,
-    ending: &[i64],
     starting: transitions::Starting<'_>,
     now: DateTime<Utc>,
 ) -> Result<Effects, DbErr> {
     let mut effects = Effects::default();
     for stage_run_id in touched {
-        if ending.contains(&stage_run_id) {
-            if let Some(ended) = hand_offs::end_stage_run_and_start_next(txn, run_id, stage_run_id, now, starting).await? {
-                effects = effects.merge(advance::start_ready_after(txn, run_id, ended, now, starting).await?);
-            }
-        } else if let Some(successors) = transitions::complete_stage_run_and_successors(txn, run_id, stage_run_id, now).await? {
+        if let Some(successors) = transitions::complete_stage_run_and_successors(txn, run_id, stage_run_id, now).await? {
             effects = effects.merge(advance::start_stages_after(txn, run_id, successors, Vec::new(), now, starting).await?);
         }
     }

@@ -259,19 +259,20 @@ pub(crate) async fn outranked(conn: &impl ConnectionTrait, queues: &[String], la
     Ok(row.is_some_and(|r| r.outranked))
 }
 
-/// Appends to `sql` the read of what a claiming PostgreSQL stage start of the stage `stage`
-/// writes the id of, in run `run_id`, claimed (the `running` rows of its CTE `tr`, see
+/// Appends to `sql` the read of what a claiming PostgreSQL stage start of stage `stage_id` in
+/// run `run_id` claimed (the `running` rows of its CTE `tr`, see
 /// `transitions::start_stage_run`), with their definitions, as the subquery `l` with a
 /// [`Claimed`]'s columns. Read by the start's own statement: a second statement after it had
 /// cost every hand-off a round trip and another walk of the index to the rows it had just
 /// written (see `store::start_claims`). What the stage run leads to (the run with its launch
 /// arguments, the pipeline's and the stage's names) is looked up once (`r`), not once per
 /// task run (see [`PG_LOADED`]).
-pub(super) fn started_loaded(sql: Sql, run_id: i64, stage: &dyn Fn(Sql) -> Sql) -> Sql {
-    stage(sql.push(
+pub(super) fn started_loaded(sql: Sql, run_id: i64, stage_id: i64) -> Sql {
+    sql.push(
         "(WITH r AS MATERIALIZED (SELECT pr.id AS pipeline_run_id, pr.arguments AS launch_arguments, p.name AS pipeline_name, s.name AS stage_name \
          FROM cog_pipeline_run pr JOIN cog_pipeline p ON p.id = pr.pipeline_id JOIN cog_stage s ON s.id = ",
-    ))
+    )
+    .bind(stage_id)
     .push(" WHERE pr.id = ")
     .bind(run_id)
     .push(

@@ -7,7 +7,7 @@
 //! - Rows are read by column name into `FromQueryResult` structs; statuses are bound as
 //!   [`RunStatus`](crate::RunStatus) values.
 //!
-//! Submodules are by area: [`arguments`], [`claims`], [`transitions`], [`hand_offs`], [`fills`], [`outcomes`], [`launches`],
+//! Submodules are by area: [`arguments`], [`claims`], [`transitions`], [`fills`], [`outcomes`], [`launches`],
 //! [`definitions`], [`weights`], [`leases`], [`presence`], [`schedules`],
 //! [`reports`], [`queues`], [`retries`], [`prune`]. Where SeaORM's query builder renders every dialect cleanly ([`presence`]), it
 //! writes the SQL.
@@ -17,7 +17,6 @@ pub(crate) mod claims;
 pub(crate) mod definitions;
 pub(crate) mod errors;
 pub(crate) mod fills;
-pub(crate) mod hand_offs;
 pub(crate) mod launches;
 pub(crate) mod leases;
 pub(crate) mod outcomes;

@@ -119,11 +119,6 @@ pub(crate) struct WrittenAndLocked {
     pub(crate) completed: Vec<i64>,
     /// Each run it locked, with its status (a run whose row is gone is not there).
     pub(crate) statuses: Vec<(i64, RunStatus)>,
-    /// The stage runs of `completed` that look done: with no other task run queued or running
-    /// as the statement began (PostgreSQL; none elsewhere). A hint, read before the runs'
-    /// locks were granted: whether a stage run is done is decided under its run's lock (see
-    /// `store::hand_offs`).
-    pub(crate) ending: Vec<i64>,
 }
 
 impl WrittenAndLocked {
@@ -142,23 +137,15 @@ impl WrittenAndLocked {
 /// decided under a run's lock is read by later statements, which see what was committed
 /// before it was granted. For a stage hand-off a round trip fewer, and for a write of
 /// several runs' successes (`engine::finish::finish_runs`) one per run.
-///
-/// With `look_ahead`, it also tells which stage runs look done (`ending`): only in a
-/// transaction with the transitions' planner settings (`claims::set_planner`), whose generic
-/// plan walks the open task runs' index to the first one left. Planned for its values, the
-/// look took a hash join over every task run of the table: a stage of 100,000 (workload E on
-/// four processes) ran 3,400 tasks/s instead of 22,000, 2026-12-05.
 pub(crate) async fn complete_and_lock_runs(
     conn: &impl ConnectionTrait,
     successes: &[Success],
     now: DateTime<Utc>,
     runs: &[i64],
-    look_ahead: bool,
 ) -> Result<WrittenAndLocked, DbErr> {
     #[derive(FromQueryResult)]
     struct Written {
         completed: Vec<i64>,
-        ending: Vec<i64>,
         run_id: Option<i64>,
         status: Option<RunStatus>,
     }
@@ -171,30 +158,24 @@ pub(crate) async fn complete_and_lock_runs(
                 statuses.push((run_id, status));
             }
         }
-        return Ok(WrittenAndLocked { completed, statuses, ending: Vec::new() });
+        return Ok(WrittenAndLocked { completed, statuses });
     }
-    let sql = update_completed(pg_results(successes).push(", done AS ("), now)
-        .push(", cog_task_run.stage_run_id), run AS (SELECT id, status FROM cog_pipeline_run WHERE ")
-        .in_ids("id", runs)
-        .push(" AND (SELECT COUNT(*) FROM done) >= 0 ORDER BY id FOR UPDATE) SELECT w.*, run.id AS run_id, run.status FROM (SELECT ARRAY(SELECT id FROM done) AS completed, ");
-    let sql = if look_ahead {
-        sql.push(
-            "ARRAY(SELECT DISTINCT d.stage_run_id FROM done d WHERE NOT EXISTS (SELECT 1 FROM cog_task_run o WHERE o.stage_run_id = d.stage_run_id \
-             AND o.status IN (",
-        )
-        .statuses([RunStatus::Queued, RunStatus::Running])
-        // The statement's own updates are not visible to it: its rows still read `running`.
-        .push(") AND o.id NOT IN (SELECT id FROM done))) AS ending")
-    } else {
-        sql.push("'{}'::bigint[] AS ending")
+    let sql = update_completed(pg_results(successes).push(", done AS ("), now).push("), run AS (SELECT id, status FROM cog_pipeline_run WHERE ");
+    // One run (a stage hand-off's, mostly) by its id alone: the plainest plan.
+    let sql = match runs {
+        [run_id] => sql.push("id = ").bind(*run_id),
+        _ => sql.in_ids("id", runs),
     };
+    let sql = sql.push(
+        " AND (SELECT COUNT(*) FROM done) >= 0 ORDER BY id FOR UPDATE) \
+         SELECT w.*, run.id AS run_id, run.status FROM (SELECT ARRAY(SELECT id FROM done) AS completed",
+    );
     // One row per run locked; one with no run when none was.
     let rows = sql.push(") w LEFT JOIN run ON true").all::<Written>(conn).await?;
     let mut written = WrittenAndLocked::default();
     for (i, row) in rows.into_iter().enumerate() {
         if i == 0 {
             written.completed = row.completed;
-            written.ending = row.ending;
         }
         if let (Some(run_id), Some(status)) = (row.run_id, row.status) {
             written.statuses.push((run_id, status));
@@ -330,7 +311,7 @@ mod tests {
             let db = db.clone();
             tokio::spawn(async move {
                 let txn = db.begin().await.unwrap();
-                let written = complete_and_lock_runs(&txn, &[success(1, 1), success(2, 7)], now(), &[1], true).await.unwrap();
+                let written = complete_and_lock_runs(&txn, &[success(1, 1), success(2, 7)], now(), &[1]).await.unwrap();
                 txn.commit().await.unwrap();
                 written
             })
@@ -354,11 +335,9 @@ mod tests {
         let written = writer.await.unwrap();
         assert_eq!(written.completed, [1], "the stale attempt of task run 2 is not written");
         assert_eq!(written.status_of(1), Some(RunStatus::Canceled), "the status as of the lock's grant");
-        assert!(written.ending.is_empty(), "task run 2 still runs: stage run 1 does not look done");
         let txn = db.begin().await.unwrap();
-        let written = complete_and_lock_runs(&txn, &[success(2, 1)], now(), &[99], true).await.unwrap();
+        let written = complete_and_lock_runs(&txn, &[success(2, 1)], now(), &[99]).await.unwrap();
         assert_eq!((written.status_of(99), written.completed), (None, vec![2]), "no run 99");
-        assert_eq!(written.ending, [1], "the last open task run of stage run 1 completed: it looks done");
         txn.rollback().await.unwrap();
         db.close().await.unwrap();
         test_database::drop(&url).await;
@@ -370,9 +349,8 @@ mod tests {
         let db = test_database::sqlite().await;
         two_running(&db).await;
         let txn = db.begin().await.unwrap();
-        let written = complete_and_lock_runs(&txn, &[success(1, 1), success(2, 7)], now(), &[1], true).await.unwrap();
+        let written = complete_and_lock_runs(&txn, &[success(1, 1), success(2, 7)], now(), &[1]).await.unwrap();
         assert_eq!((written.status_of(1), written.completed), (Some(RunStatus::Running), vec![1]));
-        assert!(written.ending.is_empty(), "no hint on SQLite");
         txn.rollback().await.unwrap();
     }
 
@@ -387,10 +365,9 @@ mod tests {
         .await
         .unwrap();
         let txn = db.begin().await.unwrap();
-        let written = complete_and_lock_runs(&txn, &[success(1, 1), success(2, 1)], now(), &[1, 2, 7], false).await.unwrap();
+        let written = complete_and_lock_runs(&txn, &[success(1, 1), success(2, 1)], now(), &[1, 2, 7]).await.unwrap();
         assert_eq!(written.completed.len(), 2);
         assert_eq!(written.statuses, [(1, RunStatus::Running), (2, RunStatus::Canceled)], "run 7 does not exist");
-        assert!(written.ending.is_empty(), "not looked at");
         if db.get_database_backend() == sea_orm::DbBackend::Postgres {
             let probe = db.begin().await.unwrap();
             for run in [1, 2] {

@@ -40,7 +40,7 @@ pub(crate) async fn insert_stage_run(conn: &impl ConnectionTrait, run_id: i64, s
 /// Queues a task run for each enabled, current task of stage `stage_id` in `tasks`, in stage
 /// run `stage_run_id`, claimable at once (`run_after` by the database's clock); returns how many.
 pub(crate) async fn queue_task_runs(conn: &impl ConnectionTrait, stage_run_id: i64, stage_id: i64, tasks: TaskRange) -> Result<u64, DbErr> {
-    task_runs_insert(Sql::new(Backend::of(conn)?, ""), &|sql| sql.bind(stage_run_id), "", &|sql| sql.bind(stage_id), tasks).execute(conn).await
+    task_runs_insert(Sql::new(Backend::of(conn)?, ""), &|sql| sql.bind(stage_run_id), "", stage_id, tasks).execute(conn).await
 }
 
 /// Task runs queued by a hand-off's stage start (an outcome's transaction, or a fill's last
@@ -146,71 +146,32 @@ pub(crate) struct TaskRange {
 /// it has more than `whole_up_to` tasks or, where `whole_up_to` is `first_chunk` (a
 /// hand-off), at least `first_chunk` — the last task whose task run the start queues.
 fn stage_run_insert(sql: Sql, run_id: i64, stage_id: i64, now: DateTime<Utc>, starting: Option<Starting<'_>>) -> Sql {
-    stage_run_insert_of(sql, run_id, StageOf::Id(stage_id), now, starting)
-}
-
-/// Which stage a PostgreSQL stage start's statement starts.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum StageOf {
-    /// This one.
-    Id(i64),
-    /// The first (in definition order) of the stages ready by the same statement (its CTE
-    /// `nx`, with columns `id` and `position`), if any: the stage run is inserted from it, and
-    /// the rest of the statement reads its stage from the inserted row (`sr`), so that a
-    /// statement that started none queues nothing (see `store::hand_offs`).
-    FirstReady,
-}
-
-impl StageOf {
-    /// Appends the stage's id where the stage run's insert reads it.
-    fn in_insert(self, sql: Sql) -> Sql {
-        match self {
-            StageOf::Id(id) => sql.bind(id),
-            StageOf::FirstReady => sql.push("nx.id"),
-        }
-    }
-
-    /// Appends the stage's id in the statement's parts after the stage run's insert (`sr`).
-    fn after_insert(self, sql: Sql) -> Sql {
-        match self {
-            StageOf::Id(id) => sql.bind(id),
-            StageOf::FirstReady => sql.push("(SELECT stage_id FROM sr)"),
-        }
-    }
-}
-
-/// [`stage_run_insert`] of `stage`: for [`StageOf::FirstReady`], `INSERT ... SELECT ... FROM`
-/// the first ready stage, so that nothing is inserted when none is.
-fn stage_run_insert_of(sql: Sql, run_id: i64, stage: StageOf, now: DateTime<Utc>, starting: Option<Starting<'_>>) -> Sql {
     let sql = sql
         .push("INSERT INTO cog_stage_run (pipeline_run_id, stage_id, status, started_at")
-        .push(if starting.is_some() { ", fill_after) " } else { ") " })
-        .push(match stage {
-            StageOf::Id(_) => "VALUES (",
-            StageOf::FirstReady => "SELECT ",
-        })
+        .push(if starting.is_some() { ", fill_after) VALUES (" } else { ") VALUES (" })
         .bind(run_id)
-        .push(", ");
-    let sql = stage.in_insert(sql).push(", ").bind(RunStatus::Running).push(", ").bind(now);
-    let in_insert = |sql: Sql| stage.in_insert(sql);
-    let sql = match starting {
+        .push(", ")
+        .bind(stage_id)
+        .push(", ")
+        .bind(RunStatus::Running)
+        .push(", ")
+        .bind(now);
+    match starting {
         Some(Starting { first_chunk, whole_up_to, .. }) if whole_up_to > first_chunk => {
-            let sql = nth_task(sql.push(", CASE WHEN EXISTS ("), &in_insert, whole_up_to).push(") THEN (");
-            nth_task(sql, &in_insert, first_chunk.saturating_sub(1)).push(") END")
+            let sql = nth_task(sql.push(", CASE WHEN EXISTS ("), stage_id, whole_up_to).push(") THEN (");
+            nth_task(sql, stage_id, first_chunk.saturating_sub(1)).push(") END)")
         }
-        Some(Starting { first_chunk, .. }) => nth_task(sql.push(", ("), &in_insert, first_chunk.saturating_sub(1)).push(")"),
-        None => sql,
-    };
-    match stage {
-        StageOf::Id(_) => sql.push(")"),
-        StageOf::FirstReady => sql.push(" FROM (SELECT id FROM nx ORDER BY position LIMIT 1) nx"),
+        Some(Starting { first_chunk, .. }) => nth_task(sql.push(", ("), stage_id, first_chunk.saturating_sub(1)).push("))"),
+        None => sql.push(")"),
     }
 }
 
-/// `SELECT t.id ...`: the enabled, current task of the stage `stage` writes the id of that
-/// has `n` before it in id order (none when the stage has no more than `n`), appended to `sql`.
-fn nth_task(sql: Sql, stage: &dyn Fn(Sql) -> Sql, n: usize) -> Sql {
-    stage(sql.push("SELECT t.id FROM cog_task t JOIN cog_stage s ON s.id = t.stage_id WHERE ").push(ENABLED_TASKS))
+/// `SELECT t.id ...`: the enabled, current task of stage `stage_id` that has `n` before it in
+/// id order (none when the stage has no more than `n`), appended to `sql`.
+fn nth_task(sql: Sql, stage_id: i64, n: usize) -> Sql {
+    sql.push("SELECT t.id FROM cog_task t JOIN cog_stage s ON s.id = t.stage_id WHERE ")
+        .push(ENABLED_TASKS)
+        .bind(stage_id)
         .push(" ORDER BY t.id LIMIT 1 OFFSET ")
         .bind(n as i64)
 }
@@ -219,7 +180,7 @@ fn nth_task(sql: Sql, stage: &dyn Fn(Sql) -> Sql, n: usize) -> Sql {
 /// by the database's clock), for each enabled, current task of stage `stage_id`, appended to
 /// `sql`. `stage_run` writes the stage run id's expression; `from` names what precedes the
 /// tasks in `FROM` (a CTE holding the stage run), if anything.
-fn task_runs_insert(sql: Sql, stage_run: &dyn Fn(Sql) -> Sql, from: &str, stage: &dyn Fn(Sql) -> Sql, tasks: TaskRange) -> Sql {
+fn task_runs_insert(sql: Sql, stage_run: &dyn Fn(Sql) -> Sql, from: &str, stage_id: i64, tasks: TaskRange) -> Sql {
     // MariaDB would otherwise read the queue first and then every task of the queue, and sort
     // them: a launch's first 16 task runs of a 100,000-task stage examined 200,000 rows (150 ms).
     // Joined in the written order, the tasks are read through `(stage_id, id)`, in order, up to
@@ -230,16 +191,19 @@ fn task_runs_insert(sql: Sql, stage_run: &dyn Fn(Sql) -> Sql, from: &str, stage:
         .bind(RunStatus::Queued)
         .push(", q.name, t.weight, 0, ")
         .now();
-    stage_tasks(sql, from, stage, tasks)
+    stage_tasks(sql, from, stage_id, tasks)
 }
 
-/// ` FROM ... WHERE ... ORDER BY t.id [LIMIT n]`: the enabled, current tasks `t` of the stage
-/// `stage` writes the id of, in `tasks`, each with its queue `q`, appended to `sql` (a `SELECT`
-/// of their columns); `from` names what precedes them in `FROM`, if anything.
-fn stage_tasks(sql: Sql, from: &str, stage: &dyn Fn(Sql) -> Sql, tasks: TaskRange) -> Sql {
-    let sql = stage(
-        sql.push(" FROM ").push(from).push("cog_task t JOIN cog_queue q ON q.id = t.queue_id JOIN cog_stage s ON s.id = t.stage_id WHERE ").push(ENABLED_TASKS),
-    );
+/// ` FROM ... WHERE ... ORDER BY t.id [LIMIT n]`: the enabled, current tasks `t` of stage
+/// `stage_id` in `tasks`, each with its queue `q`, appended to `sql` (a `SELECT` of their
+/// columns); `from` names what precedes them in `FROM`, if anything.
+fn stage_tasks(sql: Sql, from: &str, stage_id: i64, tasks: TaskRange) -> Sql {
+    let sql = sql
+        .push(" FROM ")
+        .push(from)
+        .push("cog_task t JOIN cog_queue q ON q.id = t.queue_id JOIN cog_stage s ON s.id = t.stage_id WHERE ")
+        .push(ENABLED_TASKS)
+        .bind(stage_id);
     let sql = match tasks.after {
         Some(after) => sql.push(" AND t.id > ").bind(after),
         None => sql,
@@ -319,13 +283,60 @@ pub(crate) async fn start_stage_run(
     let b = Backend::of(conn)?;
     match b {
         Backend::Postgres => {
-            let (sql, claim) = pg_start(Sql::new(b, "WITH "), run_id, StageOf::Id(stage_id), now, starting, "");
-            pg_started(&conn.query_all_raw(sql.statement()).await?, claim)
+            #[derive(FromQueryResult)]
+            struct Started {
+                id: i64,
+                queued: i64,
+                claimed: i64,
+                ahead: bool,
+                filling: bool,
+                first: Option<i64>,
+            }
+            let room = starting.claim.map_or(0, |c| c.room());
+            let claim = starting.claim.filter(|_| room > 0);
+            let sql = stage_run_insert(Sql::new(b, "WITH sr AS ("), run_id, stage_id, now, Some(starting))
+                .push(" ON CONFLICT (pipeline_run_id, stage_id) DO NOTHING RETURNING id, fill_after), ");
+            // Up to the fill mark when the stage run has one (then `first_chunk` tasks), else
+            // the whole stage (at most `whole_up_to` tasks).
+            let tasks = TaskRange { after: None, through: None, limit: Some(starting.whole_up_to.max(starting.first_chunk)), through_mark: true };
+            let sql = match claim {
+                None => task_runs_insert(sql.push("tr AS ("), &|sql| sql.push("sr.id"), "sr, ", stage_id, tasks).push(" RETURNING id, status)"),
+                Some(claim) => claimed_task_runs_insert(sql, claim, room, stage_id, tasks),
+            };
+            let sql = sql
+                .push(" SELECT sr.id, (SELECT COUNT(*) FROM tr) AS queued, (SELECT COUNT(*) FROM tr WHERE status = ")
+                .bind(RunStatus::Running)
+                .push(if claim.is_some() { ") AS claimed, EXISTS (SELECT 1 FROM ahead) AS ahead" } else { ") AS claimed, false AS ahead" })
+                .push(", sr.fill_after IS NOT NULL AS filling, ");
+            let sql = match starting.announce {
+                Announce::Now => sql
+                    .push("NULL::bigint AS first, (SELECT COUNT(*) FROM (SELECT pg_notify(")
+                    .bind(super::EVENTS_CHANNEL)
+                    .push(", 'work') FROM (SELECT 1 FROM tr WHERE status = ")
+                    .bind(RunStatus::Queued)
+                    .push(" LIMIT 1) any_queued) told) AS told"),
+                Announce::Later => sql.push("(SELECT MIN(id) FROM tr WHERE status = ").bind(RunStatus::Queued).push(") AS first"),
+            };
+            // A claiming start also reads what it claimed, with the definitions, one row each
+            // (the start's own columns on every row; one row of them when it claimed none), in
+            // no order (the chained claim puts what the starts took in claim order).
+            let sql = match claim {
+                Some(_) => super::claims::started_loaded(sql.push(", l.* FROM sr LEFT JOIN "), run_id, stage_id).push(" ON true"),
+                None => sql.push(" FROM sr"),
+            };
+            let rows = conn.query_all_raw(sql.statement()).await?;
+            let Some(first_row) = rows.first() else { return Ok(None) };
+            let started = Started::from_query_result(first_row, "")?;
+            if let Some(claim) = claim {
+                let claimed =
+                    if started.claimed > 0 { rows.iter().map(|r| Claimed::from_query_result(r, "")).collect::<Result<Vec<_>, _>>()? } else { Vec::new() };
+                claim.took(started.id, claimed, started.ahead);
+            }
+            Ok(Some(StartedStage { stage_run_id: started.id, queued: started.queued.max(0) as u64, filling: started.filling, unannounced_from: started.first }))
         }
         Backend::Sqlite | Backend::MySql => {
             let Some(stage_run_id) = insert_stage_run(conn, run_id, stage_id, now).await? else { return Ok(None) };
-            let whole = starting.whole_up_to > starting.first_chunk
-                && nth_task(Sql::new(b, ""), &|sql| sql.bind(stage_id), starting.whole_up_to).ids(conn).await?.is_empty();
+            let whole = starting.whole_up_to > starting.first_chunk && nth_task(Sql::new(b, ""), stage_id, starting.whole_up_to).ids(conn).await?.is_empty();
             let limit = if whole { starting.whole_up_to } else { starting.first_chunk };
             let queued = queue_task_runs(conn, stage_run_id, stage_id, TaskRange { limit: Some(limit), ..TaskRange::default() }).await?;
             let filling = !whole && queued as usize >= starting.first_chunk;
@@ -340,83 +351,6 @@ pub(crate) async fn start_stage_run(
     }
 }
 
-/// PostgreSQL's one-statement start of `stage` in run `run_id` as `starting` says (see
-/// [`start_stage_run`]), appended to `sql` (`WITH ` and the CTEs before, each followed by
-/// `, `), its result's first columns `columns` (each followed by `, `); and the claim it makes,
-/// if any (asked for its room already). Its rows are read by [`pg_started`].
-pub(super) fn pg_start<'s>(
-    sql: Sql,
-    run_id: i64,
-    stage: StageOf,
-    now: DateTime<Utc>,
-    starting: Starting<'s>,
-    columns: &str,
-) -> (Sql, Option<&'s dyn StartClaims>) {
-    let room = starting.claim.map_or(0, |c| c.room());
-    let claim = starting.claim.filter(|_| room > 0);
-    let sql = stage_run_insert_of(sql.push("sr AS ("), run_id, stage, now, Some(starting))
-        .push(" ON CONFLICT (pipeline_run_id, stage_id) DO NOTHING RETURNING id, fill_after, stage_id), ");
-    let after_insert = |sql: Sql| stage.after_insert(sql);
-    // Up to the fill mark when the stage run has one (then `first_chunk` tasks), else the
-    // whole stage (at most `whole_up_to` tasks).
-    let tasks = TaskRange { after: None, through: None, limit: Some(starting.whole_up_to.max(starting.first_chunk)), through_mark: true };
-    let sql = match claim {
-        None => task_runs_insert(sql.push("tr AS ("), &|sql| sql.push("sr.id"), "sr, ", &after_insert, tasks).push(" RETURNING id, status)"),
-        Some(claim) => claimed_task_runs_insert(sql, claim, room, &after_insert, tasks),
-    };
-    let sql = sql
-        .push(" SELECT ")
-        .push(columns)
-        .push("sr.id, (SELECT COUNT(*) FROM tr) AS queued, (SELECT COUNT(*) FROM tr WHERE status = ")
-        .bind(RunStatus::Running)
-        .push(if claim.is_some() { ") AS claimed, EXISTS (SELECT 1 FROM ahead) AS ahead" } else { ") AS claimed, false AS ahead" })
-        .push(", sr.fill_after IS NOT NULL AS filling, ");
-    let sql = match starting.announce {
-        Announce::Now => sql
-            .push("NULL::bigint AS first, (SELECT COUNT(*) FROM (SELECT pg_notify(")
-            .bind(super::EVENTS_CHANNEL)
-            .push(", 'work') FROM (SELECT 1 FROM tr WHERE status = ")
-            .bind(RunStatus::Queued)
-            .push(" LIMIT 1) any_queued) told) AS told"),
-        Announce::Later => sql.push("(SELECT MIN(id) FROM tr WHERE status = ").bind(RunStatus::Queued).push(") AS first"),
-    };
-    // One row when the statement may start no stage: its other columns then.
-    let from = match stage {
-        StageOf::Id(_) => " FROM sr",
-        StageOf::FirstReady => " FROM (SELECT 1) one LEFT JOIN sr ON true",
-    };
-    // A claiming start also reads what it claimed, with the definitions, one row each (the
-    // start's own columns on every row; one row of them when it claimed none), in no order
-    // (the chained claim puts what the starts took in claim order).
-    let sql = match claim {
-        Some(_) => super::claims::started_loaded(sql.push(", l.*").push(from).push(" LEFT JOIN "), run_id, &after_insert).push(" ON true"),
-        None => sql.push(from),
-    };
-    (sql, claim)
-}
-
-/// The stage run a [`pg_start`] statement (whose rows are `rows`) started, if it started one;
-/// tells `claim` what it claimed.
-pub(super) fn pg_started(rows: &[sea_orm::QueryResult], claim: Option<&dyn StartClaims>) -> Result<Option<StartedStage>, DbErr> {
-    #[derive(FromQueryResult)]
-    struct Started {
-        id: Option<i64>,
-        queued: i64,
-        claimed: i64,
-        ahead: bool,
-        filling: bool,
-        first: Option<i64>,
-    }
-    let Some(first_row) = rows.first() else { return Ok(None) };
-    let started = Started::from_query_result(first_row, "")?;
-    let Some(stage_run_id) = started.id else { return Ok(None) };
-    if let Some(claim) = claim {
-        let claimed = if started.claimed > 0 { rows.iter().map(|r| Claimed::from_query_result(r, "")).collect::<Result<Vec<_>, _>>()? } else { Vec::new() };
-        claim.took(stage_run_id, claimed, started.ahead);
-    }
-    Ok(Some(StartedStage { stage_run_id, queued: started.queued.max(0) as u64, filling: started.filling, unannounced_from: started.first }))
-}
-
 /// The CTEs `running_queues`, `ahead` (see `claims::running_queues_and_ahead`), `new`, `picked`
 /// and `tr` of a PostgreSQL stage start that claims for `claim` (see [`super::start_claims`]),
 /// up to `room` task runs, appended to `sql` (which ends in `, ` after the CTE `sr`): the
@@ -427,12 +361,12 @@ pub(super) fn pg_started(rows: &[sea_orm::QueryResult], claim: Option<&dyn Start
 /// every due queued task run of those queues (a queued one of the same weight is older, so
 /// first), and it is among the `room` heaviest of such tasks of the stage (then by id): those
 /// come first in claim order, so a claim after the insert would have taken exactly them.
-fn claimed_task_runs_insert(sql: Sql, claim: &dyn StartClaims, room: usize, stage: &dyn Fn(Sql) -> Sql, tasks: TaskRange) -> Sql {
+fn claimed_task_runs_insert(sql: Sql, claim: &dyn StartClaims, room: usize, stage_id: i64, tasks: TaskRange) -> Sql {
     // Queued and claimed at once: due (`run_after`) and claimed (`started_at`) now, by this
     // process's clock as a claim's `started_at` is (no queue lag, not a negative one).
     let claimed_at = super::now();
     let sql = super::claims::running_queues_and_ahead(sql, claim.queues());
-    let sql = stage_tasks(sql.push(", new AS MATERIALIZED (SELECT t.id, q.name AS queue, t.weight"), "sr, ", stage, tasks).push(")");
+    let sql = stage_tasks(sql.push(", new AS MATERIALIZED (SELECT t.id, q.name AS queue, t.weight"), "sr, ", stage_id, tasks).push(")");
     let sql = sql
         .push(", picked AS (SELECT n.id, n.queue, n.weight, n.first AND ROW_NUMBER() OVER (PARTITION BY n.first ORDER BY n.weight DESC, n.id) <= ")
         .bind(room as i64)
@@ -517,7 +451,7 @@ pub(crate) async fn complete_stage_run_if_done(conn: &impl ConnectionTrait, stag
 }
 
 /// `sql` followed by the update of [`complete_stage_run_if_done`] (without `RETURNING`).
-pub(super) fn stage_run_done(sql: Sql, stage_run_id: i64, now: DateTime<Utc>) -> Sql {
+fn stage_run_done(sql: Sql, stage_run_id: i64, now: DateTime<Utc>) -> Sql {
     sql.push("UPDATE cog_stage_run SET status = ")
         .bind(RunStatus::Completed)
         .push(", completed_at = ")
@@ -572,7 +506,7 @@ pub(crate) async fn ready_successors(conn: &impl ConnectionTrait, run_id: i64, c
 /// `sql` followed by the query of [`ready_successors`] (ids and positions, unordered), the
 /// completed stage written by `completed`; that stage counts as completed whatever its stage
 /// run's status reads.
-pub(super) fn successors(sql: Sql, run_id: i64, completed: &dyn Fn(Sql) -> Sql) -> Sql {
+fn successors(sql: Sql, run_id: i64, completed: &dyn Fn(Sql) -> Sql) -> Sql {
     let sql = sql.push(
         "SELECT s.id, s.position FROM cog_stage s WHERE NOT s.archived \
          AND s.id IN (SELECT p.stage_id FROM cog_stage_prerequisite p WHERE p.prerequisite_id = ",

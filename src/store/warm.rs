@@ -183,12 +183,6 @@ async fn plan_with_claim_settings(c: &impl ConnectionTrait, queues: &[String], n
     let hand_off = transitions::Starting::hand_off(transitions::Announce::Later);
     transitions::start_stage_run(c, NONE, NONE, now, hand_off).await?;
     transitions::start_stage_run(c, NONE, NONE, now, hand_off.claiming(Some(&room))).await?;
-    // A small write of one run's successes tells which stage runs look done; they end with
-    // the next stage's start (`store::hand_offs`).
-    let success = outcomes::Success { task_run_id: NONE, attempt: 1, duration_ms: 0, result: "null".to_owned() };
-    outcomes::complete_and_lock_runs(c, std::slice::from_ref(&success), now, &[NONE], true).await?;
-    super::hand_offs::end_stage_run_and_start_next(c, NONE, NONE, now, hand_off).await?;
-    super::hand_offs::end_stage_run_and_start_next(c, NONE, NONE, now, hand_off.claiming(Some(&room))).await?;
     transitions::queued_from(c, NONE).await?;
     transitions::ready_successors(c, NONE, NONE).await?;
     transitions::complete_run(c, NONE, now).await?;
@@ -207,7 +201,7 @@ async fn plan_with_defaults(c: &impl ConnectionTrait, now: DateTime<Utc>) -> Res
     weights::learn(c, &[NONE], 10).await?;
     let success = outcomes::Success { task_run_id: NONE, attempt: 1, duration_ms: 0, result: "null".to_owned() };
     outcomes::complete_many(c, std::slice::from_ref(&success), now).await?;
-    outcomes::complete_and_lock_runs(c, std::slice::from_ref(&success), now, &[NONE], false).await?;
+    outcomes::complete_and_lock_runs(c, std::slice::from_ref(&success), now, &[NONE]).await?;
     Ok(())
 }
 
