@@ -71,12 +71,13 @@ impl CogRuntimeBuilder {
 
     /// Connections opened by `database_url` (default: 1 for SQLite; 8 for PostgreSQL and MySQL,
     /// all opened at build, so no connection is opened, cold, under load — a process rarely
-    /// has more than 8 statements worth running at once on a database's cores, and a dozen
-    /// processes then stay under PostgreSQL's default `max_connections` of 100). On
-    /// PostgreSQL these serve cog's transitions (outcomes, claims, launches), their sessions
-    /// started with the planner settings those use; up to 4 more (2 kept open) serve
+    /// has more than 8 statements worth running at once on a database's cores). On
+    /// PostgreSQL these serve cog's transitions (outcomes, claims, launches, fills), their
+    /// sessions started with the planner settings those use; up to 4 more (2 kept open) serve
     /// [`CogRuntime::connection`] and the runtime's other reads and writes with the server's
-    /// own settings.
+    /// own settings (the listener for the other processes' notifications among them): 12
+    /// connections a process at most, so that eight processes stay under PostgreSQL's
+    /// default `max_connections` of 100 (on MySQL, 8 a process).
     pub fn pool_size(mut self, n: u32) -> Self {
         self.pool_size = Some(n);
         self

@@ -27,7 +27,7 @@ const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// Most connections of the pool that a runtime opens on PostgreSQL beside [`Pools::work`], for
 /// the host ([`CogRuntime::connection`](crate::CogRuntime::connection)) and for everything
-/// of its own but its transitions (definitions, the worker's presence, leases and fills,
+/// of its own but its transitions (definitions, the worker's presence, leases and listener,
 /// schedules, reports, cancels); [`HOST_CONNECTIONS_OPEN`] of them kept open.
 const HOST_CONNECTIONS: u32 = 4;
 
