@@ -173,9 +173,9 @@ fn all_successes(items: &[Ending<'_>]) -> bool {
 /// `outcomes::complete_and_lock_runs`). That is safe
 /// because whatever is decided under a run's lock (stage done, run settled) is read after the
 /// lock is granted, at READ COMMITTED: of two batches, the one locking last sees the other's
-/// rows committed. The runs' locks are taken in id order, and the weights locks of the
-/// runs that ended (see `store::lock_weights_of`) in the order of their keys, only after every
-/// run's lock: two such transactions never wait for each other in a circle. (A run's end may
+/// rows committed. The weights locks of the runs that ended (see `store::lock_weights_of`)
+/// are taken in the order of their keys, only after every run's lock: two such transactions
+/// never wait for each other in a circle. (A run's end may
 /// start a run buffered behind it, whose lock it takes then, after higher ids: a buffered run
 /// is queued, so no task outcome of it is in another such transaction.) A run whose row is
 /// gone has its successes written and nothing moved forward.
