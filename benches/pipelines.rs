@@ -41,7 +41,9 @@
 //! then (machines of one kind ran the same code twice as fast on one day as on another).
 //! For profiling: `COG_BENCH_NO_LEARN=1` runs every process with `Config::auto_weight(false)`
 //! (what weight learning costs), `COG_BENCH_FAIR_RUNS=<n>` launches n runs in F and G instead
-//! of 50, and `COG_BENCH_KEEP=1` leaves each server database in place
+//! of 50, `COG_BENCH_TEMPLATE=<database>` creates each server database as a copy of that one
+//! (a kept one: the workload then runs on top of its history), and `COG_BENCH_KEEP=1` leaves
+//! each server database in place
 //! after its measurement (`cog_bench_<workload>_<pid>`, for `EXPLAIN` on its data; drop it
 //! yourself).
 
@@ -354,7 +356,10 @@ async fn measure(name: &str, db_kind: &str, procs: usize, admin_url: &str) {
         _ => {
             let admin = Database::connect(admin_url).await.unwrap();
             let db = format!("cog_bench_{}_{}", name.to_lowercase(), std::process::id());
-            admin.execute_unprepared(&format!("CREATE DATABASE {db}")).await.unwrap();
+            // A copy of a kept database (`COG_BENCH_KEEP`) measures a workload on top of its
+            // history.
+            let template = std::env::var("COG_BENCH_TEMPLATE").map(|t| format!(" TEMPLATE {t}")).unwrap_or_default();
+            admin.execute_unprepared(&format!("CREATE DATABASE {db}{template}")).await.unwrap();
             with_database(admin_url, &db)
         }
     };
