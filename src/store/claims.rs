@@ -6,11 +6,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult};
 
+use super::claimed_rows;
+
 use super::{Backend, Sql};
 use crate::entity::status::RunStatus;
 
-/// A task run claimed by (or being finished for) a worker, with its definition.
-#[derive(Debug, Clone, FromQueryResult)]
+/// A task run claimed by (or being finished for) a worker, with its definition; read off a
+/// result set by `claimed_rows`.
+#[derive(Debug, Clone)]
 pub(crate) struct Claimed {
     pub(crate) task_run_id: i64,
     pub(crate) attempt: i32,
@@ -424,7 +427,8 @@ pub(crate) async fn claim_and_load(
         claimed.sort_by_key(|c| ids.iter().position(|id| *id == c.task_run_id));
         return Ok(claimed);
     }
-    pg_claim(conn, &ClaimParts { worker, queues, limit, now, lease }, PG_LOADED, planner).await?.all(conn).await
+    let sql = pg_claim(conn, &ClaimParts { worker, queues, limit, now, lease }, PG_LOADED, planner).await?;
+    claimed_rows::read(&conn.query_all_raw(sql.statement()).await?)
 }
 
 /// PostgreSQL's read of the claimed task runs (the CTE `claimed`, see [`pg_claim`]) with their
@@ -476,7 +480,8 @@ pub(crate) async fn load(conn: &impl ConnectionTrait, ids: &[i64]) -> Result<Vec
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    Sql::new(Backend::of(conn)?, LOADED_COLUMNS).push(" FROM cog_task_run tr").push(DEFINITIONS).push(" WHERE ").in_ids("tr.id", ids).all(conn).await
+    let sql = Sql::new(Backend::of(conn)?, LOADED_COLUMNS).push(" FROM cog_task_run tr").push(DEFINITIONS).push(" WHERE ").in_ids("tr.id", ids);
+    claimed_rows::read(&conn.query_all_raw(sql.statement()).await?)
 }
 
 /// Ids of running task runs whose lease has expired (their worker died or hung), by the

@@ -13,6 +13,7 @@
 //! writes the SQL.
 
 pub(crate) mod arguments;
+mod claimed_rows;
 pub(crate) mod claims;
 pub(crate) mod definitions;
 pub(crate) mod errors;

@@ -4,7 +4,6 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 
-use super::claims::Claimed;
 use super::start_claims::StartClaims;
 use super::{Backend, Id, Sql};
 use crate::entity::status::RunStatus;
@@ -328,8 +327,7 @@ pub(crate) async fn start_stage_run(
             let Some(first_row) = rows.first() else { return Ok(None) };
             let started = Started::from_query_result(first_row, "")?;
             if let Some(claim) = claim {
-                let claimed =
-                    if started.claimed > 0 { rows.iter().map(|r| Claimed::from_query_result(r, "")).collect::<Result<Vec<_>, _>>()? } else { Vec::new() };
+                let claimed = if started.claimed > 0 { super::claimed_rows::read(&rows)? } else { Vec::new() };
                 claim.took(started.id, claimed, started.ahead);
             }
             Ok(Some(StartedStage { stage_run_id: started.id, queued: started.queued.max(0) as u64, filling: started.filling, unannounced_from: started.first }))
