@@ -43,10 +43,13 @@ impl Positions {
         let names = row.column_names();
         let mut at = [0; COLUMNS.len()];
         for (slot, column) in at.iter_mut().zip(COLUMNS) {
-            *slot = names
-                .iter()
-                .position(|name| name == column)
-                .ok_or_else(|| DbErr::Custom(format!("a result set of claimed task runs has no column `{column}` (columns: {})", names.join(", "))))?;
+            *slot = names.iter().position(|name| name == column).ok_or_else(|| {
+                DbErr::Custom(format!(
+                    "a result set of claimed task runs has no column `{column}` (columns: {}): the statement that read them and \
+                         `store::claimed_rows::COLUMNS` disagree, a bug in cog to report with this message",
+                    names.join(", ")
+                ))
+            })?;
         }
         Ok(Positions(at))
     }
@@ -138,6 +141,7 @@ mod tests {
         let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), "SELECT 7 AS task_run_id")).await.unwrap();
         let error = read(&rows).unwrap_err().to_string();
         assert!(error.contains("no column `attempt`"), "{error}");
+        assert!(error.contains("and `store::claimed_rows::COLUMNS` disagree, a bug in cog"), "{error}");
     }
 
     #[tokio::test]
