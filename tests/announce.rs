@@ -27,11 +27,14 @@ fn chain(stages: usize, width: usize) -> PipelineSpec {
 
 /// Runs `pipeline` on one working runtime of `concurrency` slots and returns how many `work`
 /// notifications were sent meanwhile (all of them: a marker sent after the run ended is read
-/// last, notifications arriving in commit order). The claim loop polls only once a minute: it
-/// claims when woken, and its passes (which hold claim room while they run) cannot shrink a
-/// hand-off's chained claim at a random moment.
+/// last, notifications arriving in commit order). The claim loop polls only once a minute, but
+/// it still makes a pass when woken (as when the runtime's listener has connected, which may
+/// be after `ready()`), and a pass of an idle worker holds room for the free slots while it
+/// runs: with no prefetch, a launch or hand-off committing meanwhile found no room for its
+/// chained claim and announced its task runs (a test that failed now and then under load). A
+/// prefetch of 1 leaves a chained claim room for 1 task run whenever a pass runs.
 async fn work_notifications(db: &TestDb, pipeline: PipelineSpec, concurrency: usize) -> usize {
-    let config = test_config().poll_interval(Duration::from_secs(60));
+    let config = test_config().poll_interval(Duration::from_secs(60)).prefetch(1);
     let rt = db.runtime_with(|b| b.concurrency(concurrency).config(config)).await;
     rt.define(pipeline).await.unwrap();
     rt.start();
@@ -59,15 +62,17 @@ async fn work_notifications(db: &TestDb, pipeline: PipelineSpec, concurrency: us
 async fn postgres_hand_offs_claimed_whole_wake_nobody() {
     let Some(db) = TestDb::postgres().await else { return };
     // The launch's own claim takes its first stage whole (the worker is idle), and so does
-    // each of the 4 hand-offs' (1 task, 8 slots free): nobody is woken.
+    // each of the 4 hand-offs' (1 task, 8 slots free, room for 1 even during a claim pass):
+    // nobody is woken.
     assert_eq!(work_notifications(&db, chain(5, 1), 8).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_a_hand_off_its_claim_cannot_take_whole_wakes_the_others() {
     let Some(db) = TestDb::postgres().await else { return };
-    // Each stage has 5 task runs; the worker has room for 2: the launch announces the 3 it
-    // leaves (after its commit), and so does the hand-off (and the claim loop takes them).
+    // Each stage has 5 task runs; the worker has room for 3 (2 slots, 1 prefetched): the
+    // launch's claim takes the 2 free slots and announces the 3 it leaves (after its commit),
+    // and the hand-off's takes at most 3 and announces the rest (the claim loop takes them).
     assert_eq!(work_notifications(&db, chain(2, 5), 2).await, 2);
 }
 
