@@ -41,7 +41,9 @@
 //! then (machines of one kind ran the same code twice as fast on one day as on another).
 //! For profiling: `COG_BENCH_NO_LEARN=1` runs every process with `Config::auto_weight(false)`
 //! (what weight learning costs), `COG_BENCH_FAIR_RUNS=<n>` launches n runs in F and G instead
-//! of 50, `COG_BENCH_TEMPLATE=<database>` creates each server database as a copy of that one
+//! of 50, `COG_BENCH_CHAIN_STAGES=<n>` makes B a chain of n stages instead of 100 (a longer
+//! run of hand-offs, whose set-up is a smaller part of what a profiler samples),
+//! `COG_BENCH_TEMPLATE=<database>` creates each server database as a copy of that one
 //! (a kept one: the workload then runs on top of its history), and `COG_BENCH_KEEP=1` leaves
 //! each server database in place
 //! after its measurement (`cog_bench_<workload>_<pid>`, for `EXPLAIN` on its data; drop it
@@ -100,6 +102,11 @@ fn fair_runs() -> usize {
     std::env::var("COG_BENCH_FAIR_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(50)
 }
 
+/// Stages of workload B: 100, or `COG_BENCH_CHAIN_STAGES` for profiling.
+fn chain_stages() -> usize {
+    std::env::var("COG_BENCH_CHAIN_STAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(100)
+}
+
 /// Runs of workload H, launched at once.
 const BIG_STAGE_RUNS: usize = 10;
 
@@ -130,7 +137,7 @@ fn workload(name: &str) -> (PipelineSpec, usize) {
     let p = PipelineSpec::new(format!("bench_{name}"));
     match name {
         "A" => (p.stage(stage("s0".into(), &[], 1000, noop)), 1000),
-        "B" => (chain(p, 100, 1), 100),
+        "B" => (chain(p, chain_stages(), 1), chain_stages()),
         "C" => (chain(p, 10, 100), 1000),
         "D" => {
             let sleep = |_| TaskSpec::new("bench_sleep").args(json!({"ms": 50}));
