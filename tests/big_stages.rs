@@ -13,7 +13,7 @@ use std::time::Duration;
 use cog::{PipelineSpec, RunStatus, StageSpec, TaskSpec, cog};
 use sea_orm::TransactionTrait;
 use serde_json::json;
-use support::{TestDb, assert_no_orphans, orphan_task_runs, probe, scalar, wait, wait_within};
+use support::{TestDb, assert_no_orphans, orphan_stage_runs, orphan_task_runs, probe, scalar, wait, wait_within};
 
 /// The number of task runs a hand-off's stage start queues before the rest is queued after
 /// commit.
@@ -216,22 +216,28 @@ async fn prunes_racing_stage_starts_fills_and_cancels_leave_no_orphan(db: TestDb
     rt.shutdown().await;
 }
 
-/// The orphan check finds a task run whose stage run and task do not exist: SQLite refuses to
-/// write one (its foreign keys stay); PostgreSQL and MariaDB write it, and the check counts it.
+/// The orphan checks find a task run whose stage run and task do not exist, and a stage run
+/// whose pipeline run and stage do not exist: SQLite refuses to write them (its foreign keys
+/// stay); PostgreSQL and MariaDB write them, and the checks count them.
 async fn the_orphan_check_finds_an_orphan(db: TestDb) {
     let rt = db.runtime().await;
     let insert = "INSERT INTO cog_task_run (stage_run_id, task_id, status, queue, weight, attempt, run_after) \
                   VALUES (-7, -7, 'canceled', 'default', 1, 1, CURRENT_TIMESTAMP)";
     let written = sea_orm::ConnectionTrait::execute_unprepared(rt.connection(), insert).await;
+    let stage_run = "INSERT INTO cog_stage_run (pipeline_run_id, stage_id, status) VALUES (-7, -7, 'canceled')";
+    let stage_run_written = sea_orm::ConnectionTrait::execute_unprepared(rt.connection(), stage_run).await;
     if db.backend == "sqlite" {
         assert!(written.is_err(), "SQLite checks a task run's parents");
-        assert_eq!(orphan_task_runs(&rt).await, 0);
+        assert!(stage_run_written.is_err(), "SQLite checks a stage run's parents");
+        assert_eq!((orphan_task_runs(&rt).await, orphan_stage_runs(&rt).await), (0, 0));
         return;
     }
     written.unwrap();
-    assert_eq!(orphan_task_runs(&rt).await, 1);
+    stage_run_written.unwrap();
+    assert_eq!((orphan_task_runs(&rt).await, orphan_stage_runs(&rt).await), (1, 1));
     sea_orm::ConnectionTrait::execute_unprepared(rt.connection(), "DELETE FROM cog_task_run WHERE stage_run_id = -7").await.unwrap();
-    assert_eq!(orphan_task_runs(&rt).await, 0);
+    sea_orm::ConnectionTrait::execute_unprepared(rt.connection(), "DELETE FROM cog_stage_run WHERE pipeline_run_id = -7").await.unwrap();
+    assert_eq!((orphan_task_runs(&rt).await, orphan_stage_runs(&rt).await), (0, 0));
 }
 
 on_all_backends!(

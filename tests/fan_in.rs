@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use cog::{Error, LaunchRefusal, PipelineSpec, RunStatus, StageSpec, TaskSpec, cog};
 use serde_json::json;
-use support::{TestDb, eventually, probe, scalar, wait};
+use support::{TestDb, assert_no_orphans, eventually, probe, scalar, wait};
 
 /// Holds until the test opens `gate_key`'s gate.
 #[cog]
@@ -69,6 +69,7 @@ async fn fan_in_on(db: &TestDb, runtimes: usize) {
         "SELECT COUNT(*) FROM cog_task_run tr JOIN cog_stage_run sr ON sr.id = tr.stage_run_id WHERE sr.pipeline_run_id = {id} AND tr.status = 'completed' AND tr.attempt = 1"
     );
     assert_eq!(scalar(&rt, &completed).await, (STAGES * TASKS_PER_STAGE + 1) as i64);
+    assert_no_orphans(&rt).await;
     for r in rts {
         r.shutdown().await;
     }

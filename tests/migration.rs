@@ -61,18 +61,23 @@ async fn up_creates_every_table_and_down_removes_them(db: TestDb) {
     assert_eq!(tables(&conn).await, expected);
 }
 
-/// The tables `cog_task_run` references through a foreign key, in order.
-async fn task_run_parents(db: &DatabaseConnection) -> Vec<String> {
+/// The tables `table` references through a foreign key, in order.
+async fn parents(db: &DatabaseConnection, table: &str) -> Vec<String> {
     let sql = match db.get_database_backend() {
-        DbBackend::Sqlite => "SELECT \"table\" FROM pragma_foreign_key_list('cog_task_run') ORDER BY 1",
-        DbBackend::Postgres => "SELECT confrelid::regclass::text FROM pg_constraint WHERE contype = 'f' AND conrelid = 'cog_task_run'::regclass ORDER BY 1",
-        _ => {
+        DbBackend::Sqlite => format!("SELECT \"table\" FROM pragma_foreign_key_list('{table}') ORDER BY 1"),
+        DbBackend::Postgres => format!("SELECT confrelid::regclass::text FROM pg_constraint WHERE contype = 'f' AND conrelid = '{table}'::regclass ORDER BY 1"),
+        _ => format!(
             "SELECT CAST(referenced_table_name AS CHAR) FROM information_schema.referential_constraints \
-             WHERE constraint_schema = DATABASE() AND table_name = 'cog_task_run' ORDER BY 1"
-        }
+             WHERE constraint_schema = DATABASE() AND table_name = '{table}' ORDER BY 1"
+        ),
     };
     let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap();
     rows.iter().map(|r| r.try_get_by_index::<String>(0).unwrap()).collect()
+}
+
+/// The tables `cog_task_run` references through a foreign key, in order.
+async fn task_run_parents(db: &DatabaseConnection) -> Vec<String> {
+    parents(db, "cog_task_run").await
 }
 
 /// Migration 000010: on the server backends `cog_task_run` checks no parent (cog's statements
@@ -88,6 +93,26 @@ async fn task_runs_check_their_parents_on_sqlite_only(db: TestDb) {
     assert_eq!(task_run_parents(&conn).await, both, "down restores the checks");
     cog::migrate(&conn).await.unwrap();
     assert_eq!(task_run_parents(&conn).await, kept);
+}
+
+/// Migration 000012: on the server backends `cog_stage_run` checks no parent either (see
+/// `support::assert_no_orphans`); SQLite keeps its checks; `down` adds them back and `up`
+/// drops them again.
+async fn stage_runs_check_their_parents_on_sqlite_only(db: TestDb) {
+    let conn = Database::connect(db.url.as_str()).await.unwrap();
+    cog::migrate(&conn).await.unwrap();
+    let both = ["cog_pipeline_run", "cog_stage"].map(str::to_owned).to_vec();
+    let kept = if db.backend == "sqlite" { both.clone() } else { Vec::new() };
+    assert_eq!(parents(&conn, "cog_stage_run").await, kept);
+    cog_migration::Migrator::down(&conn, Some(steps_back_through("m20261206_000012_stage_run_parents_unlocked"))).await.unwrap();
+    assert_eq!(parents(&conn, "cog_stage_run").await, both, "down restores the checks");
+    assert_eq!(
+        task_run_parents(&conn).await,
+        if db.backend == "sqlite" { vec!["cog_stage_run".to_owned(), "cog_task".to_owned()] } else { Vec::new() },
+        "down of 000012 leaves 000010's"
+    );
+    cog::migrate(&conn).await.unwrap();
+    assert_eq!(parents(&conn, "cog_stage_run").await, kept);
 }
 
 /// How many migrations `down` reverts to undo migration `name` (and every later one).
@@ -126,5 +151,6 @@ async fn retries_have_their_index_where_partial_indexes_exist(db: TestDb) {
 on_all_backends!(
     up_creates_every_table_and_down_removes_them,
     task_runs_check_their_parents_on_sqlite_only,
+    stage_runs_check_their_parents_on_sqlite_only,
     retries_have_their_index_where_partial_indexes_exist
 );

@@ -17,6 +17,8 @@ mod m20261204_000008_duration_index;
 mod m20261204_000009_task_room_for_weights;
 mod m20261204_000010_task_run_parents_unlocked;
 mod m20261205_000011_retry_index;
+mod m20261206_000012_stage_run_parents_unlocked;
+mod parent_keys;
 mod partial_indexes;
 
 /// The migrator of cog's tables.
@@ -39,8 +41,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000007_task_fillfactor::Migration),
             Box::new(m20261204_000008_duration_index::MIGRATION),
             Box::new(m20261204_000009_task_room_for_weights::Migration),
-            Box::new(m20261204_000010_task_run_parents_unlocked::Migration),
+            Box::new(m20261204_000010_task_run_parents_unlocked::MIGRATION),
             Box::new(m20261205_000011_retry_index::MIGRATION),
+            Box::new(m20261206_000012_stage_run_parents_unlocked::MIGRATION),
         ]
     }
 }

@@ -244,12 +244,25 @@ pub async fn orphan_task_runs(rt: &CogRuntime) -> i64 {
     .await
 }
 
-/// Asserts that every task run has its stage run and its task. On PostgreSQL and MariaDB no
-/// foreign key checks this (migration 000010 dropped them for speed): cog's own statements
-/// keep it, and the tests that hammer them check it here.
+/// Stage runs without their pipeline run or their stage.
+pub async fn orphan_stage_runs(rt: &CogRuntime) -> i64 {
+    scalar(
+        rt,
+        "SELECT COUNT(*) FROM cog_stage_run sr LEFT JOIN cog_pipeline_run r ON r.id = sr.pipeline_run_id \
+         LEFT JOIN cog_stage s ON s.id = sr.stage_id WHERE r.id IS NULL OR s.id IS NULL",
+    )
+    .await
+}
+
+/// Asserts that every task run has its stage run and its task, and every stage run its
+/// pipeline run and its stage. On PostgreSQL and MariaDB no foreign key checks this
+/// (migrations 000010 and 000012 dropped them for speed): cog's own statements keep it, and
+/// the tests that hammer them check it here.
 pub async fn assert_no_orphans(rt: &CogRuntime) {
     let orphans = orphan_task_runs(rt).await;
     assert_eq!(orphans, 0, "{orphans} task run(s) without their stage run or task");
+    let orphans = orphan_stage_runs(rt).await;
+    assert_eq!(orphans, 0, "{orphans} stage run(s) without their pipeline run or stage");
 }
 
 /// `(task name, status)` of every task run of pipeline run `run_id`, ordered by task name.
