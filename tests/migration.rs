@@ -148,8 +148,40 @@ async fn retries_have_their_index_where_partial_indexes_exist(db: TestDb) {
     assert_eq!(has_task_run_index(&conn, "cog_task_run_retries").await, partial);
 }
 
+/// The definition of index `name` (SQLite and PostgreSQL: the statement that creates it).
+async fn index_definition(db: &DatabaseConnection, name: &str) -> String {
+    let sql = match db.get_database_backend() {
+        DbBackend::Sqlite => format!("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = '{name}'"),
+        _ => format!("SELECT indexdef FROM pg_indexes WHERE indexname = '{name}'"),
+    };
+    let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap_or_else(|| panic!("no index {name}"));
+    row.try_get_by_index::<String>(0).unwrap()
+}
+
+/// Migration 000013: where partial indexes exist (SQLite, PostgreSQL), the open task runs'
+/// index leads with the status and the lease index is gone (the lease sweep reads the open
+/// index); `down` splits them again and `up` folds them again. MySQL/MariaDB has neither.
+async fn the_lease_index_is_folded_into_the_open_index(db: TestDb) {
+    let conn = Database::connect(db.url.as_str()).await.unwrap();
+    cog::migrate(&conn).await.unwrap();
+    let partial = db.backend != "mysql";
+    assert!(!has_task_run_index(&conn, "cog_task_run_lease").await);
+    assert_eq!(has_task_run_index(&conn, "cog_task_run_open").await, partial);
+    if partial {
+        assert!(index_definition(&conn, "cog_task_run_open").await.contains("(status, stage_run_id)"), "status first");
+    }
+    cog_migration::Migrator::down(&conn, Some(steps_back_through("m20261206_000013_lease_index_folded"))).await.unwrap();
+    assert_eq!(has_task_run_index(&conn, "cog_task_run_lease").await, partial, "down brings the lease index back");
+    if partial {
+        assert!(index_definition(&conn, "cog_task_run_open").await.contains("(stage_run_id, status)"), "stage run first again");
+    }
+    cog::migrate(&conn).await.unwrap();
+    assert!(!has_task_run_index(&conn, "cog_task_run_lease").await);
+}
+
 on_all_backends!(
     up_creates_every_table_and_down_removes_them,
+    the_lease_index_is_folded_into_the_open_index,
     task_runs_check_their_parents_on_sqlite_only,
     stage_runs_check_their_parents_on_sqlite_only,
     retries_have_their_index_where_partial_indexes_exist

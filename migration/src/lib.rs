@@ -18,6 +18,7 @@ mod m20261204_000009_task_room_for_weights;
 mod m20261204_000010_task_run_parents_unlocked;
 mod m20261205_000011_retry_index;
 mod m20261206_000012_stage_run_parents_unlocked;
+mod m20261206_000013_lease_index_folded;
 mod parent_keys;
 mod partial_indexes;
 
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000010_task_run_parents_unlocked::MIGRATION),
             Box::new(m20261205_000011_retry_index::MIGRATION),
             Box::new(m20261206_000012_stage_run_parents_unlocked::MIGRATION),
+            Box::new(m20261206_000013_lease_index_folded::MIGRATION),
         ]
     }
 }

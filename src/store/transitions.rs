@@ -450,7 +450,8 @@ pub(crate) async fn complete_stage_run_if_done(conn: &impl ConnectionTrait, stag
 
 /// `sql` followed by the update of [`complete_stage_run_if_done`] (without `RETURNING`).
 fn stage_run_done(sql: Sql, stage_run_id: i64, now: DateTime<Utc>) -> Sql {
-    sql.push("UPDATE cog_stage_run SET status = ")
+    let sql = sql
+        .push("UPDATE cog_stage_run SET status = ")
         .bind(RunStatus::Completed)
         .push(", completed_at = ")
         .bind(now)
@@ -458,11 +459,20 @@ fn stage_run_done(sql: Sql, stage_run_id: i64, now: DateTime<Utc>) -> Sql {
         .bind(stage_run_id)
         .push(" AND status = ")
         .bind(RunStatus::Running)
-        .push(" AND fill_after IS NULL AND NOT EXISTS (SELECT 1 FROM cog_task_run WHERE stage_run_id = ")
-        .bind(stage_run_id)
-        .push(" AND status IN (")
-        .statuses(OPEN)
-        .push("))")
+        .push(" AND fill_after IS NULL");
+    // One probe of the open task runs' index (status, then stage run) per open status: each
+    // names its status, and repeats the index's condition word for word (SQLite uses a partial
+    // index only then). With the condition alone, PostgreSQL, which drops a condition the
+    // index's own implies, walked every entry of the index for the stage run.
+    OPEN.into_iter().fold(sql, |sql, status| {
+        sql.push(" AND NOT EXISTS (SELECT 1 FROM cog_task_run WHERE status IN (")
+            .statuses(OPEN)
+            .push(") AND status = ")
+            .status(status)
+            .push(" AND stage_run_id = ")
+            .bind(stage_run_id)
+            .push(")")
+    })
 }
 
 /// [`complete_stage_run_if_done`] for stage run `stage_run_id` of run `run_id` and, when it
