@@ -234,24 +234,22 @@ pub async fn scalar(rt: &CogRuntime, sql: &str) -> i64 {
     row.try_get_by_index::<i64>(0).unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
+/// Counts the task runs without their stage run or their task.
+const ORPHAN_TASK_RUNS: &str = "SELECT COUNT(*) FROM cog_task_run t LEFT JOIN cog_stage_run s ON s.id = t.stage_run_id \
+     LEFT JOIN cog_task k ON k.id = t.task_id WHERE s.id IS NULL OR k.id IS NULL";
+
+/// Counts the stage runs without their pipeline run or their stage.
+const ORPHAN_STAGE_RUNS: &str = "SELECT COUNT(*) FROM cog_stage_run sr LEFT JOIN cog_pipeline_run r ON r.id = sr.pipeline_run_id \
+     LEFT JOIN cog_stage s ON s.id = sr.stage_id WHERE r.id IS NULL OR s.id IS NULL";
+
 /// Task runs without their stage run or their task.
 pub async fn orphan_task_runs(rt: &CogRuntime) -> i64 {
-    scalar(
-        rt,
-        "SELECT COUNT(*) FROM cog_task_run t LEFT JOIN cog_stage_run s ON s.id = t.stage_run_id \
-         LEFT JOIN cog_task k ON k.id = t.task_id WHERE s.id IS NULL OR k.id IS NULL",
-    )
-    .await
+    scalar(rt, ORPHAN_TASK_RUNS).await
 }
 
 /// Stage runs without their pipeline run or their stage.
 pub async fn orphan_stage_runs(rt: &CogRuntime) -> i64 {
-    scalar(
-        rt,
-        "SELECT COUNT(*) FROM cog_stage_run sr LEFT JOIN cog_pipeline_run r ON r.id = sr.pipeline_run_id \
-         LEFT JOIN cog_stage s ON s.id = sr.stage_id WHERE r.id IS NULL OR s.id IS NULL",
-    )
-    .await
+    scalar(rt, ORPHAN_STAGE_RUNS).await
 }
 
 /// Asserts that every task run has its stage run and its task, and every stage run its
