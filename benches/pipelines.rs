@@ -17,8 +17,10 @@
 //! measuring one and the workers, from `/proc/<pid>/stat` as `getrusage` counts it) and by the
 //! PostgreSQL backends serving the bench database (`/proc/<pid>/stat` of each, the server
 //! being on this machine; `-` for SQLite, which runs inside cog's process, and for MySQL, whose
-//! one server process serves every database), and the machine's load average when the
-//! measurement started (the cores are shared: CPU per task is the steadier figure).
+//! one server process serves every database), the machine's load average when the
+//! measurement started (the cores are shared: CPU per task is the steadier figure), and
+//! `cpu_loop_ms`, the calibration's CPU loop timed (a tenth of it, scaled) right before the
+//! measurement: a machine whose speed changes from one run to the next shows it there.
 //! `handoff_p50_ms` / `handoff_p99_ms`: from the end of the last cog call of a stage to the
 //! start of the first cog call of each stage it unblocks, by the wall clock (every bench cog
 //! returns when its call began and ended). Until 2026-12-05 they were read from the task run
@@ -381,6 +383,10 @@ async fn measure(name: &str, db_kind: &str, procs: usize, admin_url: &str) {
     let mut workers: Vec<Child> = (1..procs).map(|_| spawn_self(&["--worker", &url])).collect();
     workers.iter_mut().for_each(wait_ready);
     let load = load1();
+    // The machine's speed right before this measurement (a tenth of the calibration's loop,
+    // scaled to it): some machines of this kind ran the same build 1.5x apart from one run
+    // to the next (2026-12-06), and this tells a slow run from a slow build.
+    let cpu_loop = cpu_loop_ms(CPU_LOOP / 10);
     let cog_pids: Vec<u32> = std::iter::once(std::process::id()).chain(workers.iter().map(Child::id)).collect();
     let (cog_before, db_before) = (cpu_of(&cog_pids), cpu_of(&db_backends(rt.connection(), db_kind).await));
     rt.start();
@@ -431,7 +437,7 @@ async fn measure(name: &str, db_kind: &str, procs: usize, admin_url: &str) {
         first_start_ms(rt.connection(), &run_ids, started_wall).await
     };
     println!(
-        "bench workload={name} db={db_kind} procs={procs} tasks={tasks} wall_s={wall:.3} tasks_per_s={:.0} handoff_p50_ms={p50} handoff_p99_ms={p99} peak_rss_mb={rss:.1} worker_peak_rss_mb={} define_s={define_s:.2} first_task_ms={ramp_ms:.1} steady_tasks_per_s={steady:.0} cpu_us_per_task={cog_cpu} db_cpu_us_per_task={db_cpu} load1={load}{fairness}",
+        "bench workload={name} db={db_kind} procs={procs} tasks={tasks} wall_s={wall:.3} tasks_per_s={:.0} handoff_p50_ms={p50} handoff_p99_ms={p99} peak_rss_mb={rss:.1} worker_peak_rss_mb={} define_s={define_s:.2} first_task_ms={ramp_ms:.1} steady_tasks_per_s={steady:.0} cpu_us_per_task={cog_cpu} db_cpu_us_per_task={db_cpu} load1={load} cpu_loop_ms={cpu_loop:.0}{fairness}",
         tasks as f64 / wall,
         if workers.is_empty() { "-".to_owned() } else { format!("{worker_rss:.1}") }
     );
@@ -495,6 +501,20 @@ fn field_of(line: &str, key: &str) -> String {
     line.split_whitespace().find_map(|kv| kv.strip_prefix(key).and_then(|rest| rest.strip_prefix('='))).unwrap_or("-").to_owned()
 }
 
+/// The calibration's CPU loop: 10^8 multiply-adds.
+const CPU_LOOP: u64 = 100_000_000;
+
+/// Milliseconds this process takes for `iterations` of the CPU loop, scaled to [`CPU_LOOP`]'s.
+fn cpu_loop_ms(iterations: u64) -> f64 {
+    let t = Instant::now();
+    let mut x: u64 = 1;
+    for i in 0..iterations {
+        x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i));
+    }
+    std::hint::black_box(x);
+    t.elapsed().as_secs_f64() * 1e3 * CPU_LOOP as f64 / iterations as f64
+}
+
 /// How fast this machine and its database server are right now, for reading the other lines:
 /// the same code measured 2x apart on two days on machines of one kind (2026-12-05). Prints a
 /// `bench calibration ...` line: the median of 2,000 round trips of a prepared `SELECT 1` on
@@ -534,13 +554,7 @@ async fn calibrate(url: &str, db_kind: &str) -> String {
         commits.push(t.elapsed().as_secs_f64() * 1e6);
     }
     db.execute_unprepared(&format!("DROP TABLE {table}")).await.expect("drop the calibration table");
-    let t = Instant::now();
-    let mut x: u64 = 1;
-    for i in 0..100_000_000u64 {
-        x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i));
-    }
-    std::hint::black_box(x);
-    let cpu_ms = t.elapsed().as_secs_f64() * 1e3;
+    let cpu_ms = cpu_loop_ms(CPU_LOOP);
     format!("bench calibration db={db_kind} roundtrip_us={:.0} commit_us={:.0} cpu_loop_ms={cpu_ms:.0} load1={}", median(trips), median(commits), load1())
 }
 
