@@ -35,7 +35,9 @@ pub(crate) async fn renew(db: &DatabaseConnection, worker: &str, held: &[i64], l
     }
 }
 
-/// The canceled runs of which `worker` still runs a task run.
+/// The canceled runs of which `worker` still runs a task run. Reads the `running` entries of
+/// the open task runs' partial index, whose condition the statement repeats word for word
+/// (SQLite uses a partial index only then; see migration `m20261206_000013_lease_index_folded`).
 pub(crate) async fn canceled_runs_of(conn: &impl ConnectionTrait, worker: &str) -> Result<Vec<i64>, DbErr> {
     #[derive(FromQueryResult)]
     struct Run {
@@ -47,7 +49,9 @@ pub(crate) async fn canceled_runs_of(conn: &impl ConnectionTrait, worker: &str) 
          JOIN cog_pipeline_run r ON r.id = s.pipeline_run_id WHERE t.worker = ",
     )
     .bind(worker)
-    .push(" AND t.status = ")
+    .push(" AND t.status IN (")
+    .statuses([RunStatus::Queued, RunStatus::Running])
+    .push(") AND t.status = ")
     .status(RunStatus::Running)
     .push(" AND r.status = ")
     .bind(RunStatus::Canceled)

@@ -8,7 +8,7 @@ use std::time::Duration;
 use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, Statement};
 
 use super::sql::SENT;
-use super::{claims, now, transitions, weights};
+use super::{claims, leases, now, transitions, weights};
 
 /// A line of `EXPLAIN QUERY PLAN`.
 #[derive(FromQueryResult)]
@@ -56,6 +56,13 @@ async fn finding_expired_leases_reads_the_open_task_runs_index() {
     let plan = plan_of_last(&db).await;
     assert_reads(&plan, "cog_task_run_open");
     assert!(plan.iter().any(|l| l.contains("(status=?)")), "only the running entries are read: {plan:#?}");
+}
+
+#[tokio::test]
+async fn finding_a_workers_canceled_runs_reads_the_open_task_runs_index() {
+    let db = database().await;
+    leases::canceled_runs_of(&db, "w").await.unwrap();
+    assert_reads(&plan_of_last(&db).await, "cog_task_run_open");
 }
 
 #[tokio::test]

@@ -140,8 +140,9 @@ const FIRST_WRITES: &str = "\
 /// a fresh connection took 0.7 ms for its run's insert, and 0.5 ms each for the first stage
 /// run's and task runs' (1.7–2.5 ms in all; 0.2–0.3 ms each on the second launch), measured
 /// after the statements' planning had been warmed (before migration 000010, after which a task
-/// run's insert checks no foreign key on PostgreSQL; a run's, a stage run's and an error's
-/// still do). Writing a row to each of those tables once here moves that cost to the start.
+/// run's insert checks no foreign key on PostgreSQL, and 000012, after which a stage run's
+/// checks none either; a run's and an error's still do). Writing a row to each of those tables
+/// once here moves that cost to the start.
 async fn write_first_rows(txn: &impl ConnectionTrait) -> Result<(), DbErr> {
     txn.execute_unprepared(FIRST_WRITES).await.map(|_| ())
 }
