@@ -75,11 +75,6 @@ async fn parents(db: &DatabaseConnection, table: &str) -> Vec<String> {
     rows.iter().map(|r| r.try_get_by_index::<String>(0).unwrap()).collect()
 }
 
-/// The tables `cog_task_run` references through a foreign key, in order.
-async fn task_run_parents(db: &DatabaseConnection) -> Vec<String> {
-    parents(db, "cog_task_run").await
-}
-
 /// Whether `db` is MySQL 8 rather than MariaDB: MySQL 8 ignores the inline `REFERENCES` of
 /// migration 000001, so its cog tables never had foreign keys, and `down` of the migrations
 /// that drop them elsewhere restores none there.
@@ -91,36 +86,38 @@ async fn is_mysql_8(db: &DatabaseConnection) -> bool {
     !row.try_get_by_index::<String>(0).unwrap().to_ascii_lowercase().contains("mariadb")
 }
 
+/// Migrates `db`, checks that `table` references its `parents` through foreign keys on SQLite
+/// only, reverts migration `migration` and checks that `down` restored them where the first
+/// migration made them (PostgreSQL, MariaDB; not MySQL 8); returns the connection, reverted,
+/// and the parents `table` has once migrated.
+async fn parents_restored_by_down(db: &TestDb, table: &str, parents_of: [&str; 2], migration: &str) -> (DatabaseConnection, Vec<String>) {
+    let conn = Database::connect(db.url.as_str()).await.unwrap();
+    cog::migrate(&conn).await.unwrap();
+    let both = parents_of.map(str::to_owned).to_vec();
+    let kept = if db.backend == "sqlite" { both.clone() } else { Vec::new() };
+    let restored = if is_mysql_8(&conn).await { Vec::new() } else { both };
+    assert_eq!(parents(&conn, table).await, kept);
+    cog_migration::Migrator::down(&conn, Some(steps_back_through(migration))).await.unwrap();
+    assert_eq!(parents(&conn, table).await, restored, "down restores the checks");
+    (conn, kept)
+}
+
 /// Migration 000010: on the server backends `cog_task_run` checks no parent (cog's statements
 /// keep them, see `support::assert_no_orphans`); SQLite keeps its checks; `down` adds them back
 /// (where the first migration made them) and `up` drops them again.
 async fn task_runs_check_their_parents_on_sqlite_only(db: TestDb) {
-    let conn = Database::connect(db.url.as_str()).await.unwrap();
+    let (conn, kept) = parents_restored_by_down(&db, "cog_task_run", ["cog_stage_run", "cog_task"], "m20261204_000010_task_run_parents_unlocked").await;
     cog::migrate(&conn).await.unwrap();
-    let both = ["cog_stage_run", "cog_task"].map(str::to_owned).to_vec();
-    let kept = if db.backend == "sqlite" { both.clone() } else { Vec::new() };
-    let restored = if is_mysql_8(&conn).await { Vec::new() } else { both };
-    assert_eq!(task_run_parents(&conn).await, kept);
-    cog_migration::Migrator::down(&conn, Some(steps_back_through("m20261204_000010_task_run_parents_unlocked"))).await.unwrap();
-    assert_eq!(task_run_parents(&conn).await, restored, "down restores the checks");
-    cog::migrate(&conn).await.unwrap();
-    assert_eq!(task_run_parents(&conn).await, kept);
+    assert_eq!(parents(&conn, "cog_task_run").await, kept);
 }
 
 /// Migration 000012: on the server backends `cog_stage_run` checks no parent either (see
 /// `support::assert_no_orphans`); SQLite keeps its checks; `down` adds them back and `up`
 /// drops them again.
 async fn stage_runs_check_their_parents_on_sqlite_only(db: TestDb) {
-    let conn = Database::connect(db.url.as_str()).await.unwrap();
-    cog::migrate(&conn).await.unwrap();
-    let both = ["cog_pipeline_run", "cog_stage"].map(str::to_owned).to_vec();
-    let kept = if db.backend == "sqlite" { both.clone() } else { Vec::new() };
-    let restored = if is_mysql_8(&conn).await { Vec::new() } else { both };
-    assert_eq!(parents(&conn, "cog_stage_run").await, kept);
-    cog_migration::Migrator::down(&conn, Some(steps_back_through("m20261206_000012_stage_run_parents_unlocked"))).await.unwrap();
-    assert_eq!(parents(&conn, "cog_stage_run").await, restored, "down restores the checks");
+    let (conn, kept) = parents_restored_by_down(&db, "cog_stage_run", ["cog_pipeline_run", "cog_stage"], "m20261206_000012_stage_run_parents_unlocked").await;
     assert_eq!(
-        task_run_parents(&conn).await,
+        parents(&conn, "cog_task_run").await,
         if db.backend == "sqlite" { vec!["cog_stage_run".to_owned(), "cog_task".to_owned()] } else { Vec::new() },
         "down of 000012 leaves 000010's"
     );

@@ -486,13 +486,9 @@ pub(crate) async fn load(conn: &impl ConnectionTrait, ids: &[i64]) -> Result<Vec
 
 /// Ids of running task runs whose lease has expired (their worker died or hung), by the
 /// database's clock, oldest lease first, at most `limit`. Reads the `running` entries of the
-/// open task runs' partial index (migration `m20261206_000013_lease_index_folded`), whose
-/// condition the statement repeats word for word (SQLite uses a partial index only then).
+/// open task runs' partial index (see `transitions::open_task_runs_with_status`).
 pub(crate) async fn expired(conn: &impl ConnectionTrait, limit: usize) -> Result<Vec<i64>, DbErr> {
-    Sql::new(Backend::of(conn)?, "SELECT id FROM cog_task_run WHERE status IN (")
-        .statuses([RunStatus::Queued, RunStatus::Running])
-        .push(") AND status = ")
-        .status(RunStatus::Running)
+    super::transitions::open_task_runs_with_status(Sql::new(Backend::of(conn)?, "SELECT id FROM cog_task_run WHERE "), "status", RunStatus::Running)
         .push(" AND lease_until < ")
         .now()
         .push(" ORDER BY lease_until LIMIT ")

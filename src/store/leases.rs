@@ -36,27 +36,24 @@ pub(crate) async fn renew(db: &DatabaseConnection, worker: &str, held: &[i64], l
 }
 
 /// The canceled runs of which `worker` still runs a task run. Reads the `running` entries of
-/// the open task runs' partial index, whose condition the statement repeats word for word
-/// (SQLite uses a partial index only then; see migration `m20261206_000013_lease_index_folded`).
+/// the open task runs' partial index (see `transitions::open_task_runs_with_status`).
 pub(crate) async fn canceled_runs_of(conn: &impl ConnectionTrait, worker: &str) -> Result<Vec<i64>, DbErr> {
     #[derive(FromQueryResult)]
     struct Run {
         pipeline_run_id: i64,
     }
-    let rows = Sql::new(
+    let sql = Sql::new(
         Backend::of(conn)?,
         "SELECT DISTINCT s.pipeline_run_id FROM cog_task_run t JOIN cog_stage_run s ON s.id = t.stage_run_id \
          JOIN cog_pipeline_run r ON r.id = s.pipeline_run_id WHERE t.worker = ",
     )
     .bind(worker)
-    .push(" AND t.status IN (")
-    .statuses([RunStatus::Queued, RunStatus::Running])
-    .push(") AND t.status = ")
-    .status(RunStatus::Running)
-    .push(" AND r.status = ")
-    .bind(RunStatus::Canceled)
-    .all::<Run>(conn)
-    .await?;
+    .push(" AND ");
+    let rows = super::transitions::open_task_runs_with_status(sql, "t.status", RunStatus::Running)
+        .push(" AND r.status = ")
+        .bind(RunStatus::Canceled)
+        .all::<Run>(conn)
+        .await?;
     Ok(rows.into_iter().map(|r| r.pipeline_run_id).collect())
 }
 

@@ -448,6 +448,16 @@ pub(crate) async fn complete_stage_run_if_done(conn: &impl ConnectionTrait, stag
     }
 }
 
+/// `sql` followed by `{column} IN ('queued', 'running') AND {column} = '<status>'`: the
+/// condition of the open task runs' partial index (status, then stage run; migration
+/// `m20261206_000013_lease_index_folded`) word for word, which SQLite needs to use a partial
+/// index at all, and one status, which PostgreSQL keeps as the index's leading condition (it
+/// drops a condition that the index's own implies: `status IN (…)` alone left a stage run's
+/// lookup a walk of every entry).
+pub(crate) fn open_task_runs_with_status(sql: Sql, column: &str, status: RunStatus) -> Sql {
+    sql.push(column).push(" IN (").statuses(OPEN).push(") AND ").push(column).push(" = ").status(status)
+}
+
 /// `sql` followed by the update of [`complete_stage_run_if_done`] (without `RETURNING`).
 fn stage_run_done(sql: Sql, stage_run_id: i64, now: DateTime<Utc>) -> Sql {
     let sql = sql
@@ -460,15 +470,9 @@ fn stage_run_done(sql: Sql, stage_run_id: i64, now: DateTime<Utc>) -> Sql {
         .push(" AND status = ")
         .bind(RunStatus::Running)
         .push(" AND fill_after IS NULL");
-    // One probe of the open task runs' index (status, then stage run) per open status: each
-    // names its status, and repeats the index's condition word for word (SQLite uses a partial
-    // index only then). With the condition alone, PostgreSQL, which drops a condition the
-    // index's own implies, walked every entry of the index for the stage run.
+    // One probe of the open task runs' index per open status.
     OPEN.into_iter().fold(sql, |sql, status| {
-        sql.push(" AND NOT EXISTS (SELECT 1 FROM cog_task_run WHERE status IN (")
-            .statuses(OPEN)
-            .push(") AND status = ")
-            .status(status)
+        open_task_runs_with_status(sql.push(" AND NOT EXISTS (SELECT 1 FROM cog_task_run WHERE "), "status", status)
             .push(" AND stage_run_id = ")
             .bind(stage_run_id)
             .push(")")
