@@ -45,11 +45,16 @@
 //! (what weight learning costs), `COG_BENCH_FAIR_RUNS=<n>` launches n runs in F and G instead
 //! of 50, `COG_BENCH_CHAIN_STAGES=<n>` makes B a chain of n stages instead of 100 (a longer
 //! run of hand-offs, whose set-up is a smaller part of what a profiler samples),
+//! `COG_BENCH_STEPS=1` ends each line with where the measuring process's hand-offs spent
+//! their time, step by step (`steps_us`, see `pipelines/steps.rs`; B on one process),
 //! `COG_BENCH_TEMPLATE=<database>` creates each server database as a copy of that one
 //! (a kept one: the workload then runs on top of its history), and `COG_BENCH_KEEP=1` leaves
 //! each server database in place
 //! after its measurement (`cog_bench_<workload>_<pid>`, for `EXPLAIN` on its data; drop it
 //! yourself).
+
+#[path = "pipelines/steps.rs"]
+mod steps;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -437,9 +442,10 @@ async fn measure(name: &str, db_kind: &str, procs: usize, admin_url: &str) {
         first_start_ms(rt.connection(), &run_ids, started_wall).await
     };
     println!(
-        "bench workload={name} db={db_kind} procs={procs} tasks={tasks} wall_s={wall:.3} tasks_per_s={:.0} handoff_p50_ms={p50} handoff_p99_ms={p99} peak_rss_mb={rss:.1} worker_peak_rss_mb={} define_s={define_s:.2} first_task_ms={ramp_ms:.1} steady_tasks_per_s={steady:.0} cpu_us_per_task={cog_cpu} db_cpu_us_per_task={db_cpu} load1={load} cpu_loop_ms={cpu_loop:.0}{fairness}",
+        "bench workload={name} db={db_kind} procs={procs} tasks={tasks} wall_s={wall:.3} tasks_per_s={:.0} handoff_p50_ms={p50} handoff_p99_ms={p99} peak_rss_mb={rss:.1} worker_peak_rss_mb={} define_s={define_s:.2} first_task_ms={ramp_ms:.1} steady_tasks_per_s={steady:.0} cpu_us_per_task={cog_cpu} db_cpu_us_per_task={db_cpu} load1={load} cpu_loop_ms={cpu_loop:.0}{fairness}{}",
         tasks as f64 / wall,
-        if workers.is_empty() { "-".to_owned() } else { format!("{worker_rss:.1}") }
+        if workers.is_empty() { "-".to_owned() } else { format!("{worker_rss:.1}") },
+        if steps::enabled() { steps::summary() } else { String::new() }
     );
     if db_kind == "sqlite" {
         let path = url.trim_start_matches("sqlite://").trim_end_matches("?mode=rwc").to_owned();
@@ -563,10 +569,17 @@ async fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     // cog's own warnings and errors on stderr (`RUST_LOG` to see more), so a stalled
     // measurement says why.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")))
-        .with_writer(std::io::stderr)
-        .try_init();
+    let env_filter = || tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    if steps::enabled() {
+        use tracing_subscriber::prelude::*;
+        let handoff = tracing_subscriber::filter::Targets::new().with_target("cog::handoff", tracing::Level::TRACE);
+        let _ = tracing_subscriber::registry()
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(env_filter()))
+            .with(steps::Recorder.with_filter(handoff))
+            .try_init();
+    } else {
+        let _ = tracing_subscriber::fmt().with_env_filter(env_filter()).with_writer(std::io::stderr).try_init();
+    }
     let pg_admin = std::env::var("COG_BENCH_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".to_owned());
     let my_admin = std::env::var("COG_BENCH_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_owned());
     let admin_of = |db: &str| if db == "mysql" { my_admin.clone() } else { pg_admin.clone() };

@@ -103,7 +103,11 @@ impl Snapshot {
 /// The fields of every `cog.task` span opened, in order.
 static SPANS: Mutex<Vec<HashMap<String, String>>> = Mutex::new(Vec::new());
 
-/// Records the fields of `cog.task` spans into [`SPANS`].
+/// The `step` of every `cog::handoff` event, in order.
+static STEPS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Records the fields of `cog.task` spans into [`SPANS`], and the steps of `cog::handoff`
+/// events into [`STEPS`].
 struct SpanCapture;
 
 struct Fields<'a>(&'a mut HashMap<String, String>);
@@ -129,6 +133,14 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SpanCapture {
             let mut fields = HashMap::new();
             attrs.record(&mut Fields(&mut fields));
             SPANS.lock().unwrap().push(fields);
+        }
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        if event.metadata().target() == "cog::handoff" {
+            let mut fields = HashMap::new();
+            event.record(&mut Fields(&mut fields));
+            STEPS.lock().unwrap().push(fields.remove("step").unwrap_or_default());
         }
     }
 }
@@ -332,7 +344,33 @@ async fn each_attempt_runs_in_a_span_with_its_run_ids(db: TestDb) {
     assert_eq!(spans, expected);
 }
 
+/// A stage hand-off marks each of its steps with a `cog::handoff` trace event, in the order it
+/// passes them (what `COG_BENCH_STEPS` times in the bench): the cog's return, the outcome's
+/// write (its transaction begun, the outcome written, the stage run ended, the next stage
+/// started, the commit, the claimed task run dispatched), the next cog's call.
+async fn a_hand_off_marks_each_step(db: TestDb) {
+    let _turn = turn().await;
+    let clock = Arc::new(ManualClock::new(at("2030-01-01T00:00:30Z")));
+    let rt = runtime(&db, &clock).await;
+    rt.start();
+    rt.define(
+        PipelineSpec::new("steps")
+            .stage(StageSpec::new("first").task(TaskSpec::new("m_ok").name("one")))
+            .stage(StageSpec::new("second").after(["first"]).task(TaskSpec::new("m_ok").name("two"))),
+    )
+    .await
+    .unwrap();
+    STEPS.lock().unwrap().clear();
+    let run = rt.launch("steps").await.unwrap();
+    assert_eq!(wait(&run).await, RunStatus::Completed);
+    rt.shutdown().await;
+    let write = ["cog_returned", "write_began", "begun", "outcomes_written", "stage_ended", "stages_started", "committed", "dispatched"];
+    let expected: Vec<&str> = ["cog_called"].into_iter().chain(write).chain(["cog_called"]).chain(write).collect();
+    assert_eq!(*STEPS.lock().unwrap(), expected);
+}
+
 on_all_backends!(
+    a_hand_off_marks_each_step,
     outcomes_are_counted_once_committed,
     a_task_run_reclaimed_from_a_dead_worker_is_counted,
     the_scheduler_leader_refreshes_queue_depths,

@@ -93,7 +93,9 @@ pub(crate) async fn finish_batch(
     // Failures (rare) may end the run: the run's lock first. (So do successes on MySQL and
     // SQLite: MySQL's locking reads of the rows written early would deadlock with another
     // batch's.)
+    tracing::trace!(target: "cog::handoff", step = "write_began");
     let txn = store::begin(db).await?;
+    tracing::trace!(target: "cog::handoff", step = "begun");
     let now = now();
     let Some(run_status) = lock_run(&txn, run_id).await? else {
         return Ok((vec![Finished::Stale; items.len()], Effects::default()));
@@ -126,6 +128,7 @@ pub(crate) async fn finish_batch(
         }
         finished.push(result);
     }
+    tracing::trace!(target: "cog::handoff", step = "outcomes_written");
     let announce = if chain.is_some() { transitions::Announce::Later } else { transitions::Announce::Now };
     if run_going {
         let starts = claim::starts(chain.as_deref_mut());
@@ -134,6 +137,7 @@ pub(crate) async fn finish_batch(
     } else {
         effects = effects.merge(advance::settle(&txn, run_id, now).await?);
     }
+    tracing::trace!(target: "cog::handoff", step = "stages_started");
     let retried = finished.contains(&Finished::Retrying);
     let chained = claim::chained(&txn, chain.as_deref_mut(), effects, Planner::AlreadySet, retried).await?;
     effects = announce_left(&txn, effects, &chained, retried).await?;
@@ -141,8 +145,10 @@ pub(crate) async fn finish_batch(
     // `finish_runs`).
     super::learn_if_ended(&txn, run_id, effects, retry.learn_weights).await?;
     super::commit(txn, run_id, effects).await?;
+    tracing::trace!(target: "cog::handoff", step = "committed");
     crate::metrics::recorded(items.iter().map(|e| (e.task, e.started_at)), &finished, store::now());
     claim::committed(chain, chained);
+    tracing::trace!(target: "cog::handoff", step = "dispatched");
     // A run that ended by going forward under `Announce::Later` was not announced at commit:
     // it is now, once the chained claim's task runs are on their way.
     if run_going && effects.run_ended && announce == transitions::Announce::Later {
@@ -188,7 +194,11 @@ pub(crate) async fn finish_runs(
     let all: Vec<Ending<'_>> = runs.iter().flatten().copied().collect();
     debug_assert!(all_successes(&all), "finish_runs records successes only");
     debug_assert!(runs.iter().all(|r| !r.is_empty() && r.iter().all(|e| e.task.pipeline_run_id == r[0].task.pipeline_run_id)));
+    // Each step of the write is a trace event of target `cog::handoff` (as in `finish_batch`,
+    // and a cog's call and return in `worker::execute`): where a stage hand-off's time goes.
+    tracing::trace!(target: "cog::handoff", step = "write_began");
     let txn = store::begin(db).await?;
+    tracing::trace!(target: "cog::handoff", step = "begun");
     let now = now();
     // Runs written together wait for each other's locks: one whose lock another transaction
     // holds for long (a host's transaction launching a run that cancels it, say) would hold
@@ -217,6 +227,7 @@ pub(crate) async fn finish_runs(
     let mut run_ids: Vec<i64> = (0..runs.len()).map(run_of).collect();
     run_ids.sort_unstable();
     let written = outcomes::complete_and_lock_runs(&txn, &successes_of(&all, now), now, &run_ids).await?;
+    tracing::trace!(target: "cog::handoff", step = "outcomes_written");
     let statuses: Vec<Option<RunStatus>> = (0..runs.len()).map(|i| written.status_of(run_of(i))).collect();
     let completed = written.completed;
     if !planner_first {
@@ -252,6 +263,7 @@ pub(crate) async fn finish_runs(
         };
         finished.push(results);
     }
+    tracing::trace!(target: "cog::handoff", step = "stages_started");
     let ended: Vec<i64> = (0..runs.len()).filter(|&i| effects[i].run_ended).map(run_of).collect();
     let merged = effects.iter().fold(Effects::default(), |all, e| all.merge(*e));
     let chained = claim::chained(&txn, chain.as_deref_mut(), merged, Planner::AlreadySet, false).await?;
@@ -271,12 +283,14 @@ pub(crate) async fn finish_runs(
     // not for the chained claim too.
     super::learn_ended_runs(&txn, &ended, retry.learn_weights).await?;
     txn.commit().await?;
+    tracing::trace!(target: "cog::handoff", step = "committed");
     for run in &counted {
         crate::metrics::run_ended(run.as_ref());
     }
     let flat: Vec<Finished> = finished.iter().flatten().copied().collect();
     crate::metrics::recorded(all.iter().map(|e| (e.task, e.started_at)), &flat, store::now());
     claim::committed(chain, chained);
+    tracing::trace!(target: "cog::handoff", step = "dispatched");
     // The runs that ended going forward under `Announce::Later` were not announced at commit:
     // they are now, once the chained claim's task runs are on their way.
     if announce == transitions::Announce::Later {
@@ -299,6 +313,7 @@ async fn advance_stage_runs(
     let mut effects = Effects::default();
     for stage_run_id in touched {
         if let Some(successors) = transitions::complete_stage_run_and_successors(txn, run_id, stage_run_id, now).await? {
+            tracing::trace!(target: "cog::handoff", step = "stage_ended");
             effects = effects.merge(advance::start_stages_after(txn, run_id, successors, Vec::new(), now, starting).await?);
         }
     }

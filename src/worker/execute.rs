@@ -36,7 +36,9 @@ use crate::worker::completions::Completion;
 pub(super) async fn execute(worker: &Arc<Worker>, task: Arc<Claimed>, cancel: CancellationToken, permits: Permits) {
     // Its duration (and so its learned weight) counts from here, not from the claim.
     let started_at = crate::store::now();
+    tracing::trace!(target: "cog::handoff", step = "cog_called");
     let outcome = run_cog(worker, &task, cancel).await;
+    tracing::trace!(target: "cog::handoff", step = "cog_returned");
     if !worker.is_tracked(task.task_run_id, task.attempt) {
         // Given back at shutdown (past its deadline): the attempt is over; its cog was stopped,
         // not failed, so neither its handler nor an outcome is due.
