@@ -20,7 +20,9 @@
 //! one server process serves every database), the machine's load average when the
 //! measurement started (the cores are shared: CPU per task is the steadier figure), and
 //! `cpu_loop_ms`, the calibration's CPU loop timed (a tenth of it, scaled) right before the
-//! measurement: a machine whose speed changes from one run to the next shows it there.
+//! measurement, and `roundtrip_us` / `commit_us`, the server's round trip and one-row commit
+//! probed in the bench database right before it too (medians of 200 and 50; `-` on SQLite): a
+//! machine whose speed changes from one run to the next shows it there.
 //! `handoff_p50_ms` / `handoff_p99_ms`: from the end of the last cog call of a stage to the
 //! start of the first cog call of each stage it unblocks, by the wall clock (every bench cog
 //! returns when its call began and ended). Until 2026-12-05 they were read from the task run
@@ -392,6 +394,13 @@ async fn measure(name: &str, db_kind: &str, procs: usize, admin_url: &str) {
     // scaled to it): some machines of this kind ran the same build 1.5x apart from one run
     // to the next (2026-12-06), and this tells a slow run from a slow build.
     let cpu_loop = cpu_loop_ms(CPU_LOOP / 10);
+    // And the server's round trip and commit (every hand-off waits for a commit): on one
+    // machine B's hand-offs took 2.0 ms in one whole bench and 1.1–1.3 ms in the runs around it
+    // with the same CPU loop (2026-12-06).
+    let (trips, commits) = match db_kind {
+        "sqlite" => ("-".to_owned(), "-".to_owned()),
+        _ => probe(&url, db_kind, 200, 50).await.map_or(("-".to_owned(), "-".to_owned()), |(t, c)| (format!("{t:.0}"), format!("{c:.0}"))),
+    };
     let cog_pids: Vec<u32> = std::iter::once(std::process::id()).chain(workers.iter().map(Child::id)).collect();
     let (cog_before, db_before) = (cpu_of(&cog_pids), cpu_of(&db_backends(rt.connection(), db_kind).await));
     rt.start();
@@ -442,7 +451,7 @@ async fn measure(name: &str, db_kind: &str, procs: usize, admin_url: &str) {
         first_start_ms(rt.connection(), &run_ids, started_wall).await
     };
     println!(
-        "bench workload={name} db={db_kind} procs={procs} tasks={tasks} wall_s={wall:.3} tasks_per_s={:.0} handoff_p50_ms={p50} handoff_p99_ms={p99} peak_rss_mb={rss:.1} worker_peak_rss_mb={} define_s={define_s:.2} first_task_ms={ramp_ms:.1} steady_tasks_per_s={steady:.0} cpu_us_per_task={cog_cpu} db_cpu_us_per_task={db_cpu} load1={load} cpu_loop_ms={cpu_loop:.0}{fairness}{}",
+        "bench workload={name} db={db_kind} procs={procs} tasks={tasks} wall_s={wall:.3} tasks_per_s={:.0} handoff_p50_ms={p50} handoff_p99_ms={p99} peak_rss_mb={rss:.1} worker_peak_rss_mb={} define_s={define_s:.2} first_task_ms={ramp_ms:.1} steady_tasks_per_s={steady:.0} cpu_us_per_task={cog_cpu} db_cpu_us_per_task={db_cpu} load1={load} cpu_loop_ms={cpu_loop:.0} roundtrip_us={trips} commit_us={commits}{fairness}{}",
         tasks as f64 / wall,
         if workers.is_empty() { "-".to_owned() } else { format!("{worker_rss:.1}") },
         if steps::enabled() { steps::summary() } else { String::new() }
@@ -528,9 +537,19 @@ fn cpu_loop_ms(iterations: u64) -> f64 {
 /// and commit (`commit_us`, the commit's WAL flush included), and a fixed CPU loop in this
 /// process (`cpu_loop_ms`, 10^8 multiply-adds).
 async fn calibrate(url: &str, db_kind: &str) -> String {
+    let Some((trips, commits)) = probe(url, db_kind, 2_000, 300).await else { return format!("bench calibration db={db_kind} error=\"unreachable\"") };
+    let cpu_ms = cpu_loop_ms(CPU_LOOP);
+    format!("bench calibration db={db_kind} roundtrip_us={trips:.0} commit_us={commits:.0} cpu_loop_ms={cpu_ms:.0} load1={}", load1())
+}
+
+/// The server's round trip and one-row commit right now, in µs, on a connection of its own to
+/// database `url` (`None`: unreachable): the medians of `round_trips` prepared `SELECT 1`s in
+/// a transaction (after 200 more to warm up) and of `commits` transactions that insert a row
+/// into a scratch table (dropped afterwards) and commit, the commit alone timed.
+async fn probe(url: &str, db_kind: &str, round_trips: usize, commits: usize) -> Option<(f64, f64)> {
     let mut options = sea_orm::ConnectOptions::new(url.to_owned());
     options.max_connections(1).sqlx_logging(false);
-    let Ok(db) = Database::connect(options).await else { return format!("bench calibration db={db_kind} error=\"unreachable\"") };
+    let db = Database::connect(options).await.ok()?;
     let backend = db.get_database_backend();
     let table = format!("cog_bench_calibration_{}", std::process::id());
     let id_column = if db_kind == "mysql" { "id BIGINT AUTO_INCREMENT PRIMARY KEY" } else { "id BIGSERIAL PRIMARY KEY" };
@@ -541,8 +560,8 @@ async fn calibrate(url: &str, db_kind: &str) -> String {
     };
     let txn = sea_orm::TransactionTrait::begin(&db).await.expect("calibration transaction");
     let select = Statement::from_sql_and_values(backend, "SELECT 1 AS one", []);
-    let mut trips = Vec::with_capacity(2_000);
-    for i in 0..2_200 {
+    let mut trips = Vec::with_capacity(round_trips);
+    for i in 0..round_trips + 200 {
         let t = Instant::now();
         txn.query_one_raw(select.clone()).await.expect("SELECT 1");
         if i >= 200 {
@@ -551,17 +570,17 @@ async fn calibrate(url: &str, db_kind: &str) -> String {
     }
     txn.commit().await.expect("commit");
     let insert = Statement::from_string(backend, format!("INSERT INTO {table} (v) VALUES (1)"));
-    let mut commits = Vec::with_capacity(300);
-    for _ in 0..300 {
+    let mut committed = Vec::with_capacity(commits);
+    for _ in 0..commits {
         let txn = sea_orm::TransactionTrait::begin(&db).await.expect("calibration transaction");
         txn.execute_raw(insert.clone()).await.expect("insert");
         let t = Instant::now();
         txn.commit().await.expect("commit");
-        commits.push(t.elapsed().as_secs_f64() * 1e6);
+        committed.push(t.elapsed().as_secs_f64() * 1e6);
     }
     db.execute_unprepared(&format!("DROP TABLE {table}")).await.expect("drop the calibration table");
-    let cpu_ms = cpu_loop_ms(CPU_LOOP);
-    format!("bench calibration db={db_kind} roundtrip_us={:.0} commit_us={:.0} cpu_loop_ms={cpu_ms:.0} load1={}", median(trips), median(commits), load1())
+    db.close().await.ok();
+    Some((median(trips), median(committed)))
 }
 
 #[tokio::main]
