@@ -537,50 +537,61 @@ fn cpu_loop_ms(iterations: u64) -> f64 {
 /// and commit (`commit_us`, the commit's WAL flush included), and a fixed CPU loop in this
 /// process (`cpu_loop_ms`, 10^8 multiply-adds).
 async fn calibrate(url: &str, db_kind: &str) -> String {
-    let Some((trips, commits)) = probe(url, db_kind, 2_000, 300).await else { return format!("bench calibration db={db_kind} error=\"unreachable\"") };
+    let Some((trips, commits)) = probe(url, db_kind, 2_000, 300).await else {
+        return format!("bench calibration db={db_kind} error=\"unreachable, or a probe statement failed\"");
+    };
     let cpu_ms = cpu_loop_ms(CPU_LOOP);
     format!("bench calibration db={db_kind} roundtrip_us={trips:.0} commit_us={commits:.0} cpu_loop_ms={cpu_ms:.0} load1={}", load1())
 }
 
 /// The server's round trip and one-row commit right now, in µs, on a connection of its own to
-/// database `url` (`None`: unreachable): the medians of `round_trips` prepared `SELECT 1`s in
-/// a transaction (after 200 more to warm up) and of `commits` transactions that insert a row
-/// into a scratch table (dropped afterwards) and commit, the commit alone timed.
+/// database `url` (`None`: unreachable, or a probe statement failed): the medians of
+/// `round_trips` prepared `SELECT 1`s in a transaction (after 200 more to warm up) and of
+/// `commits` transactions that insert a row into a scratch table (dropped afterwards, whatever
+/// happened) and commit, the commit alone timed.
 async fn probe(url: &str, db_kind: &str, round_trips: usize, commits: usize) -> Option<(f64, f64)> {
     let mut options = sea_orm::ConnectOptions::new(url.to_owned());
     options.max_connections(1).sqlx_logging(false);
     let db = Database::connect(options).await.ok()?;
-    let backend = db.get_database_backend();
     let table = format!("cog_bench_calibration_{}", std::process::id());
     let id_column = if db_kind == "mysql" { "id BIGINT AUTO_INCREMENT PRIMARY KEY" } else { "id BIGSERIAL PRIMARY KEY" };
-    db.execute_unprepared(&format!("CREATE TABLE {table} ({id_column}, v INT)")).await.expect("calibration table");
+    db.execute_unprepared(&format!("CREATE TABLE {table} ({id_column}, v INT)")).await.ok()?;
+    let probed = probe_on(&db, &table, round_trips, commits).await;
+    if let Err(e) = db.execute_unprepared(&format!("DROP TABLE {table}")).await {
+        eprintln!("notice: could not drop the probe's table {table}: {e}");
+    }
+    db.close().await.ok();
+    probed.ok()
+}
+
+/// [`probe`]'s measurements on `db`, its scratch table `table` made.
+async fn probe_on(db: &sea_orm::DatabaseConnection, table: &str, round_trips: usize, commits: usize) -> Result<(f64, f64), sea_orm::DbErr> {
+    let backend = db.get_database_backend();
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let txn = sea_orm::TransactionTrait::begin(&db).await.expect("calibration transaction");
+    let txn = sea_orm::TransactionTrait::begin(db).await?;
     let select = Statement::from_sql_and_values(backend, "SELECT 1 AS one", []);
     let mut trips = Vec::with_capacity(round_trips);
     for i in 0..round_trips + 200 {
         let t = Instant::now();
-        txn.query_one_raw(select.clone()).await.expect("SELECT 1");
+        txn.query_one_raw(select.clone()).await?;
         if i >= 200 {
             trips.push(t.elapsed().as_secs_f64() * 1e6);
         }
     }
-    txn.commit().await.expect("commit");
+    txn.commit().await?;
     let insert = Statement::from_string(backend, format!("INSERT INTO {table} (v) VALUES (1)"));
     let mut committed = Vec::with_capacity(commits);
     for _ in 0..commits {
-        let txn = sea_orm::TransactionTrait::begin(&db).await.expect("calibration transaction");
-        txn.execute_raw(insert.clone()).await.expect("insert");
+        let txn = sea_orm::TransactionTrait::begin(db).await?;
+        txn.execute_raw(insert.clone()).await?;
         let t = Instant::now();
-        txn.commit().await.expect("commit");
+        txn.commit().await?;
         committed.push(t.elapsed().as_secs_f64() * 1e6);
     }
-    db.execute_unprepared(&format!("DROP TABLE {table}")).await.expect("drop the calibration table");
-    db.close().await.ok();
-    Some((median(trips), median(committed)))
+    Ok((median(trips), median(committed)))
 }
 
 #[tokio::main]
@@ -589,7 +600,8 @@ async fn main() {
     // cog's own warnings and errors on stderr (`RUST_LOG` to see more), so a stalled
     // measurement says why.
     let env_filter = || tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    if steps::enabled() {
+    // The steps are recorded by the measuring process only (a worker child never reports them).
+    if steps::enabled() && args.first().map(String::as_str) == Some("--measure") {
         use tracing_subscriber::prelude::*;
         let handoff = tracing_subscriber::filter::Targets::new().with_target("cog::handoff", tracing::Level::TRACE);
         let _ = tracing_subscriber::registry()

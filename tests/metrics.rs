@@ -1,6 +1,6 @@
 //! Metrics and traces (issue 9, item 6): counters, histograms and the queue-depth gauge through the
-//! `metrics` facade, read back with `metrics-util`'s `DebuggingRecorder`, and one `cog.task`
-//! span per attempt with the run's ids. The recorder and the subscriber are global to this test
+//! `metrics` facade, read back with `metrics-util`'s `DebuggingRecorder`, one `cog.task`
+//! span per attempt with the run's ids, and the `cog::handoff` events of a stage hand-off. The recorder and the subscriber are global to this test
 //! binary, so the tests take turns ([`SERIAL`]) and compare snapshots taken before and after.
 
 mod support;
@@ -107,7 +107,8 @@ static SPANS: Mutex<Vec<HashMap<String, String>>> = Mutex::new(Vec::new());
 static STEPS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 /// Records the fields of `cog.task` spans into [`SPANS`], and the steps of `cog::handoff`
-/// events into [`STEPS`].
+/// events into [`STEPS`] (a poisoned list is still written: one failed test must not take the
+/// writers of the next ones down).
 struct SpanCapture;
 
 struct Fields<'a>(&'a mut HashMap<String, String>);
@@ -140,7 +141,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SpanCapture {
         if event.metadata().target() == "cog::handoff" {
             let mut fields = HashMap::new();
             event.record(&mut Fields(&mut fields));
-            STEPS.lock().unwrap().push(fields.remove("step").unwrap_or_default());
+            STEPS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(fields.remove("step").unwrap_or_default());
         }
     }
 }
@@ -346,8 +347,9 @@ async fn each_attempt_runs_in_a_span_with_its_run_ids(db: TestDb) {
 
 /// A stage hand-off marks each of its steps with a `cog::handoff` trace event, in the order it
 /// passes them (what `COG_BENCH_STEPS` times in the bench): the cog's return, the outcome's
-/// write (its transaction begun, the outcome written, the stage run ended, the next stage
-/// started, the commit, the claimed task run dispatched), the next cog's call.
+/// write (taken up by the writer, its transaction begun, the outcome written, the stage run
+/// ended, the next stage started, the commit, the claimed task run about to be handed to its
+/// slot), the next cog's call.
 async fn a_hand_off_marks_each_step(db: TestDb) {
     let _turn = turn().await;
     let clock = Arc::new(ManualClock::new(at("2030-01-01T00:00:30Z")));
@@ -360,13 +362,15 @@ async fn a_hand_off_marks_each_step(db: TestDb) {
     )
     .await
     .unwrap();
-    STEPS.lock().unwrap().clear();
+    STEPS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     let run = rt.launch("steps").await.unwrap();
     assert_eq!(wait(&run).await, RunStatus::Completed);
     rt.shutdown().await;
-    let write = ["cog_returned", "write_began", "begun", "outcomes_written", "stage_ended", "stages_started", "committed", "dispatched"];
+    let write = ["cog_returned", "write_began", "begun", "outcomes_written", "stage_ended", "stages_started", "committed", "dispatching"];
     let expected: Vec<&str> = ["cog_called"].into_iter().chain(write).chain(["cog_called"]).chain(write).collect();
-    assert_eq!(*STEPS.lock().unwrap(), expected);
+    // Copied out before comparing: a failed comparison must not poison what later tests record.
+    let steps = STEPS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    assert_eq!(steps, expected);
 }
 
 on_all_backends!(

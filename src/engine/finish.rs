@@ -147,8 +147,8 @@ pub(crate) async fn finish_batch(
     super::commit(txn, run_id, effects).await?;
     tracing::trace!(target: "cog::handoff", step = "committed");
     crate::metrics::recorded(items.iter().map(|e| (e.task, e.started_at)), &finished, store::now());
+    tracing::trace!(target: "cog::handoff", step = "dispatching");
     claim::committed(chain, chained);
-    tracing::trace!(target: "cog::handoff", step = "dispatched");
     // A run that ended by going forward under `Announce::Later` was not announced at commit:
     // it is now, once the chained claim's task runs are on their way.
     if run_going && effects.run_ended && announce == transitions::Announce::Later {
@@ -289,8 +289,8 @@ pub(crate) async fn finish_runs(
     }
     let flat: Vec<Finished> = finished.iter().flatten().copied().collect();
     crate::metrics::recorded(all.iter().map(|e| (e.task, e.started_at)), &flat, store::now());
+    tracing::trace!(target: "cog::handoff", step = "dispatching");
     claim::committed(chain, chained);
-    tracing::trace!(target: "cog::handoff", step = "dispatched");
     // The runs that ended going forward under `Announce::Later` were not announced at commit:
     // they are now, once the chained claim's task runs are on their way.
     if announce == transitions::Announce::Later {
