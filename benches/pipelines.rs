@@ -399,7 +399,13 @@ async fn measure(name: &str, db_kind: &str, procs: usize, admin_url: &str) {
     // with the same CPU loop (2026-12-06).
     let (trips, commits) = match db_kind {
         "sqlite" => ("-".to_owned(), "-".to_owned()),
-        _ => probe(&url, db_kind, 200, 50).await.map_or(("-".to_owned(), "-".to_owned()), |(t, c)| (format!("{t:.0}"), format!("{c:.0}"))),
+        _ => match probe(&url, db_kind, 200, 50).await {
+            Ok((t, c)) => (format!("{t:.0}"), format!("{c:.0}")),
+            Err(e) => {
+                eprintln!("notice: could not probe the server's round trip and commit before measuring {name}: {e}");
+                ("-".to_owned(), "-".to_owned())
+            }
+        },
     };
     let cog_pids: Vec<u32> = std::iter::once(std::process::id()).chain(workers.iter().map(Child::id)).collect();
     let (cog_before, db_before) = (cpu_of(&cog_pids), cpu_of(&db_backends(rt.connection(), db_kind).await));
@@ -537,31 +543,32 @@ fn cpu_loop_ms(iterations: u64) -> f64 {
 /// and commit (`commit_us`, the commit's WAL flush included), and a fixed CPU loop in this
 /// process (`cpu_loop_ms`, 10^8 multiply-adds).
 async fn calibrate(url: &str, db_kind: &str) -> String {
-    let Some((trips, commits)) = probe(url, db_kind, 2_000, 300).await else {
-        return format!("bench calibration db={db_kind} error=\"unreachable, or a probe statement failed\"");
+    let (trips, commits) = match probe(url, db_kind, 2_000, 300).await {
+        Ok(probed) => probed,
+        Err(e) => return format!("bench calibration db={db_kind} error=\"{}\"", e.to_string().replace('"', "'")),
     };
     let cpu_ms = cpu_loop_ms(CPU_LOOP);
     format!("bench calibration db={db_kind} roundtrip_us={trips:.0} commit_us={commits:.0} cpu_loop_ms={cpu_ms:.0} load1={}", load1())
 }
 
 /// The server's round trip and one-row commit right now, in µs, on a connection of its own to
-/// database `url` (`None`: unreachable, or a probe statement failed): the medians of
+/// database `url` (an error: unreachable, or a probe statement failed): the medians of
 /// `round_trips` prepared `SELECT 1`s in a transaction (after 200 more to warm up) and of
 /// `commits` transactions that insert a row into a scratch table (dropped afterwards, whatever
 /// happened) and commit, the commit alone timed.
-async fn probe(url: &str, db_kind: &str, round_trips: usize, commits: usize) -> Option<(f64, f64)> {
+async fn probe(url: &str, db_kind: &str, round_trips: usize, commits: usize) -> Result<(f64, f64), sea_orm::DbErr> {
     let mut options = sea_orm::ConnectOptions::new(url.to_owned());
     options.max_connections(1).sqlx_logging(false);
-    let db = Database::connect(options).await.ok()?;
+    let db = Database::connect(options).await?;
     let table = format!("cog_bench_calibration_{}", std::process::id());
     let id_column = if db_kind == "mysql" { "id BIGINT AUTO_INCREMENT PRIMARY KEY" } else { "id BIGSERIAL PRIMARY KEY" };
-    db.execute_unprepared(&format!("CREATE TABLE {table} ({id_column}, v INT)")).await.ok()?;
+    db.execute_unprepared(&format!("CREATE TABLE {table} ({id_column}, v INT)")).await?;
     let probed = probe_on(&db, &table, round_trips, commits).await;
     if let Err(e) = db.execute_unprepared(&format!("DROP TABLE {table}")).await {
         eprintln!("notice: could not drop the probe's table {table}: {e}");
     }
     db.close().await.ok();
-    probed.ok()
+    probed
 }
 
 /// [`probe`]'s measurements on `db`, its scratch table `table` made.
