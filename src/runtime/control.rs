@@ -74,20 +74,15 @@ impl CogRuntime {
         let savepoint = txn.begin().await?;
         let launched = match launch::launch_in(&savepoint, &request, crate::store::transitions::Starting::LAUNCH).await {
             Ok(launched) => launched,
-            Err(e) => {
-                savepoint.rollback().await?;
-                return Err(e);
-            }
+            Err(e) => return Err(abandon(savepoint, e).await),
         };
         // Nothing of cog runs after the host commits: every task run is queued in its
         // transaction, however big the stage.
         if let Err(e) = fill::fill_in(&savepoint, launched.run_id, self.inner.config.lease_duration).await {
-            savepoint.rollback().await?;
-            return Err(e.into());
+            return Err(abandon(savepoint, e.into()).await);
         }
         if let Err(e) = launch::learn_canceled(&savepoint, &launched, request.learn_weights).await {
-            savepoint.rollback().await?;
-            return Err(e.into());
+            return Err(abandon(savepoint, e.into()).await);
         }
         savepoint.commit().await?;
         tracing::info!(pipeline = name, pipeline.run = launched.run_id, "pipeline run launched in the host's transaction");
@@ -133,6 +128,16 @@ impl CogRuntime {
         tracing::info!(pipeline.run = new_run, retry_of = run_id, "pipeline run retried");
         Ok(self.handle(new_run))
     }
+}
+
+/// Rolls back `savepoint` (a launch in a host's transaction that failed with `error`) and
+/// returns `error`: a rollback that fails too is logged, not returned in its place (the host
+/// learns why the launch failed, and that its transaction is to be rolled back).
+async fn abandon(savepoint: DatabaseTransaction, error: Error) -> Error {
+    if let Err(e) = savepoint.rollback().await {
+        tracing::error!(error = %e, launch_error = %error, "could not roll back a failed launch's savepoint in the host's transaction; roll the transaction back");
+    }
+    error
 }
 
 impl CogRuntime {

@@ -66,44 +66,63 @@ const SCAN_LIMIT: usize = 100_000;
 pub(crate) async fn pass(scheduler: &Scheduler) -> Result<SchedulerPass, Error> {
     let mut report = SchedulerPass { leader: leader::acquire(&scheduler.db, &scheduler.holder).await?, ..Default::default() };
     if !report.leader {
+        scheduler.health.pass::<&str>("scheduler", Ok(()));
         return Ok(report);
     }
-    // The leader's side jobs: a failure is logged and shown in health, and the ticks still fire.
+    // The leader's side jobs and each pipeline's ticks: a failure is logged, kept for the
+    // loop's health, and the rest of the pass still runs (one pipeline whose tick cannot be
+    // written holds back none of the others).
+    let mut problems = Vec::new();
     if let Err(e) = crate::metrics::refresh_queue_depths(&scheduler.db).await {
         tracing::warn!(error = %e, "could not refresh the queue depth gauges; retrying at the next pass");
-        scheduler.health.pass("scheduler", Err(format!("queue depth gauges: {e}")));
+        problems.push(format!("queue depth gauges: {e}"));
     }
     let now = scheduler.clock.now();
     report.pruned = match crate::control::prune::prune_if_due(&scheduler.db, scheduler.config.retention, &scheduler.holder, now).await {
         Ok(pruned) => pruned,
         Err(e) => {
             tracing::error!(error = %e, "pruning old history failed; retrying at a later pass");
-            scheduler.health.pass("scheduler", Err(format!("pruning: {e}")));
+            problems.push(format!("pruning: {e}"));
             None
         }
     };
     for row in schedules::scheduled(&scheduler.db).await? {
-        let schedules::Scheduled { id, name, schedule: expr, timezone: tz, last_tick } = row;
-        let (Ok(schedule), Some(tz)) = (crate::scheduler::expression::parse(&expr), crate::scheduler::expression::parse_timezone(&tz)) else {
-            tracing::warn!(pipeline = name.as_str(), schedule = expr.as_str(), "stored schedule or time zone does not parse; skipping");
-            continue;
-        };
-        let Some(base) = last_tick else {
-            // Scheduled without a baseline (written by an older cog or by hand): start now.
-            schedules::set_baseline(&scheduler.db, id, now).await?;
-            continue;
-        };
-        let (count, latest) = ticks::latest_due(&schedule, tz, base, now, SCAN_LIMIT);
-        if let Some(tick) = latest {
-            handle_tick(scheduler, &mut report, id, &name, tick, count, now).await?;
+        let name = row.name.clone();
+        match fire_due(scheduler, &mut report, row, now).await {
+            Ok(next) => {
+                report.next_tick = match (report.next_tick, next) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(pipeline = name.as_str(), error = %e, "could not fire the pipeline's schedule; the other pipelines' still fire, and it is tried again at the next pass");
+                problems.push(format!("pipeline `{name}`: {e}"));
+            }
         }
-        let next = ticks::next_tick(&schedule, tz, now.max(latest.unwrap_or(base)));
-        report.next_tick = match (report.next_tick, next) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
     }
+    scheduler.health.pass("scheduler", if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) });
     Ok(report)
+}
+
+/// Fires, refuses or skips the latest due tick of one scheduled pipeline, if one is due;
+/// returns its next tick after now.
+async fn fire_due(scheduler: &Scheduler, report: &mut SchedulerPass, row: schedules::Scheduled, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, Error> {
+    let schedules::Scheduled { id, name, schedule: expr, timezone: tz, last_tick } = row;
+    let (Ok(schedule), Some(tz)) = (crate::scheduler::expression::parse(&expr), crate::scheduler::expression::parse_timezone(&tz)) else {
+        tracing::warn!(pipeline = name.as_str(), schedule = expr.as_str(), "stored schedule or time zone does not parse; skipping");
+        return Ok(None);
+    };
+    let Some(base) = last_tick else {
+        // Scheduled without a baseline (written by an older cog or by hand): start now.
+        schedules::set_baseline(&scheduler.db, id, now).await?;
+        return Ok(None);
+    };
+    let (count, latest) = ticks::latest_due(&schedule, tz, base, now, SCAN_LIMIT);
+    if let Some(tick) = latest {
+        handle_tick(scheduler, report, id, &name, tick, count, now).await?;
+    }
+    Ok(ticks::next_tick(&schedule, tz, now.max(latest.unwrap_or(base))))
 }
 
 /// Fires, refuses or skips the latest due tick of one pipeline (`due` ticks were due in all).
@@ -188,8 +207,8 @@ async fn scheduler_loop(scheduler: Arc<Scheduler>) {
     loop {
         scheduler.health.checkpoint("scheduler");
         let pause = match pass(&scheduler).await {
+            // The pass recorded its own health (its side jobs may have failed).
             Ok(report) => {
-                scheduler.health.pass::<&str>("scheduler", Ok(()));
                 report.next_tick.map_or(Duration::from_secs(1), |t| (t - scheduler.clock.now()).to_std().unwrap_or(Duration::ZERO)).min(Duration::from_secs(1))
             }
             Err(e) => {

@@ -164,8 +164,11 @@ async fn plan_with_claim_settings(c: &impl ConnectionTrait, queues: &[String], n
     launches::overlap_state(c, NONE).await?;
     let run =
         launches::NewRun { pipeline_id: NONE, status: RunStatus::Running, trigger: Trigger::Manual, scheduled_for: None, arguments: "{}", retry_of: None, now };
-    // An explained insert returns no id: that answer is expected here.
-    let _ = launches::insert_run(c, run).await;
+    // An explained or only prepared insert returns no id: that answer is expected here.
+    match launches::insert_run(c, run).await {
+        Ok(_) | Err(DbErr::RecordNotInserted) => {}
+        Err(e) => return Err(e),
+    }
     launches::root_stages(c, NONE).await?;
     // A launch in cog's own transaction announces after commit, and its worker claims as the
     // stages start when idle; one in a host's announces in it.

@@ -20,7 +20,12 @@ pub(crate) async fn listen_loop(worker: Arc<Worker>) {
         // One process per SQLite database: its own signals are all it hears. The loop stays
         // (idle) until the runtime stops, so health shows it running.
         Ok(Backend::Sqlite) => worker.stopped.cancelled().await,
-        Err(e) => tracing::error!(error = %e, "cannot hear other processes on this database; polling only"),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot hear other processes on this database; polling only");
+            // Shown as failing (not as a loop that ended) until the runtime stops.
+            worker.health.pass("listener", Err(format!("cannot hear other processes on this database; polling only: {e}")));
+            worker.stopped.cancelled().await
+        }
     }
 }
 
@@ -40,6 +45,7 @@ async fn listen(worker: Arc<Worker>) {
     // tight loop that wakes every waiter each time. Back to none once a notification arrives.
     let mut failures = 0;
     loop {
+        worker.health.checkpoint("listener");
         if failures > 0 {
             let pause = reconnect_pause(failures);
             tokio::select! {
@@ -59,12 +65,14 @@ async fn listen(worker: Arc<Worker>) {
                 Err(e) => {
                     failures += 1;
                     tracing::warn!(error = %e, retry_in = ?reconnect_pause(failures), "could not listen for cog events; polling meanwhile");
+                    worker.health.pass("listener", Err(format!("could not listen for cog events (polling meanwhile): {e}")));
                     continue;
                 }
             },
         };
         // Whatever happened while not listening is unknown: look again.
         worker.signals.hear(true);
+        worker.health.pass::<&str>("listener", Ok(()));
         wake_all(&worker);
         loop {
             let next = tokio::select! {
@@ -84,10 +92,17 @@ async fn listen(worker: Arc<Worker>) {
             // committed meanwhile are looked for once listening again; meanwhile every waiter
             // reads its run again and polls, as ends go unheard.
             let retry_in = reconnect_pause(failures + 1);
-            match failed {
-                Some(e) => tracing::warn!(error = %e, ?retry_in, "listening for cog events failed; reconnecting"),
-                None => tracing::warn!(?retry_in, "lost the connection listening for cog events; reconnecting"),
-            }
+            let error = match failed {
+                Some(e) => {
+                    tracing::warn!(error = %e, ?retry_in, "listening for cog events failed; reconnecting");
+                    format!("listening for cog events failed (reconnecting, polling meanwhile): {e}")
+                }
+                None => {
+                    tracing::warn!(?retry_in, "lost the connection listening for cog events; reconnecting");
+                    "lost the connection listening for cog events (reconnecting, polling meanwhile)".to_owned()
+                }
+            };
+            worker.health.pass("listener", Err(error));
             worker.signals.hear(false);
             wake_all(&worker);
             failures += 1;

@@ -28,6 +28,7 @@ pub(crate) async fn watch_loop(worker: Arc<Worker>) {
     let mut failures = 0;
     let mut next_cancel_check = tokio::time::Instant::now();
     loop {
+        worker.health.checkpoint("listener");
         let pause = if failures == 0 { WATCH_INTERVAL } else { backoff(Duration::from_millis(100), Duration::from_secs(10), failures) };
         tokio::select! {
             _ = worker.stopped.cancelled() => return,
@@ -37,6 +38,7 @@ pub(crate) async fn watch_loop(worker: Arc<Worker>) {
             Ok(changes) => {
                 if failures > 0 {
                     tracing::info!("watching for cog events again");
+                    worker.health.pass::<&str>("listener", Ok(()));
                 }
                 failures = 0;
                 if changes != seen {
@@ -47,6 +49,7 @@ pub(crate) async fn watch_loop(worker: Arc<Worker>) {
             Err(e) => {
                 failures += 1;
                 tracing::warn!(error = %e, "could not watch for cog events; polling meanwhile");
+                worker.health.pass("listener", Err(format!("could not watch for cog events (polling meanwhile): {e}")));
                 continue;
             }
         }
@@ -55,8 +58,14 @@ pub(crate) async fn watch_loop(worker: Arc<Worker>) {
             let busy = worker.is_busy();
             if busy {
                 match leases::canceled_runs_of(&worker.db, &worker.worker_id).await {
-                    Ok(runs) => runs.into_iter().for_each(|run_id| worker.cancel_running(run_id)),
-                    Err(e) => tracing::warn!(error = %e, "could not look for canceled runs; looking again shortly"),
+                    Ok(runs) => {
+                        worker.health.pass::<&str>("listener", Ok(()));
+                        runs.into_iter().for_each(|run_id| worker.cancel_running(run_id));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not look for canceled runs; looking again shortly");
+                        worker.health.pass("listener", Err(format!("could not look for canceled runs (looking again shortly): {e}")));
+                    }
                 }
             }
         }
