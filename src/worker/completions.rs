@@ -101,7 +101,7 @@ pub(crate) struct Completion {
 pub(crate) async fn completion_loop(worker: Arc<Worker>, rx: Arc<Mutex<mpsc::Receiver<Completion>>>) {
     let mut rx = rx.lock().await;
     let mut pending = Pending::default();
-    let mut writing: JoinSet<()> = JoinSet::new();
+    let mut writing = Writing(JoinSet::new());
     let mut run_of_write: HashMap<tokio::task::Id, Vec<i64>> = HashMap::new();
     let mut busy: HashSet<i64> = HashSet::new();
     let mut stopping = false;
@@ -176,6 +176,35 @@ pub(crate) async fn completion_loop(worker: Arc<Worker>, rx: Arc<Mutex<mpsc::Rec
         }
         if stopping && writing.is_empty() && pending.is_empty() {
             return;
+        }
+    }
+}
+
+/// The writes under way in [`completion_loop`]. Should the loop end otherwise than by
+/// draining them (a panic of its own: it is restarted), they are detached, not aborted: each
+/// finishes its transaction and what follows its commit (its task runs' answers, the signals,
+/// the hand-over of the task runs it claimed), where an abort after the commit would leave
+/// those claimed task runs unstarted until their leases ran out.
+struct Writing(JoinSet<()>);
+
+impl std::ops::Deref for Writing {
+    type Target = JoinSet<()>;
+    fn deref(&self) -> &JoinSet<()> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Writing {
+    fn deref_mut(&mut self) -> &mut JoinSet<()> {
+        &mut self.0
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        if !self.0.is_empty() {
+            tracing::error!(writes = self.0.len(), "the outcome writer stopped with writes under way; they finish on their own");
+            self.0.detach_all();
         }
     }
 }
