@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::DatabaseConnection;
 
 use crate::error::{DefinitionError, Error};
 use crate::spec::{PipelineSpec, validate};
@@ -17,7 +17,7 @@ use crate::store::{self, now};
 /// ticks of the old schedule are never caught up under the new one.
 pub(crate) async fn define(db: &DatabaseConnection, spec: &PipelineSpec, schedule_base: chrono::DateTime<chrono::Utc>) -> Result<i64, Error> {
     if let Err(error) = validate(spec) {
-        return Err(refine(db, error).await?.into());
+        return Err(refine(db, error).await.into());
     }
     let txn = store::begin(db).await?;
     store::lock_definitions(&txn).await?;
@@ -100,10 +100,15 @@ pub(crate) async fn define(db: &DatabaseConnection, spec: &PipelineSpec, schedul
 const TASK_ROWS_PER_STATEMENT: usize = 50;
 
 /// Turns an unknown prerequisite that names a stage of another pipeline into the precise error.
-async fn refine(db: &DatabaseConnection, error: DefinitionError) -> Result<DefinitionError, DbErr> {
-    let DefinitionError::UnknownPrerequisite { pipeline, stage, prerequisite } = error else { return Ok(error) };
-    Ok(match definitions::pipeline_with_stage(db, &prerequisite, &pipeline).await? {
-        Some(other_pipeline) => DefinitionError::PrerequisiteInOtherPipeline { stage, prerequisite, other_pipeline },
-        None => DefinitionError::UnknownPrerequisite { pipeline, stage, prerequisite },
-    })
+async fn refine(db: &DatabaseConnection, error: DefinitionError) -> DefinitionError {
+    let DefinitionError::UnknownPrerequisite { pipeline, stage, prerequisite } = error else { return error };
+    match definitions::pipeline_with_stage(db, &prerequisite, &pipeline).await {
+        Ok(Some(other_pipeline)) => DefinitionError::PrerequisiteInOtherPipeline { stage, prerequisite, other_pipeline },
+        Ok(None) => DefinitionError::UnknownPrerequisite { pipeline, stage, prerequisite },
+        // The definition is refused either way: with the error found, not the look-up's.
+        Err(e) => {
+            tracing::warn!(error = %e, pipeline = pipeline.as_str(), prerequisite = prerequisite.as_str(), "could not look for the prerequisite stage in other pipelines");
+            DefinitionError::UnknownPrerequisite { pipeline, stage, prerequisite }
+        }
+    }
 }

@@ -75,7 +75,13 @@ pub(crate) async fn cogs(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Resul
             let details = c
                 .parameters
                 .as_deref()
-                .and_then(|json| serde_json::from_str::<Vec<ParameterInfo>>(json).ok())
+                .and_then(|json| match serde_json::from_str::<Vec<ParameterInfo>>(json) {
+                    Ok(details) => Some(details),
+                    Err(e) => {
+                        tracing::warn!(cog = c.name.as_str(), error = %e, "cog_cog.parameters does not parse; showing what this binary knows of the cog");
+                        None
+                    }
+                })
                 .or_else(|| crate::registry::cog(&c.name).map(ParameterInfo::of));
             CogHealth {
                 name: c.name.clone(),

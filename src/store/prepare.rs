@@ -65,8 +65,10 @@ impl Prepare {
             }
             Err(e) => Err(e),
         };
-        conn.execute(sqlx::raw_sql("ROLLBACK")).await.map_err(sqlx_error)?;
-        planned.map_err(sqlx_error)
+        let rolled_back = conn.execute(sqlx::raw_sql("ROLLBACK")).await;
+        // The planning's error is the one worth reporting; the rollback's only if it planned.
+        planned.map_err(sqlx_error)?;
+        rolled_back.map(drop).map_err(sqlx_error)
     }
 }
 

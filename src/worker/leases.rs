@@ -74,6 +74,9 @@ pub(crate) async fn reclaim_expired(worker: &Arc<Worker>) -> Result<usize, sea_o
     // the database was unreachable, and the heartbeat renews it now that it is back.
     let expired: Vec<_> = claim::expired(&worker.db, 100).await?.into_iter().filter(|t| !worker.is_tracked(t.task_run_id, t.attempt)).collect();
     let mut taken = 0;
+    // One task run that cannot be taken over holds back none of the others: each failure is
+    // logged, and the first is returned once all were tried (shown in health).
+    let mut first_error = None;
     for task in expired {
         let error = TaskError {
             kind: TaskErrorKind::LeaseExpired,
@@ -85,14 +88,24 @@ pub(crate) async fn reclaim_expired(worker: &Arc<Worker>) -> Result<usize, sea_o
             ),
             backtrace: None,
         };
-        let (finished, effects) = finish::finish(&worker.db, &task, &Outcome::Failure(error), policy).await?;
+        let (finished, effects) = match finish::finish(&worker.db, &task, &Outcome::Failure(error), policy).await {
+            Ok(written) => written,
+            Err(e) => {
+                tracing::warn!(task.run = task.task_run_id, attempt = task.attempt, error = %e, "could not take over a task run whose lease expired; trying again at the next pass");
+                first_error.get_or_insert(e);
+                continue;
+            }
+        };
         if finished != finish::Finished::Stale {
             taken += 1;
             tracing::warn!(task.run = task.task_run_id, attempt = task.attempt, outcome = ?finished, "reclaimed a task run whose lease expired");
         }
         worker.signals.apply(effects);
     }
-    Ok(taken)
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(taken),
+    }
 }
 
 /// The worker named on a task run, for messages.
