@@ -78,7 +78,7 @@ pub(crate) async fn cogs(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Resul
                 .and_then(|json| match serde_json::from_str::<Vec<ParameterInfo>>(json) {
                     Ok(details) => Some(details),
                     Err(e) => {
-                        tracing::warn!(cog = c.name.as_str(), error = %e, "cog_cog.parameters does not parse; showing what this binary knows of the cog");
+                        tracing::debug!(cog = c.name.as_str(), error = %e, "cog_cog.parameters does not parse; showing what this binary knows of the cog");
                         None
                     }
                 })

@@ -62,17 +62,37 @@ pub struct SchedulerPass {
 /// Most ticks counted when looking back over downtime.
 const SCAN_LIMIT: usize = 100_000;
 
-/// One pass: become (or stay) leader, then fire every due tick.
+/// One pass: become (or stay) leader, then fire every due tick. Every pipeline is tried; when
+/// one failed, the first failure is returned once all were tried (what the pass fired is in
+/// the database and the log).
 pub(crate) async fn pass(scheduler: &Scheduler) -> Result<SchedulerPass, Error> {
-    let mut report = SchedulerPass { leader: leader::acquire(&scheduler.db, &scheduler.holder).await?, ..Default::default() };
-    if !report.leader {
-        scheduler.health.pass::<&str>("scheduler", Ok(()));
-        return Ok(report);
+    let passed = run_pass(scheduler).await?;
+    match passed.first_failure {
+        Some(e) => Err(e),
+        None => Ok(passed.report),
     }
-    // The leader's side jobs and each pipeline's ticks: a failure is logged, kept for the
-    // loop's health, and the rest of the pass still runs (one pipeline whose tick cannot be
-    // written holds back none of the others).
+}
+
+/// What [`run_pass`] did, and what went wrong on the way.
+struct Passed {
+    report: SchedulerPass,
+    /// Every failure of the pass, in words, for the loop's health: the side jobs' and the
+    /// pipelines'.
+    problems: Vec<String>,
+    /// The first pipeline whose tick could not be fired, refused or skipped.
+    first_failure: Option<Error>,
+}
+
+/// [`pass`], reporting its failures instead of stopping at the first: the leader's side jobs
+/// and each pipeline's ticks each fail on their own (logged, and listed in `problems`), so one
+/// pipeline whose tick cannot be written holds back none of the others.
+async fn run_pass(scheduler: &Scheduler) -> Result<Passed, Error> {
+    let mut report = SchedulerPass { leader: leader::acquire(&scheduler.db, &scheduler.holder).await?, ..Default::default() };
     let mut problems = Vec::new();
+    let mut first_failure = None;
+    if !report.leader {
+        return Ok(Passed { report, problems, first_failure });
+    }
     if let Err(e) = crate::metrics::refresh_queue_depths(&scheduler.db).await {
         tracing::warn!(error = %e, "could not refresh the queue depth gauges; retrying at the next pass");
         problems.push(format!("queue depth gauges: {e}"));
@@ -98,11 +118,11 @@ pub(crate) async fn pass(scheduler: &Scheduler) -> Result<SchedulerPass, Error> 
             Err(e) => {
                 tracing::warn!(pipeline = name.as_str(), error = %e, "could not fire the pipeline's schedule; the other pipelines' still fire, and it is tried again at the next pass");
                 problems.push(format!("pipeline `{name}`: {e}"));
+                first_failure.get_or_insert(e);
             }
         }
     }
-    scheduler.health.pass("scheduler", if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) });
-    Ok(report)
+    Ok(Passed { report, problems, first_failure })
 }
 
 /// Fires, refuses or skips the latest due tick of one scheduled pipeline, if one is due;
@@ -161,10 +181,11 @@ async fn handle_tick(
             // the notification (PostgreSQL), the cancel check (MySQL) or the lease heartbeat.
             scheduler.signals.apply(launched.all_effects());
             let run_id = launched.run_id;
+            // In the report whatever follows: the run exists.
+            report.fired.push((name.to_owned(), tick, run_id));
             if older > 0 {
                 advance(scheduler, id, tick, 0, older).await?;
             }
-            report.fired.push((name.to_owned(), tick, run_id));
         }
         Err(Error::LaunchRefused { reason: LaunchRefusal::TickAlreadyFired, .. }) => advance(scheduler, id, tick, 0, 0).await?,
         Err(Error::LaunchRefused { reason, .. }) => {
@@ -206,9 +227,9 @@ pub(crate) async fn stop(scheduler: &Scheduler) {
 async fn scheduler_loop(scheduler: Arc<Scheduler>) {
     loop {
         scheduler.health.checkpoint("scheduler");
-        let pause = match pass(&scheduler).await {
-            // The pass recorded its own health (its side jobs may have failed).
-            Ok(report) => {
+        let pause = match run_pass(&scheduler).await {
+            Ok(Passed { report, problems, .. }) => {
+                scheduler.health.pass("scheduler", if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) });
                 report.next_tick.map_or(Duration::from_secs(1), |t| (t - scheduler.clock.now()).to_std().unwrap_or(Duration::ZERO)).min(Duration::from_secs(1))
             }
             Err(e) => {

@@ -66,8 +66,13 @@ impl Prepare {
             Err(e) => Err(e),
         };
         let rolled_back = conn.execute(sqlx::raw_sql("ROLLBACK")).await;
-        // The planning's error is the one worth reporting; the rollback's only if it planned.
-        planned.map_err(sqlx_error)?;
+        // The planning's error is the one returned; the rollback's too when it planned.
+        if let Err(e) = planned {
+            if let Err(rollback) = &rolled_back {
+                tracing::warn!(error = %rollback, "could not roll back after a failed planning of a prepared statement");
+            }
+            return Err(sqlx_error(e));
+        }
         rolled_back.map(drop).map_err(sqlx_error)
     }
 }

@@ -22,10 +22,13 @@ pub(crate) const WATCH_INTERVAL: Duration = Duration::from_millis(10);
 /// How often this process looks for canceled runs among the task runs it runs.
 const CANCEL_CHECK: Duration = Duration::from_millis(250);
 
-/// Watches until the runtime stops.
+/// Watches until the runtime stops. A pass that fails (reading the counter, or looking for
+/// canceled runs) shows the loop failing in health; the next pass without a failure shows it
+/// running again.
 pub(crate) async fn watch_loop(worker: Arc<Worker>) {
     let mut seen: Option<queues::Changes> = None;
     let mut failures = 0;
+    let mut failing = false;
     let mut next_cancel_check = tokio::time::Instant::now();
     loop {
         worker.health.checkpoint("listener");
@@ -34,11 +37,11 @@ pub(crate) async fn watch_loop(worker: Arc<Worker>) {
             _ = worker.stopped.cancelled() => return,
             _ = tokio::time::sleep(pause) => {}
         }
+        let mut error = None;
         match queues::changes(&worker.db).await {
             Ok(changes) => {
                 if failures > 0 {
                     tracing::info!("watching for cog events again");
-                    worker.health.pass::<&str>("listener", Ok(()));
                 }
                 failures = 0;
                 if changes != seen {
@@ -49,25 +52,31 @@ pub(crate) async fn watch_loop(worker: Arc<Worker>) {
             Err(e) => {
                 failures += 1;
                 tracing::warn!(error = %e, "could not watch for cog events; polling meanwhile");
-                worker.health.pass("listener", Err(format!("could not watch for cog events (polling meanwhile): {e}")));
-                continue;
+                error = Some(format!("could not watch for cog events (polling meanwhile): {e}"));
             }
         }
-        if tokio::time::Instant::now() >= next_cancel_check {
+        if error.is_none() && tokio::time::Instant::now() >= next_cancel_check {
             next_cancel_check = tokio::time::Instant::now() + CANCEL_CHECK;
-            let busy = worker.is_busy();
-            if busy {
+            if worker.is_busy() {
                 match leases::canceled_runs_of(&worker.db, &worker.worker_id).await {
-                    Ok(runs) => {
-                        worker.health.pass::<&str>("listener", Ok(()));
-                        runs.into_iter().for_each(|run_id| worker.cancel_running(run_id));
-                    }
+                    Ok(runs) => runs.into_iter().for_each(|run_id| worker.cancel_running(run_id)),
                     Err(e) => {
                         tracing::warn!(error = %e, "could not look for canceled runs; looking again shortly");
-                        worker.health.pass("listener", Err(format!("could not look for canceled runs (looking again shortly): {e}")));
+                        error = Some(format!("could not look for canceled runs (looking again shortly): {e}"));
                     }
                 }
             }
+        }
+        match error {
+            Some(e) => {
+                failing = true;
+                worker.health.pass("listener", Err(e));
+            }
+            None if failing => {
+                failing = false;
+                worker.health.pass::<&str>("listener", Ok(()));
+            }
+            None => {}
         }
     }
 }
