@@ -80,3 +80,35 @@ on_all_backends!(
     a_panicking_claim_loop_is_restarted_and_work_goes_on,
     a_panicking_completion_writer_is_restarted_and_outcomes_are_written,
 );
+
+/// PostgreSQL: the listener's connection cut (as a server restart or a proxy would) shows in
+/// `rt.health()` with the reason, and once the listener listens again the loop is running
+/// again and work goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_listener_connection_shows_in_health_until_it_listens_again() {
+    use sea_orm::ConnectionTrait;
+    let Some(db) = TestDb::postgres().await else { return };
+    let rt = db.runtime().await;
+    rt.define(two_stages()).await.unwrap();
+    rt.start();
+    rt.ready().await;
+    let name = db.url.rsplit('/').next().unwrap().to_owned();
+    let admin = sea_orm::Database::connect(std::env::var("COG_TEST_POSTGRES_URL").unwrap().as_str()).await.unwrap();
+    let listening = format!("FROM pg_stat_activity WHERE datname = '{name}' AND query ILIKE 'LISTEN%'");
+    let listeners = || async { support::scalar(&rt, &format!("SELECT COUNT(*) {listening}")).await };
+    support::eventually("the listener to listen", || async { listeners().await == 1 }).await;
+    assert_eq!(rt.health().get("listener").map(|l| l.state), Some(LoopState::Running));
+    admin.execute_unprepared(&format!("SELECT pg_terminate_backend(pid) {listening}")).await.unwrap();
+    support::eventually("the cut connection in the listener's health", || async {
+        rt.health().get("listener").and_then(|l| l.last_error.clone()).is_some_and(|e| e.contains("listening for cog events"))
+    })
+    .await;
+    support::eventually("the listener running again", || async {
+        rt.health().get("listener").is_some_and(|l| l.state == LoopState::Running) && listeners().await == 1
+    })
+    .await;
+    assert!(rt.health().is_healthy(), "{:?}", rt.health());
+    assert_eq!(wait(&rt.launch("p").await.unwrap()).await, RunStatus::Completed);
+    rt.shutdown().await;
+    admin.close().await.unwrap();
+}
