@@ -126,16 +126,26 @@ impl CogRuntime {
     }
 
     /// Waits until `start()` has recorded this worker and the cogs it carries (`cog_worker`,
-    /// `cog_cog.present`, `rt.workers()`): from then on other processes and the admin see it.
-    /// Returns at once if it already has, or if the runtime was never started or has shut down.
+    /// `cog_cog.present`, `rt.workers()`), so that from then on other processes and the admin
+    /// see it, and has begun hearing other processes: on PostgreSQL its `LISTEN` is in place
+    /// (work another process queues from then on wakes it at once), on MySQL its change
+    /// counter was read once; should that first try fail, the runtime polls meanwhile (see
+    /// [`health`](Self::health)'s `listener`) and `ready` does not wait for it. Returns at once
+    /// if it already has, or if the runtime was never started or has shut down.
     pub async fn ready(&self) {
         let worker = &self.inner.worker;
         if !*self.inner.started.lock().unwrap_or_else(|e| e.into_inner()) {
             return;
         }
-        let mut registered = worker.registered.subscribe();
+        let (mut registered, mut hearing) = (worker.registered.subscribe(), worker.hearing.subscribe());
+        // Each sender lives as long as the worker: neither wait ends in an error while it does.
+        // The value each wait returns is a read guard of its channel: dropped at once (held
+        // while waiting for the other, it would block that channel's sender).
+        let both = async {
+            let (_, _) = tokio::join!(async { registered.wait_for(|r| *r).await.map(drop) }, async { hearing.wait_for(|h| *h).await.map(drop) });
+        };
         tokio::select! {
-            _ = registered.wait_for(|r| *r) => {}
+            _ = both => {}
             _ = worker.stopped.cancelled() => {}
         }
     }

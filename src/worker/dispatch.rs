@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::Worker;
 use super::execute::execute;
 use super::state::RunningTask;
+use super::untrack::UntrackOnDrop;
 use crate::engine::claim::Claimed;
 use crate::entity::status::RunStatus;
 
@@ -51,7 +52,7 @@ async fn dispatch(worker: Arc<Worker>, claimed: Vec<(Claimed, OwnedSemaphorePerm
             (task, cancel, room)
         })
         .collect();
-    let mut undispatched = Undispatched::new(&worker, tracked.iter().map(|(task, _, _)| (task.task_run_id, task.attempt)).collect());
+    let mut undispatched = undispatched(&worker, tracked.iter().map(|(task, _, _)| (task.task_run_id, task.attempt)).collect());
     let mut tracked = tracked.into_iter();
     let mut slots = slots.into_iter();
     // Once one had to wait for a slot, or this dispatch itself ran late (a busy machine), time
@@ -101,41 +102,9 @@ async fn dispatch(worker: Arc<Worker>, claimed: Vec<(Claimed, OwnedSemaphorePerm
 }
 
 /// The task runs a dispatch tracked and has neither started nor given back yet, in claim
-/// order. Should the dispatch end otherwise (a panic, or its task dropped), they are untracked
-/// when this is dropped, and it is logged: their leases are no longer renewed and run out, and
-/// a worker's lease sweep takes them over; nothing stays `running` here with nobody to run
-/// it, nor counts as a sibling whose outcome is still to come (see `Worker::others_unhanded`).
-struct Undispatched<'a> {
-    worker: &'a Worker,
-    left: VecDeque<(i64, i32)>,
-}
-
-impl<'a> Undispatched<'a> {
-    /// For task runs `left` (id, attempt), tracked by `worker`.
-    fn new(worker: &'a Worker, left: VecDeque<(i64, i32)>) -> Self {
-        Undispatched { worker, left }
-    }
-
-    /// The first one left was started or given back.
-    fn done(&mut self) {
-        self.left.pop_front();
-    }
-}
-
-impl Drop for Undispatched<'_> {
-    fn drop(&mut self) {
-        if self.left.is_empty() {
-            return;
-        }
-        let how = if std::thread::panicking() { "panicked" } else { "was stopped" };
-        tracing::error!(
-            task_runs = ?self.left,
-            "the dispatch of claimed task runs {how} before starting them all; the rest are left to their leases, which run out, and a worker's lease sweep takes them over"
-        );
-        for (task_run_id, attempt) in self.left.drain(..) {
-            self.worker.untrack(task_run_id, attempt);
-        }
-    }
+/// order (see [`UntrackOnDrop`]).
+fn undispatched(worker: &Worker, left: VecDeque<(i64, i32)>) -> UntrackOnDrop<'_> {
+    UntrackOnDrop::new(worker, left, "the dispatch of claimed task runs", "starting them all")
 }
 
 /// Waits for a slot; `None` if the runtime began to shut down first.
@@ -223,7 +192,7 @@ mod tests {
             track(&worker, id);
         }
         let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut undispatched = Undispatched::new(&worker, [(1, 1), (2, 1), (3, 1)].into());
+            let mut undispatched = undispatched(&worker, [(1, 1), (2, 1), (3, 1)].into());
             undispatched.done();
             panic!("a bug in the dispatch");
         }));
@@ -240,7 +209,7 @@ mod tests {
         for id in [1, 2] {
             track(&worker, id);
         }
-        let mut undispatched = Undispatched::new(&worker, [(1, 1), (2, 1)].into());
+        let mut undispatched = undispatched(&worker, [(1, 1), (2, 1)].into());
         undispatched.done();
         undispatched.done();
         drop(undispatched);

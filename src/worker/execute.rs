@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Worker;
 use super::dispatch::Permits;
+use super::untrack::UntrackOnDrop;
 use crate::context::TaskContext;
 use crate::engine::claim::Claimed;
 use crate::engine::finish::{Finished, Outcome};
@@ -34,7 +35,10 @@ use crate::worker::completions::Completion;
 /// their slots and no new ones start.
 #[tracing::instrument(name = "cog.task", skip_all, fields(pipeline = %task.pipeline_name, pipeline.run = task.pipeline_run_id, stage = %task.stage_name, stage.run = task.stage_run_id, task = %task.task_name, task.run = task.task_run_id, cog = %task.cog, attempt = task.attempt))]
 pub(super) async fn execute(worker: &Arc<Worker>, task: Arc<Claimed>, cancel: CancellationToken, permits: Permits) {
-    let mut executing = Executing { worker, task_run_id: task.task_run_id, attempt: task.attempt, ended: false };
+    // Should this end early (a panic of cog's own code around the cog, or its task dropped),
+    // the task run is untracked: tracked, its lease would be renewed, and it would stay
+    // `running`, for as long as the process lives.
+    let mut executing = UntrackOnDrop::new(worker, [(task.task_run_id, task.attempt)].into(), "running a task run", "its outcome was recorded");
     // Its duration (and so its learned weight) counts from here, not from the claim.
     let started_at = crate::store::now();
     tracing::trace!(target: "cog::handoff", step = "cog_called");
@@ -44,7 +48,7 @@ pub(super) async fn execute(worker: &Arc<Worker>, task: Arc<Claimed>, cancel: Ca
         // Given back at shutdown (past its deadline): the attempt is over; its cog was stopped,
         // not failed, so neither its handler nor an outcome is due.
         tracing::debug!("task run was given back at shutdown; its attempt's end is not recorded");
-        executing.ended = true;
+        executing.done();
         return;
     }
     let handler_error = match &outcome {
@@ -63,7 +67,7 @@ pub(super) async fn execute(worker: &Arc<Worker>, task: Arc<Claimed>, cancel: Ca
     };
     let finished = record(worker, &task, started_at, outcome, handler_error, permits).await;
     worker.untrack(task.task_run_id, task.attempt);
-    executing.ended = true;
+    executing.done();
     match (&failure, finished) {
         (_, None) => tracing::warn!(
             "the outcome was not recorded (see the completion writer's error); the lease runs out and a worker's lease sweep retries or fails the task run"
@@ -72,34 +76,6 @@ pub(super) async fn execute(worker: &Arc<Worker>, task: Arc<Claimed>, cancel: Ca
         (Some(error), Some(Finished::Retrying)) => tracing::warn!(error = %error, "task attempt failed; retrying"),
         (_, Some(Finished::Stale)) => tracing::warn!("result refused: this attempt no longer owns the task run (lease taken over)"),
         _ => tracing::debug!("task run completed"),
-    }
-}
-
-/// A task run inside [`execute`]. Should `execute` end before its end (a panic of cog's own
-/// code around the cog, or its task dropped), the task run is untracked when this is dropped,
-/// and it is logged: its lease is no longer renewed and runs out, and a worker's lease sweep
-/// takes it over (DESIGN invariant 7), where tracked it would be renewed, and so stay
-/// `running`, for as long as the process lives.
-struct Executing<'a> {
-    worker: &'a Worker,
-    task_run_id: i64,
-    attempt: i32,
-    /// `execute` reached its end: nothing to do.
-    ended: bool,
-}
-
-impl Drop for Executing<'_> {
-    fn drop(&mut self) {
-        if self.ended {
-            return;
-        }
-        let how = if std::thread::panicking() { "panicked" } else { "was stopped" };
-        tracing::error!(
-            task.run = self.task_run_id,
-            attempt = self.attempt,
-            "running a task run {how} before its outcome was recorded; its lease is left to run out, and a worker's lease sweep takes it over"
-        );
-        self.worker.untrack(self.task_run_id, self.attempt);
     }
 }
 

@@ -19,9 +19,13 @@ pub(crate) async fn listen_loop(worker: Arc<Worker>) {
         Ok(Backend::MySql) => super::watcher::watch_loop(worker).await,
         // One process per SQLite database: its own signals are all it hears. The loop stays
         // (idle) until the runtime stops, so health shows it running.
-        Ok(Backend::Sqlite) => worker.stopped.cancelled().await,
+        Ok(Backend::Sqlite) => {
+            worker.tried_hearing();
+            worker.stopped.cancelled().await
+        }
         Err(e) => {
             tracing::error!(error = %e, "cannot hear other processes on this database; polling only");
+            worker.tried_hearing();
             // Shown as failing (not as a loop that ended) until the runtime stops.
             worker.health.pass("listener", Err(format!("cannot hear other processes on this database; polling only: {e}")));
             worker.stopped.cancelled().await
@@ -66,6 +70,7 @@ async fn listen(worker: Arc<Worker>) {
                     failures += 1;
                     tracing::warn!(error = %e, retry_in = ?reconnect_pause(failures), "could not listen for cog events; polling meanwhile");
                     worker.health.pass("listener", Err(format!("could not listen for cog events (polling meanwhile): {e}")));
+                    worker.tried_hearing();
                     continue;
                 }
             },
@@ -73,6 +78,7 @@ async fn listen(worker: Arc<Worker>) {
         // Whatever happened while not listening is unknown: look again.
         worker.signals.hear(true);
         worker.health.pass::<&str>("listener", Ok(()));
+        worker.tried_hearing();
         wake_all(&worker);
         loop {
             let next = tokio::select! {

@@ -10,6 +10,7 @@ pub(crate) mod leases;
 pub(crate) mod listener;
 pub(crate) mod presence;
 mod state;
+mod untrack;
 mod watcher;
 
 use std::sync::Arc;

@@ -74,6 +74,10 @@ pub(crate) struct Worker {
     pub(crate) worker_row: Mutex<Option<i64>>,
     /// Set once the worker and its cogs were first recorded (see `CogRuntime::ready`).
     pub(crate) registered: tokio::sync::watch::Sender<bool>,
+    /// Set once the listener's first try to hear other processes is over: listening (on
+    /// PostgreSQL), the change counter read once (MySQL), nothing to hear (SQLite), or failed
+    /// (then polling). See `CogRuntime::ready`.
+    pub(crate) hearing: tokio::sync::watch::Sender<bool>,
     /// The claim loop (joined first on shutdown, so no claim slips past it) and the others.
     loops: Mutex<Loops>,
 }
@@ -116,6 +120,7 @@ impl Worker {
             completions_rx: Mutex::new(Some(rx)),
             worker_row: Mutex::new(None),
             registered: tokio::sync::watch::Sender::new(false),
+            hearing: tokio::sync::watch::Sender::new(false),
             loops: Mutex::new((None, Vec::new())),
         }
     }
@@ -227,6 +232,12 @@ impl Worker {
             // Given back meanwhile (shutdown): stop the cog at once.
             _ => abort.abort(),
         }
+    }
+
+    /// Records that the listener's first try to hear other processes is over (see
+    /// `hearing`); after the first call, each one is a no-op that wakes nobody.
+    pub(crate) fn tried_hearing(&self) {
+        self.hearing.send_if_modified(|tried| !std::mem::replace(tried, true));
     }
 
     /// Whether attempt `attempt` of task run `task_run_id` is tracked here (not given back).

@@ -67,6 +67,9 @@ pub(crate) async fn watch_loop(worker: Arc<Worker>) {
                 }
             }
         }
+        // The counter was read once (or could not be): from here on this process hears what
+        // others do, or polls.
+        worker.tried_hearing();
         match error {
             Some(e) => {
                 failing = true;
