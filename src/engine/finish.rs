@@ -13,7 +13,7 @@ use crate::entity::status::RunStatus;
 use crate::error::{TaskError, TaskErrorKind};
 use crate::store::claims::{self, Planner};
 use crate::store::outcomes::{self, FailedAttempt};
-use crate::store::{self, Backend, lock_run, notify, now, transitions};
+use crate::store::{self, Backend, Carried, lock_run, notify, now, transitions};
 
 /// How an attempt ended.
 #[derive(Debug, Clone)]
@@ -69,25 +69,27 @@ pub(crate) struct Ending<'a> {
 /// Records how attempt `task.attempt` of `task` ended and moves its run forward; the attempt
 /// counts as started at `task.started_at` (its claim).
 pub(crate) async fn finish(db: &DatabaseConnection, task: &Claimed, outcome: &Outcome, retry: RetryPolicy) -> Result<(Finished, Effects), DbErr> {
-    let (finished, effects) = finish_batch(db, &[Ending { task, started_at: task.started_at, outcome, handler_error: None }], retry, None).await?;
+    let (finished, effects) = finish_batch(db, &[Ending { task, started_at: task.started_at, outcome, handler_error: None }], retry, None, None).await?;
     Ok((finished[0], effects))
 }
 
 /// Records the ends of several attempts of task runs of **one** pipeline run in one
 /// transaction (one lock, one commit), then moves the run forward once; with `chain`, claims
 /// in it what it queued (see [`Chain`]). Returns what happened to each, in order. On
-/// PostgreSQL a batch of successes is [`finish_runs`]'s.
+/// PostgreSQL a batch of successes is [`finish_runs`]'s (in a transaction of `carried`, when
+/// given).
 pub(crate) async fn finish_batch(
     db: &DatabaseConnection,
     items: &[Ending<'_>],
     retry: RetryPolicy,
     mut chain: Option<&mut Chain<'_>>,
+    carried: Option<&Carried>,
 ) -> Result<(Vec<Finished>, Effects), DbErr> {
     let Some(first) = items.first() else { return Ok((Vec::new(), Effects::default())) };
     let run_id = first.task.pipeline_run_id;
     debug_assert!(items.iter().all(|e| e.task.pipeline_run_id == run_id), "a batch holds task runs of one pipeline run");
     if Backend::of(db)? == Backend::Postgres && all_successes(items) {
-        let (mut finished, mut effects) = finish_runs(db, &[items.to_vec()], retry, chain).await?;
+        let (mut finished, mut effects) = finish_runs(db, &[items.to_vec()], retry, chain, carried).await?;
         return Ok((finished.pop().unwrap_or_default(), effects.pop().unwrap_or_default()));
     }
     // Failures (rare) may end the run: the run's lock first. (So do successes on MySQL and
@@ -166,6 +168,8 @@ fn all_successes(items: &[Ending<'_>]) -> bool {
 /// transaction, then moves each run forward; with `chain`, claims once, at the end, in the same
 /// transaction (see [`Chain`]). Each of `runs` holds successes of one run, a different run each.
 /// Returns what happened to each attempt and each run's effects, in the order of `runs`.
+/// With `carried` (the writer's, see `store::Carried`), the transaction may be one carried
+/// over the previous write's commit, and its own commit may carry the next.
 ///
 /// Per run this is what [`finish_batch`] does, in one transaction for all: a worker running
 /// many small runs at once (workload F: 50 runs of 5 stages of 40 tasks) had written each
@@ -190,6 +194,7 @@ pub(crate) async fn finish_runs(
     runs: &[Vec<Ending<'_>>],
     retry: RetryPolicy,
     mut chain: Option<&mut Chain<'_>>,
+    carried: Option<&Carried>,
 ) -> Result<(Vec<Vec<Finished>>, Vec<Effects>), DbErr> {
     let all: Vec<Ending<'_>> = runs.iter().flatten().copied().collect();
     debug_assert!(all_successes(&all), "finish_runs records successes only");
@@ -197,7 +202,10 @@ pub(crate) async fn finish_runs(
     // Each step of the write is a trace event of target `cog::handoff` (as in `finish_batch`,
     // and a cog's call and return in `worker::execute`): where a stage hand-off's time goes.
     tracing::trace!(target: "cog::handoff", step = "write_began");
-    let txn = store::begin(db).await?;
+    let txn = match carried {
+        Some(carried) => carried.begin(db).await?,
+        None => store::begin(db).await?,
+    };
     tracing::trace!(target: "cog::handoff", step = "begun");
     let now = now();
     // Runs written together wait for each other's locks: one whose lock another transaction
@@ -282,7 +290,10 @@ pub(crate) async fn finish_runs(
     // 0.3 s in workload F waited 15-48 ms each for it), so it is held for the learning alone,
     // not for the chained claim too.
     super::learn_ended_runs(&txn, &ended, retry.learn_weights).await?;
-    txn.commit().await?;
+    match carried {
+        Some(carried) => carried.commit(txn).await?,
+        None => txn.commit().await?,
+    }
     tracing::trace!(target: "cog::handoff", step = "committed");
     for run in &counted {
         crate::metrics::run_ended(run.as_ref());
@@ -472,11 +483,11 @@ mod tests {
         let ending = |task| Ending { task, started_at: Some(now()), outcome: &outcome, handler_error: None };
         let retry = RetryPolicy { base: Duration::from_millis(10), cap: Duration::from_millis(100), learn_weights: None };
         // A guard against a hang, not a measurement: the blocker holds its lock throughout.
-        let written = tokio::time::timeout(Duration::from_secs(30), finish_runs(&db, &[vec![ending(&a)], vec![ending(&b)]], retry, None)).await;
+        let written = tokio::time::timeout(Duration::from_secs(30), finish_runs(&db, &[vec![ending(&a)], vec![ending(&b)]], retry, None, None)).await;
         let error = written.expect("the joint transaction waited for the locked run").expect_err("the locked run cannot be written together");
         assert!(error.to_string().contains("lock timeout"), "{error}");
         // Alone, the other run is written at once.
-        let (finished, _) = finish_batch(&db, &[ending(&a)], retry, None).await.unwrap();
+        let (finished, _) = finish_batch(&db, &[ending(&a)], retry, None, None).await.unwrap();
         assert_eq!(finished, [Finished::Stale], "no such task run: nothing written, nothing waited for");
         blocker.rollback().await.unwrap();
         db.close().await.unwrap();

@@ -31,6 +31,7 @@ pub(crate) mod start_claims;
 pub(crate) mod transitions;
 pub(crate) mod weights;
 
+mod carried;
 mod connect;
 #[cfg(test)]
 mod plans;
@@ -42,6 +43,7 @@ mod stage_starts;
 pub(crate) mod test_database;
 mod warm;
 
+pub(crate) use carried::Carried;
 pub(crate) use connect::{Pools, connect};
 pub(crate) use sql::{Backend, Id, Sql};
 pub(crate) use warm::warm_up;

@@ -112,6 +112,8 @@ pub(crate) async fn completion_loop(worker: Arc<Worker>, rx: Arc<Mutex<mpsc::Rec
             // Only between batches: a panic here (a test's) loses no outcome.
             worker.health.checkpoint("completions");
         }
+        // The transactions carried over the writes' commits are rolled back when due.
+        let carried_due = worker.carried.due();
         tokio::select! {
             () = tokio::time::sleep_until(held_until.unwrap_or_else(Instant::now)), if held_until.is_some() => {}
             received = rx.recv(), if !stopping && pending.len < MAX_PENDING => match received {
@@ -141,6 +143,7 @@ pub(crate) async fn completion_loop(worker: Arc<Worker>, rx: Arc<Mutex<mpsc::Rec
                 }
             }
             _ = worker.stopped.cancelled(), if !stopping => stopping = true,
+            () = tokio::time::sleep_until(carried_due.unwrap_or_else(Instant::now)), if carried_due.is_some() => worker.carried.expire().await,
         }
         held_until = None;
         let writers = if worker.writes_runs_together() { JOINT_WRITERS } else { MAX_WRITERS };
@@ -175,6 +178,7 @@ pub(crate) async fn completion_loop(worker: Arc<Worker>, rx: Arc<Mutex<mpsc::Rec
             run_of_write.insert(handle.id(), runs);
         }
         if stopping && writing.is_empty() && pending.is_empty() {
+            worker.carried.clear().await;
             return;
         }
     }
@@ -307,7 +311,7 @@ async fn write_runs(worker: Arc<Worker>, groups: Vec<Vec<Completion>>) {
         // answered (see `write`).
         let room = super::ChainRoom::new(&worker, super::Chained::Outcome);
         let mut chain = crate::engine::claim::Chain::new(worker.claimant(), &room);
-        let written = finish::finish_runs(&worker.work, &items, worker.retry_policy(), Some(&mut chain)).await;
+        let written = finish::finish_runs(&worker.work, &items, worker.retry_policy(), Some(&mut chain), Some(&worker.carried)).await;
         match written {
             Ok((finished, effects)) => {
                 for (g, e) in groups.iter().zip(&effects) {
@@ -428,7 +432,7 @@ async fn write(worker: &Arc<Worker>, group: &[Completion]) -> Result<Vec<Finishe
         // transaction claimed.
         let room = super::ChainRoom::new(worker, super::Chained::Outcome);
         let mut chain = crate::engine::claim::Chain::new(worker.claimant(), &room);
-        let written = finish::finish_batch(&worker.work, &items, policy, Some(&mut chain)).await;
+        let written = finish::finish_batch(&worker.work, &items, policy, Some(&mut chain), Some(&worker.carried)).await;
         match written {
             Ok((finished, effects)) => {
                 // A critical failure ended the run (it settles once its running task runs

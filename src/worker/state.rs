@@ -80,6 +80,9 @@ pub(crate) struct Worker {
     pub(crate) hearing: tokio::sync::watch::Sender<bool>,
     /// The claim loop (joined first on shutdown, so no claim slips past it) and the others.
     loops: Mutex<Loops>,
+    /// The outcome writes' transactions carried over their commits (see `store::Carried`);
+    /// rolled back by the completion loop once [`crate::store::Carried::due`], and when it stops.
+    pub(crate) carried: crate::store::Carried,
 }
 
 /// The handles of the worker's loops: the claim loop, and the others.
@@ -98,6 +101,7 @@ impl Worker {
     ) -> Self {
         let room = concurrency.saturating_add(config.prefetch);
         let (completions, rx) = mpsc::channel(room.saturating_mul(COMPLETIONS_PER_SLOT).max(64));
+        let carried = crate::store::Carried::for_pool(&work);
         Worker {
             db,
             work,
@@ -122,6 +126,7 @@ impl Worker {
             registered: tokio::sync::watch::Sender::new(false),
             hearing: tokio::sync::watch::Sender::new(false),
             loops: Mutex::new((None, Vec::new())),
+            carried,
         }
     }
 
