@@ -2,32 +2,47 @@
 //! `COMMIT; BEGIN` in one round trip, and the next write goes on in the transaction that began,
 //! without a `BEGIN` of its own.
 //!
-//! A stage hand-off is a transaction of five round trips (`BEGIN`, the outcome with the run's
-//! lock, the stage's end, the next stage's start with its claim, `COMMIT`); the `BEGIN` was
-//! 71–87 µs of workload B's 1.0–1.1 ms (one PostgreSQL process, 2026-12-06). Carried, B's
-//! hand-off p50 went from 1.02 to 0.95 ms (six pairs) and cog's CPU per hand-off from 300 to
-//! 233 µs.
+//! A stage hand-off's transaction began with a `BEGIN` round trip of its own: 71–87 µs of
+//! workload B's 1.0–1.1 ms hand-off (one PostgreSQL process, 2026-12-06). Carried, B's hand-off
+//! p50 went from 1.01 to 0.90 ms and cog's CPU per hand-off from 300 to 233 µs (six pairs);
+//! F on four processes from 18,563 to 21,477 tasks/s, PostgreSQL's CPU from 72 to 57 µs a task.
 //!
 //! A transaction that only began holds no snapshot and no lock (PostgreSQL takes them at its
 //! first statement), so a carried one holds back neither vacuum nor any other session; it
-//! shows as `idle in transaction` in `pg_stat_activity`, for at most [`CARRY_FOR`], after which
-//! it is rolled back and its connection goes back to the pool. `COMMIT; BEGIN` commits exactly
-//! as `COMMIT` does (PostgreSQL runs `BEGIN` only once the commit succeeded), and nothing cog
-//! writes reads the transaction's start time (`now()`): the database's clock is
-//! `statement_timestamp()`, the rest this process's clock.
+//! shows as `idle in transaction` in `pg_stat_activity` until the next write takes it, or for
+//! about [`CARRY_FOR`], after which the completion loop rolls it back and its connection goes
+//! back to the pool; the worker's shutdown rolls back what is carried and carries no more.
+//!
+//! `COMMIT; BEGIN` commits as `COMMIT` does: PostgreSQL runs the `BEGIN` only once the commit is
+//! through, and skips it when the commit fails. Nothing cog writes reads the transaction's start
+//! time (`now()`): the database's clock is `statement_timestamp()`, the rest this process's
+//! clock. Notifications sent in a transaction reach the listeners at its commit only from
+//! PostgreSQL 15, and 14.1, 13.5 and 12.9 (the minor releases of November 2021) on; before,
+//! only once the session was idle outside a transaction. A server older than those carries
+//! nothing. One case reads as failed where the commit went through, a little more often than
+//! with a plain `COMMIT`: a session ended by the server (a shutdown, `pg_terminate_backend`)
+//! between the commit and the `BEGIN`. As with a connection lost right after a `COMMIT`, the
+//! write is tried again and finds its outcomes written (stale), and the task runs its chained
+//! claim took wait for their leases to run out.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, Statement};
+use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use super::Backend;
 
-/// Longest a carried transaction waits for the next write: far more than the cog of a
+/// How long a carried transaction waits for the next write: far more than the cog of a
 /// hand-off chain takes to return, far less than any `idle_in_transaction_session_timeout`
 /// a server would set.
 pub(crate) const CARRY_FOR: Duration = Duration::from_millis(500);
+
+/// Longest the shutdown waits for the carried transactions' rollbacks (a lost connection's
+/// would wait for TCP to give up); past it they are dropped, and the pool closes their
+/// connections.
+const CLEAR_WITHIN: Duration = Duration::from_secs(2);
 
 /// Most transactions carried at once: one per outcome writer (`worker::completions` runs two
 /// where one transaction writes several runs, as on PostgreSQL).
@@ -37,12 +52,21 @@ const MOST_CARRIED: usize = 2;
 /// between writes, and the claim loop, the fills and the launches share the rest.
 const CONNECTIONS_PER_CARRIED: u32 = 4;
 
+/// The oldest server of each major version (12 to 14) that tells the listeners of a
+/// transaction's notifications at its commit, as `server_version_num`; 15 and later all do.
+const NOTIFYING_AT_COMMIT: [(i64, i64); 3] = [(120_000, 120_009), (130_000, 130_005), (140_000, 140_001)];
+
 /// The transactions of one pool carried over their commit, each with when it began.
 #[derive(Debug)]
 pub(crate) struct Carried {
-    /// How many may be carried at once: 0 where nothing is (not PostgreSQL, or a pool of fewer
-    /// than [`CONNECTIONS_PER_CARRIED`] connections).
+    /// How many may be carried at once by the pool's size: 0 where nothing is (not
+    /// PostgreSQL, or a pool of fewer than [`CONNECTIONS_PER_CARRIED`] connections).
     most: usize,
+    /// Whether the server tells the listeners of notifications at commit (asked once, by the
+    /// first commit that would carry).
+    notifies_at_commit: OnceCell<bool>,
+    /// Set by [`clear`](Self::clear): nothing is carried any more.
+    closed: std::sync::atomic::AtomicBool,
     open: Mutex<Vec<(DatabaseTransaction, Instant)>>,
 }
 
@@ -58,7 +82,12 @@ impl Carried {
             }
             Ok(Backend::Sqlite | Backend::MySql) | Err(_) => 0,
         };
-        Carried { most, open: Mutex::new(Vec::new()) }
+        Carried::at_most(most)
+    }
+
+    /// Carrying at most `most` transactions.
+    fn at_most(most: usize) -> Carried {
+        Carried { most, notifies_at_commit: OnceCell::new(), closed: std::sync::atomic::AtomicBool::new(false), open: Mutex::new(Vec::new()) }
     }
 
     /// A transaction on `db`: the carried one that began last, if that was less than
@@ -82,7 +111,7 @@ impl Carried {
     /// the next transaction in the same round trip and keeps it for [`begin`](Self::begin).
     /// Returns once the commit is through, as `commit` does.
     pub(crate) async fn commit(&self, txn: DatabaseTransaction) -> Result<(), DbErr> {
-        if self.lock().len() >= self.most {
+        if !self.may_carry() || !self.server_notifies_at_commit(&txn).await? {
             return txn.commit().await;
         }
         // Should this fail, `txn` is dropped and its connection rolled back as after a failed
@@ -90,7 +119,7 @@ impl Carried {
         txn.execute_unprepared("COMMIT; BEGIN").await?;
         let over = {
             let mut open = self.lock();
-            if open.len() < self.most {
+            if self.may_carry_with(&open) {
                 open.push((txn, Instant::now()));
                 None
             } else {
@@ -99,7 +128,8 @@ impl Carried {
         };
         match over {
             None => Ok(()),
-            // Another write carried one meanwhile: this one's empty transaction ends here.
+            // Another write carried one meanwhile, or the worker stopped: this one's empty
+            // transaction ends here.
             Some(txn) => txn.commit().await,
         }
     }
@@ -110,22 +140,26 @@ impl Carried {
         self.lock().first().map(|(_, began)| *began + CARRY_FOR)
     }
 
-    /// Rolls back the carried transactions that began [`CARRY_FOR`] ago or more; returns once
-    /// they are rolled back.
-    pub(crate) async fn expire(&self) {
+    /// Takes the carried transactions that began [`CARRY_FOR`] ago or more and rolls them back
+    /// in a task of their own (the completion loop that calls this waits for no server).
+    pub(crate) fn expire(&self) -> tokio::task::JoinHandle<()> {
         let expired: Vec<DatabaseTransaction> = {
             let mut open = self.lock();
             let fresh = open.iter().position(|(_, began)| began.elapsed() < CARRY_FOR).unwrap_or(open.len());
             open.drain(..fresh).map(|(txn, _)| txn).collect()
         };
-        roll_back(expired).await;
+        tokio::spawn(roll_back(expired))
     }
 
-    /// Rolls back every carried transaction (the writer is stopping); returns once they are
-    /// rolled back.
+    /// Rolls back every carried transaction and carries no more (the worker is stopping);
+    /// returns once they are rolled back, or after [`CLEAR_WITHIN`] (the rest dropped: their
+    /// connections are closed by the pool).
     pub(crate) async fn clear(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::Release);
         let all: Vec<DatabaseTransaction> = self.lock().drain(..).map(|(txn, _)| txn).collect();
-        roll_back(all).await;
+        if tokio::time::timeout(CLEAR_WITHIN, roll_back(all)).await.is_err() {
+            tracing::warn!(within = ?CLEAR_WITHIN, "the carried transactions were not all rolled back in time at shutdown; their connections are dropped");
+        }
     }
 
     /// How many transactions are carried now.
@@ -134,17 +168,66 @@ impl Carried {
         self.lock().len()
     }
 
+    /// Whether one more may be carried now.
+    fn may_carry(&self) -> bool {
+        self.may_carry_with(&self.lock())
+    }
+
+    /// Whether one more may be carried besides `open`.
+    fn may_carry_with(&self, open: &[(DatabaseTransaction, Instant)]) -> bool {
+        open.len() < self.most && !self.closed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Whether the server tells the listeners of a transaction's notifications at its commit
+    /// (asked once, in `txn`; see [`NOTIFYING_AT_COMMIT`]).
+    async fn server_notifies_at_commit(&self, txn: &DatabaseTransaction) -> Result<bool, DbErr> {
+        let notifies = self
+            .notifies_at_commit
+            .get_or_try_init(|| async {
+                let row = txn.query_one_raw(Statement::from_string(txn.get_database_backend(), "SELECT current_setting('server_version_num')::int AS v")).await?;
+                let version: i64 = row.map(|r| r.try_get::<i32>("", "v")).transpose()?.map_or(0, i64::from);
+                let notifies = notifies_at_commit(version);
+                if !notifies {
+                    tracing::info!(server_version_num = version, "this PostgreSQL tells listeners of notifications only outside a transaction (before 14.1, 13.5, 12.9): outcome writes do not carry their transaction over the commit");
+                }
+                Ok::<bool, DbErr>(notifies)
+            })
+            .await?;
+        Ok(*notifies)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(DatabaseTransaction, Instant)>> {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// Rolls back `txns`, empty transactions that only began. One that cannot be rolled back (its
-/// connection lost, say) loses nothing: it is logged, and its connection is dropped by the pool.
+impl Drop for Carried {
+    /// A carried transaction's connection goes back to its pool through a task of the pool's,
+    /// which needs a Tokio runtime: dropped outside one (a host that drops its runtime after
+    /// Tokio's, without `shutdown`), the transactions are left to the end of the process
+    /// instead of panicking here.
+    fn drop(&mut self) {
+        if tokio::runtime::Handle::try_current().is_err() {
+            for (txn, _) in self.open.get_mut().unwrap_or_else(|e| e.into_inner()).drain(..) {
+                std::mem::forget(txn);
+            }
+        }
+    }
+}
+
+/// Whether a PostgreSQL server of `server_version_num` `version` tells the listeners of a
+/// transaction's notifications at its commit.
+fn notifies_at_commit(version: i64) -> bool {
+    NOTIFYING_AT_COMMIT.iter().all(|&(major, first)| version < major || version >= major + 10_000 || version >= first) && version >= 120_009
+}
+
+/// Rolls back `txns`, empty transactions that only began. One that cannot be rolled back loses
+/// nothing (its connection is dropped by the pool); it is logged, as the server may have ended
+/// the session (an `idle_in_transaction_session_timeout` under [`CARRY_FOR`], say).
 async fn roll_back(txns: Vec<DatabaseTransaction>) {
     for txn in txns {
         if let Err(e) = txn.rollback().await {
-            tracing::debug!(error = %e, "could not roll back a carried transaction (an empty one); its connection is dropped");
+            tracing::warn!(error = %e, "could not roll back a carried (empty) transaction; its connection is dropped. If the server ended the session, keep idle_in_transaction_session_timeout above 0.5 s");
         }
     }
 }
@@ -177,12 +260,13 @@ mod tests {
         let Some((db, url)) = test_database::postgres("carried", "carried transaction test").await else { return };
         let name = url.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
         assert!(Carried::for_pool(&db).most >= 1, "a pool of {} connections carries", db.get_postgres_connection_pool().options().get_max_connections());
-        let carried = Carried { most: 1, open: Mutex::new(Vec::new()) };
+        let carried = Carried::at_most(1);
         db.execute_unprepared("CREATE TABLE carried_probe (v INT)").await.unwrap();
 
         // Committed as `commit` commits: another session sees the row at once.
         let txn = carried.begin(&db).await.unwrap();
         txn.execute_unprepared("INSERT INTO carried_probe VALUES (1)").await.unwrap();
+        let session = backend_pid(&txn).await;
         carried.commit(txn).await.unwrap();
         assert_eq!(carried.len(), 1, "the next transaction is carried");
         let other = Database::connect(url.as_str()).await.unwrap();
@@ -197,6 +281,7 @@ mod tests {
         // The next write goes on in it, and its own commit carries again.
         let txn = carried.begin(&db).await.unwrap();
         assert_eq!(carried.len(), 0);
+        assert_eq!(backend_pid(&txn).await, session, "the next write goes on in the session carried");
         txn.execute_unprepared("INSERT INTO carried_probe VALUES (2)").await.unwrap();
         carried.commit(txn).await.unwrap();
         assert_eq!(count(other.clone()).await, 2);
@@ -211,7 +296,7 @@ mod tests {
         // Past its time it is rolled back: no session of the pool is left in a transaction.
         assert!(carried.due().is_some());
         tokio::time::sleep(CARRY_FOR).await;
-        carried.expire().await;
+        carried.expire().await.unwrap();
         assert_eq!(carried.len(), 0);
         assert_eq!(carried.due(), None);
         let left = sessions(&other, &name).await;
@@ -227,6 +312,29 @@ mod tests {
         other.close().await.unwrap();
         db.close().await.unwrap();
         test_database::drop(&url).await;
+    }
+
+    /// The server process of the session `txn` runs in.
+    async fn backend_pid(txn: &DatabaseTransaction) -> i32 {
+        let row = txn.query_one_raw(Statement::from_string(txn.get_database_backend(), "SELECT pg_backend_pid() AS pid")).await.unwrap().unwrap();
+        row.try_get("", "pid").unwrap()
+    }
+
+    #[test]
+    fn servers_that_notify_at_commit_are_told_apart_by_version() {
+        for (version, notifies) in [
+            (110_022, false),
+            (120_008, false),
+            (120_009, true),
+            (130_004, false),
+            (130_005, true),
+            (140_000, false),
+            (140_001, true),
+            (150_000, true),
+            (170_004, true),
+        ] {
+            assert_eq!(notifies_at_commit(version), notifies, "server_version_num {version}");
+        }
     }
 
     #[tokio::test]

@@ -15,7 +15,7 @@ pub(super) const WARM_CONNECTIONS: u32 = 8;
 
 /// A pooled PostgreSQL or MySQL connection idle for at least this long is pinged before it is
 /// handed out; a busier one is not. The pool's default pings on every checkout: a round trip
-/// more for each of cog's transactions (a stage hand-off is six on PostgreSQL), for
+/// more for each of cog's transactions (a stage hand-off is four on PostgreSQL), for
 /// connections that were in use a moment before. Under load a connection is back in use
 /// within milliseconds. After a server restart (which takes longer than this) every
 /// connection that survived in the pool was idle for longer than this, or failed when used

@@ -143,7 +143,7 @@ pub(crate) async fn completion_loop(worker: Arc<Worker>, rx: Arc<Mutex<mpsc::Rec
                 }
             }
             _ = worker.stopped.cancelled(), if !stopping => stopping = true,
-            () = tokio::time::sleep_until(carried_due.unwrap_or_else(Instant::now)), if carried_due.is_some() => worker.carried.expire().await,
+            () = tokio::time::sleep_until(carried_due.unwrap_or_else(Instant::now)), if carried_due.is_some() => drop(worker.carried.expire()),
         }
         held_until = None;
         let writers = if worker.writes_runs_together() { JOINT_WRITERS } else { MAX_WRITERS };
@@ -178,7 +178,6 @@ pub(crate) async fn completion_loop(worker: Arc<Worker>, rx: Arc<Mutex<mpsc::Rec
             run_of_write.insert(handle.id(), runs);
         }
         if stopping && writing.is_empty() && pending.is_empty() {
-            worker.carried.clear().await;
             return;
         }
     }

@@ -242,6 +242,9 @@ pub(crate) async fn shutdown(worker: &Arc<Worker>) {
             tracing::error!(error = %e, "a background loop's supervisor ended abnormally");
         }
     }
+    // Once no write is left (the completion loop is done): what the writes carried over their
+    // commits is rolled back, and nothing more is carried.
+    worker.carried.clear().await;
     presence::deregister(worker).await;
     tracing::info!(worker = %worker.worker_id, "cog worker stopped");
 }
