@@ -7,8 +7,8 @@
 //! p50 went from 1.01 to 0.90 ms and cog's CPU per hand-off from 300 to 233 µs (six pairs);
 //! F on four processes from 18,563 to 21,477 tasks/s, PostgreSQL's CPU from 72 to 57 µs a task.
 //!
-//! A transaction that only began holds no snapshot and no lock (PostgreSQL takes them at its
-//! first statement), so a carried one holds back neither vacuum nor any other session; it
+//! A transaction that only began holds no snapshot and no lock on any table or row (PostgreSQL
+//! takes them at its first statement), so a carried one holds back neither vacuum nor any other session; it
 //! shows as `idle in transaction` in `pg_stat_activity` until the next write takes it, or for
 //! about [`CARRY_FOR`], after which the completion loop rolls it back and its connection goes
 //! back to the pool; the worker's shutdown rolls back what is carried and carries no more.
@@ -16,10 +16,10 @@
 //! `COMMIT; BEGIN` commits as `COMMIT` does: PostgreSQL runs the `BEGIN` only once the commit is
 //! through, and skips it when the commit fails. Nothing cog writes reads the transaction's start
 //! time (`now()`): the database's clock is `statement_timestamp()`, the rest this process's
-//! clock. Notifications sent in a transaction reach the listeners at its commit only from
-//! PostgreSQL 15, and 14.1, 13.5 and 12.9 (the minor releases of November 2021) on; before,
-//! only once the session was idle outside a transaction. A server older than those carries
-//! nothing. One case reads as failed where the commit went through, a little more often than
+//! clock. Notifications sent in a transaction reach the listeners at its commit from 12.9,
+//! 13.5, 14.1 and 15 on (the minor releases of November 2021 and later); before, only once the
+//! session was idle outside a transaction: only servers of those versions or later carry (the
+//! version a pooled connection read at its start-up, see [`Carried::ask_server`]). One case reads as failed where the commit went through, a little more often than
 //! with a plain `COMMIT`: a session ended by the server (a shutdown, `pg_terminate_backend`)
 //! between the commit and the `BEGIN`. As with a connection lost right after a `COMMIT`, the
 //! write is tried again and finds its outcomes written (stale), and the task runs its chained
@@ -28,7 +28,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
@@ -62,12 +62,29 @@ pub(crate) struct Carried {
     /// How many may be carried at once by the pool's size: 0 where nothing is (not
     /// PostgreSQL, or a pool of fewer than [`CONNECTIONS_PER_CARRIED`] connections).
     most: usize,
-    /// Whether the server tells the listeners of notifications at commit (asked once, by the
-    /// first commit that would carry).
+    /// Whether the server tells the listeners of notifications at commit: set by
+    /// [`ask_server`](Self::ask_server); nothing is carried until it is, and `true`.
     notifies_at_commit: OnceCell<bool>,
-    /// Set by [`clear`](Self::clear): nothing is carried any more.
-    closed: std::sync::atomic::AtomicBool,
-    open: Mutex<Vec<(DatabaseTransaction, Instant)>>,
+    state: Mutex<State>,
+}
+
+/// What is carried, and what is about to be.
+#[derive(Debug, Default)]
+struct State {
+    /// The carried transactions, each with when it began, oldest first.
+    open: Vec<(DatabaseTransaction, Instant)>,
+    /// Commits under way that will carry (a place kept for each, so that none finds the
+    /// places taken after its `COMMIT; BEGIN` and has to commit a second time).
+    reserved: usize,
+    /// Set by [`Carried::clear`]: nothing is carried any more.
+    closed: bool,
+}
+
+impl State {
+    /// Whether one more may be carried.
+    fn has_room(&self, most: usize) -> bool {
+        !self.closed && self.open.len() + self.reserved < most
+    }
 }
 
 impl Carried {
@@ -87,7 +104,7 @@ impl Carried {
 
     /// Carrying at most `most` transactions.
     fn at_most(most: usize) -> Carried {
-        Carried { most, notifies_at_commit: OnceCell::new(), closed: std::sync::atomic::AtomicBool::new(false), open: Mutex::new(Vec::new()) }
+        Carried { most, notifies_at_commit: OnceCell::new(), state: Mutex::new(State::default()) }
     }
 
     /// A transaction on `db`: the carried one that began last, if that was less than
@@ -95,9 +112,9 @@ impl Carried {
     /// [`expire`](Self::expire).)
     pub(crate) async fn begin(&self, db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
         let carried = {
-            let mut open = self.lock();
-            match open.last() {
-                Some((_, began)) if began.elapsed() < CARRY_FOR => open.pop().map(|(txn, _)| txn),
+            let mut state = self.lock();
+            match state.open.last() {
+                Some((_, began)) if began.elapsed() < CARRY_FOR => state.open.pop().map(|(txn, _)| txn),
                 _ => None,
             }
         };
@@ -111,42 +128,69 @@ impl Carried {
     /// the next transaction in the same round trip and keeps it for [`begin`](Self::begin).
     /// Returns once the commit is through, as `commit` does.
     pub(crate) async fn commit(&self, txn: DatabaseTransaction) -> Result<(), DbErr> {
-        if !self.may_carry() || !self.server_notifies_at_commit(&txn).await? {
+        if self.notifies_at_commit.get() != Some(&true) || !self.reserve() {
             return txn.commit().await;
         }
         // Should this fail, `txn` is dropped and its connection rolled back as after a failed
         // `COMMIT` (PostgreSQL then warns that no transaction is in progress).
-        txn.execute_unprepared("COMMIT; BEGIN").await?;
-        let over = {
-            let mut open = self.lock();
-            if self.may_carry_with(&open) {
-                open.push((txn, Instant::now()));
-                None
-            } else {
-                Some(txn)
-            }
-        };
-        match over {
-            None => Ok(()),
-            // Another write carried one meanwhile, or the worker stopped: this one's empty
-            // transaction ends here.
-            Some(txn) => txn.commit().await,
+        let committed = txn.execute_unprepared("COMMIT; BEGIN").await;
+        let mut state = self.lock();
+        state.reserved -= 1;
+        committed?;
+        if state.closed {
+            // The worker stopped meanwhile: the empty transaction is rolled back (dropped).
+            return Ok(());
         }
+        state.open.push((txn, Instant::now()));
+        Ok(())
+    }
+
+    /// Keeps a place for a transaction about to be carried, if there is room.
+    fn reserve(&self) -> bool {
+        let mut state = self.lock();
+        let room = state.has_room(self.most);
+        if room {
+            state.reserved += 1;
+        }
+        room
+    }
+
+    /// Asks the server of pool `db` (on PostgreSQL, where something may be carried) whether
+    /// it tells the listeners of a transaction's notifications at its commit, from its version
+    /// as a pooled connection read it at its start-up (see [`NOTIFYING_AT_COMMIT`]); nothing is
+    /// carried before this is asked, nor after it answered no.
+    pub(crate) async fn ask_server(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
+        if self.most == 0 || self.notifies_at_commit.initialized() {
+            return Ok(());
+        }
+        let connection = db.get_postgres_connection_pool().acquire().await.map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))?;
+        let version = connection.server_version_num().map_or(0, i64::from);
+        drop(connection);
+        let notifies = notifies_at_commit(version);
+        if !notifies {
+            tracing::info!(
+                server_version_num = version,
+                "this PostgreSQL tells listeners of notifications only outside a transaction (before 14.1, 13.5, 12.9): outcome writes do not carry their transaction over the commit"
+            );
+        }
+        // Set once: a second ask (none is made) would find the same server.
+        let _ = self.notifies_at_commit.set(notifies);
+        Ok(())
     }
 
     /// When the carried transaction that began first is due to be rolled back, if one is
     /// carried.
     pub(crate) fn due(&self) -> Option<Instant> {
-        self.lock().first().map(|(_, began)| *began + CARRY_FOR)
+        self.lock().open.first().map(|(_, began)| *began + CARRY_FOR)
     }
 
     /// Takes the carried transactions that began [`CARRY_FOR`] ago or more and rolls them back
     /// in a task of their own (the completion loop that calls this waits for no server).
     pub(crate) fn expire(&self) -> tokio::task::JoinHandle<()> {
         let expired: Vec<DatabaseTransaction> = {
-            let mut open = self.lock();
-            let fresh = open.iter().position(|(_, began)| began.elapsed() < CARRY_FOR).unwrap_or(open.len());
-            open.drain(..fresh).map(|(txn, _)| txn).collect()
+            let mut state = self.lock();
+            let fresh = state.open.iter().position(|(_, began)| began.elapsed() < CARRY_FOR).unwrap_or(state.open.len());
+            state.open.drain(..fresh).map(|(txn, _)| txn).collect()
         };
         tokio::spawn(roll_back(expired))
     }
@@ -155,8 +199,11 @@ impl Carried {
     /// returns once they are rolled back, or after [`CLEAR_WITHIN`] (the rest dropped: their
     /// connections are closed by the pool).
     pub(crate) async fn clear(&self) {
-        self.closed.store(true, std::sync::atomic::Ordering::Release);
-        let all: Vec<DatabaseTransaction> = self.lock().drain(..).map(|(txn, _)| txn).collect();
+        let all: Vec<DatabaseTransaction> = {
+            let mut state = self.lock();
+            state.closed = true;
+            state.open.drain(..).map(|(txn, _)| txn).collect()
+        };
         if tokio::time::timeout(CLEAR_WITHIN, roll_back(all)).await.is_err() {
             tracing::warn!(within = ?CLEAR_WITHIN, "the carried transactions were not all rolled back in time at shutdown; their connections are dropped");
         }
@@ -165,39 +212,11 @@ impl Carried {
     /// How many transactions are carried now.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().open.len()
     }
 
-    /// Whether one more may be carried now.
-    fn may_carry(&self) -> bool {
-        self.may_carry_with(&self.lock())
-    }
-
-    /// Whether one more may be carried besides `open`.
-    fn may_carry_with(&self, open: &[(DatabaseTransaction, Instant)]) -> bool {
-        open.len() < self.most && !self.closed.load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    /// Whether the server tells the listeners of a transaction's notifications at its commit
-    /// (asked once, in `txn`; see [`NOTIFYING_AT_COMMIT`]).
-    async fn server_notifies_at_commit(&self, txn: &DatabaseTransaction) -> Result<bool, DbErr> {
-        let notifies = self
-            .notifies_at_commit
-            .get_or_try_init(|| async {
-                let row = txn.query_one_raw(Statement::from_string(txn.get_database_backend(), "SELECT current_setting('server_version_num')::int AS v")).await?;
-                let version: i64 = row.map(|r| r.try_get::<i32>("", "v")).transpose()?.map_or(0, i64::from);
-                let notifies = notifies_at_commit(version);
-                if !notifies {
-                    tracing::info!(server_version_num = version, "this PostgreSQL tells listeners of notifications only outside a transaction (before 14.1, 13.5, 12.9): outcome writes do not carry their transaction over the commit");
-                }
-                Ok::<bool, DbErr>(notifies)
-            })
-            .await?;
-        Ok(*notifies)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(DatabaseTransaction, Instant)>> {
-        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -205,10 +224,11 @@ impl Drop for Carried {
     /// A carried transaction's connection goes back to its pool through a task of the pool's,
     /// which needs a Tokio runtime: dropped outside one (a host that drops its runtime after
     /// Tokio's, without `shutdown`), the transactions are left to the end of the process
-    /// instead of panicking here.
+    /// instead of panicking here: their sockets and pool places stay taken, and their sessions
+    /// idle in a transaction, until the process exits.
     fn drop(&mut self) {
         if tokio::runtime::Handle::try_current().is_err() {
-            for (txn, _) in self.open.get_mut().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            for (txn, _) in self.state.get_mut().unwrap_or_else(|e| e.into_inner()).open.drain(..) {
                 std::mem::forget(txn);
             }
         }
@@ -261,6 +281,8 @@ mod tests {
         let name = url.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
         assert!(Carried::for_pool(&db).most >= 1, "a pool of {} connections carries", db.get_postgres_connection_pool().options().get_max_connections());
         let carried = Carried::at_most(1);
+        carried.ask_server(&db).await.unwrap();
+        assert_eq!(carried.notifies_at_commit.get(), Some(&true), "PostgreSQL 15 and later tell listeners at commit");
         db.execute_unprepared("CREATE TABLE carried_probe (v INT)").await.unwrap();
 
         // Committed as `commit` commits: another session sees the row at once.
