@@ -291,7 +291,13 @@ pub(crate) async fn finish_runs(
     // not for the chained claim too.
     super::learn_ended_runs(&txn, &ended, retry.learn_weights).await?;
     match carried {
-        Some(carried) => carried.commit(txn).await?,
+        // Carried over the commit only where a stage started: its task runs' outcomes come
+        // next, soon (a hand-off's). A write that only recorded outcomes (most of a big
+        // stage's) commits as before: carried there, one process of workload E ran at 24,800
+        // tasks/s in half its runs instead of 30,700 (its writes, begun at once, took smaller
+        // batches, 2026-12-06).
+        Some(carried) if merged.queued_work => carried.commit(txn).await?,
+        Some(_) => txn.commit().await?,
         None => txn.commit().await?,
     }
     tracing::trace!(target: "cog::handoff", step = "committed");
