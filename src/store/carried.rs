@@ -1,11 +1,13 @@
-//! Transactions carried over their commit (PostgreSQL): an outcome write ends with
-//! `COMMIT; BEGIN` in one round trip, and the next write goes on in the transaction that began,
-//! without a `BEGIN` of its own.
+//! Transactions carried over their commit (PostgreSQL): an outcome write that started a stage
+//! (a hand-off's, see `engine::finish::finish_runs`) ends with `COMMIT; BEGIN` in one round
+//! trip, and the next write goes on in the transaction that began, without a `BEGIN` of its
+//! own.
 //!
 //! A stage hand-off's transaction began with a `BEGIN` round trip of its own: 71–87 µs of
 //! workload B's 1.0–1.1 ms hand-off (one PostgreSQL process, 2026-12-06). Carried, B's hand-off
-//! p50 went from 1.01 to 0.90 ms and cog's CPU per hand-off from 300 to 233 µs (six pairs);
-//! F on four processes from 18,563 to 21,477 tasks/s, PostgreSQL's CPU from 72 to 57 µs a task.
+//! p50 went from 0.94 to 0.83 ms (four pairs, 300 stages) and F on four processes from 19,935
+//! to 21,804 tasks/s. (Carried after every write, E on one process ran at 24,800 tasks/s in
+//! half its runs instead of 30,700: its writes, begun at once, took smaller batches.)
 //!
 //! A transaction that only began holds no snapshot and no lock on any table or row (PostgreSQL
 //! takes them at its first statement), so a carried one holds back neither vacuum nor any other session; it
