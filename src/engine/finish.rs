@@ -297,8 +297,7 @@ pub(crate) async fn finish_runs(
         // tasks/s in half its runs instead of 30,700 (its writes, begun at once, took smaller
         // batches, 2026-12-06).
         Some(carried) if merged.queued_work => carried.commit(txn).await?,
-        Some(_) => txn.commit().await?,
-        None => txn.commit().await?,
+        _ => txn.commit().await?,
     }
     tracing::trace!(target: "cog::handoff", step = "committed");
     for run in &counted {

@@ -9,11 +9,12 @@
 //! to 21,804 tasks/s. (Carried after every write, E on one process ran at 24,800 tasks/s in
 //! half its runs instead of 30,700: its writes, begun at once, took smaller batches.)
 //!
-//! A transaction that only began holds no snapshot and no lock on any table or row (PostgreSQL
-//! takes them at its first statement), so a carried one holds back neither vacuum nor any other session; it
-//! shows as `idle in transaction` in `pg_stat_activity` until the next write takes it, or for
-//! about [`CARRY_FOR`], after which the completion loop rolls it back and its connection goes
-//! back to the pool; the worker's shutdown rolls back what is carried and carries no more.
+//! A transaction that only began holds no snapshot and no lock on any table or row
+//! (PostgreSQL takes them at its first statement), so a carried one holds back neither vacuum
+//! nor any other session; it shows as `idle in transaction` in `pg_stat_activity` until the
+//! next write takes it, or for about [`CARRY_FOR`], after which the completion loop rolls it
+//! back and its connection goes back to the pool; the worker's shutdown rolls back what is
+//! carried and carries no more.
 //!
 //! `COMMIT; BEGIN` commits as `COMMIT` does: PostgreSQL runs the `BEGIN` only once the commit is
 //! through, and skips it when the commit fails. Nothing cog writes reads the transaction's start
@@ -21,11 +22,13 @@
 //! clock. Notifications sent in a transaction reach the listeners at its commit from 12.9,
 //! 13.5, 14.1 and 15 on (the minor releases of November 2021 and later); before, only once the
 //! session was idle outside a transaction: only servers of those versions or later carry (the
-//! version a pooled connection read at its start-up, see [`Carried::ask_server`]). One case reads as failed where the commit went through, a little more often than
-//! with a plain `COMMIT`: a session ended by the server (a shutdown, `pg_terminate_backend`)
-//! between the commit and the `BEGIN`. As with a connection lost right after a `COMMIT`, the
-//! write is tried again and finds its outcomes written (stale), and the task runs its chained
-//! claim took wait for their leases to run out.
+//! version a pooled connection read at its start-up, see [`Carried::ask_server`]).
+//!
+//! One case reads as failed where the commit went through, a little more often than with a
+//! plain `COMMIT`: a session ended by the server (a shutdown, `pg_terminate_backend`) between
+//! the commit and the `BEGIN`. As with a connection lost right after a `COMMIT`, the write is
+//! tried again and finds its outcomes written (stale), and the task runs its chained claim
+//! took wait for their leases to run out.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -56,7 +59,7 @@ const CONNECTIONS_PER_CARRIED: u32 = 4;
 
 /// The oldest server of each major version (12 to 14) that tells the listeners of a
 /// transaction's notifications at its commit, as `server_version_num`; 15 and later all do.
-const NOTIFYING_AT_COMMIT: [(i64, i64); 3] = [(120_000, 120_009), (130_000, 130_005), (140_000, 140_001)];
+const NOTIFYING_AT_COMMIT: [i64; 3] = [120_009, 130_005, 140_001];
 
 /// The transactions of one pool carried over their commit, each with when it began.
 #[derive(Debug)]
@@ -172,7 +175,7 @@ impl Carried {
         if !notifies {
             tracing::info!(
                 server_version_num = version,
-                "this PostgreSQL tells listeners of notifications only outside a transaction (before 14.1, 13.5, 12.9): outcome writes do not carry their transaction over the commit"
+                "this PostgreSQL tells listeners of notifications only outside a transaction (before 14.1, 13.5, 12.9): stage hand-offs do not carry their transaction over the commit"
             );
         }
         // Set once: a second ask (none is made) would find the same server.
@@ -240,7 +243,8 @@ impl Drop for Carried {
 /// Whether a PostgreSQL server of `server_version_num` `version` tells the listeners of a
 /// transaction's notifications at its commit.
 fn notifies_at_commit(version: i64) -> bool {
-    NOTIFYING_AT_COMMIT.iter().all(|&(major, first)| version < major || version >= major + 10_000 || version >= first) && version >= 120_009
+    // A major version's releases are numbered from major * 10,000 (120_009: 12.9).
+    version >= 150_000 || NOTIFYING_AT_COMMIT.iter().any(|&first| (first..first - first % 10_000 + 10_000).contains(&version))
 }
 
 /// Rolls back `txns`, empty transactions that only began. One that cannot be rolled back loses

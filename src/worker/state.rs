@@ -80,8 +80,8 @@ pub(crate) struct Worker {
     pub(crate) hearing: tokio::sync::watch::Sender<bool>,
     /// The claim loop (joined first on shutdown, so no claim slips past it) and the others.
     loops: Mutex<Loops>,
-    /// The outcome writes' transactions carried over their commits (see `store::Carried`);
-    /// rolled back by the completion loop once [`crate::store::Carried::due`], and when it stops.
+    /// The stage hand-offs' transactions carried over their commits (see `store::Carried`);
+    /// rolled back by the completion loop once [`crate::store::Carried::due`], and by `shutdown`.
     pub(crate) carried: crate::store::Carried,
 }
 
