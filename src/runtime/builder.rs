@@ -134,7 +134,7 @@ impl CogRuntimeBuilder {
             Arc::clone(&health),
         );
         if let Err(e) = worker.carried.ask_server(&work).await {
-            tracing::warn!(error = %e, "could not read the server's version; stage hand-offs will not carry their transaction over the commit");
+            tracing::warn!(error = %e, "could not ask the server whether stage hand-offs may carry their transaction over the commit (its version, its session timeouts); they will not");
         }
         let scheduler = Scheduler::new(db.clone(), config.clone(), clock, Arc::clone(&signals), Arc::clone(&health), worker_id);
         Ok(CogRuntime {

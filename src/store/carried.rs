@@ -40,8 +40,8 @@ use tokio::time::Instant;
 use super::Backend;
 
 /// How long a carried transaction waits for the next write: far more than the cog of a
-/// hand-off chain takes to return, far less than any `idle_in_transaction_session_timeout`
-/// a server would set.
+/// hand-off chain takes to return, a tenth of the shortest session timeout of a server that
+/// gets anything carried ([`SHORTEST_SERVER_TIMEOUT`]).
 pub(crate) const CARRY_FOR: Duration = Duration::from_millis(500);
 
 /// Longest the shutdown waits for the carried transactions' rollbacks (a lost connection's
@@ -61,15 +61,21 @@ const CONNECTIONS_PER_CARRIED: u32 = 4;
 /// transaction's notifications at its commit, as `server_version_num`; 15 and later all do.
 const NOTIFYING_AT_COMMIT: [i64; 3] = [120_009, 130_005, 140_001];
 
+/// Shortest `idle_in_transaction_session_timeout` (or PostgreSQL 17's `transaction_timeout`)
+/// under which nothing is carried: ten times [`CARRY_FOR`], so that the server never ends a
+/// session whose carried transaction waits for the next write, even on a loaded machine.
+const SHORTEST_SERVER_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The transactions of one pool carried over their commit, each with when it began.
 #[derive(Debug)]
 pub(crate) struct Carried {
     /// How many may be carried at once by the pool's size: 0 where nothing is (not
     /// PostgreSQL, or a pool of fewer than [`CONNECTIONS_PER_CARRIED`] connections).
     most: usize,
-    /// Whether the server tells the listeners of notifications at commit: set by
+    /// Whether the server lets transactions be carried (it tells the listeners of
+    /// notifications at commit, and ends no session idle in a transaction too soon): set by
     /// [`ask_server`](Self::ask_server); nothing is carried until it is, and `true`.
-    notifies_at_commit: OnceCell<bool>,
+    server_carries: OnceCell<bool>,
     state: Mutex<State>,
 }
 
@@ -83,6 +89,9 @@ struct State {
     reserved: usize,
     /// Set by [`Carried::clear`]: nothing is carried any more.
     closed: bool,
+    /// The rollbacks of expired transactions under way ([`Carried::expire`]), which
+    /// [`Carried::clear`] waits for.
+    expiring: tokio::task::JoinSet<()>,
 }
 
 impl State {
@@ -109,7 +118,7 @@ impl Carried {
 
     /// Carrying at most `most` transactions.
     fn at_most(most: usize) -> Carried {
-        Carried { most, notifies_at_commit: OnceCell::new(), state: Mutex::new(State::default()) }
+        Carried { most, server_carries: OnceCell::new(), state: Mutex::new(State::default()) }
     }
 
     /// A transaction on `db`: the carried one that began last, if that was less than
@@ -133,7 +142,7 @@ impl Carried {
     /// the next transaction in the same round trip and keeps it for [`begin`](Self::begin).
     /// Returns once the commit is through, as `commit` does.
     pub(crate) async fn commit(&self, txn: DatabaseTransaction) -> Result<(), DbErr> {
-        if self.notifies_at_commit.get() != Some(&true) || !self.reserve() {
+        if self.server_carries.get() != Some(&true) || !self.reserve() {
             return txn.commit().await;
         }
         // Should this fail, `txn` is dropped and its connection rolled back as after a failed
@@ -160,17 +169,19 @@ impl Carried {
         room
     }
 
-    /// Asks the server of pool `db` (on PostgreSQL, where something may be carried) whether
-    /// it tells the listeners of a transaction's notifications at its commit, from its version
-    /// as a pooled connection read it at its start-up (see [`NOTIFYING_AT_COMMIT`]); nothing is
-    /// carried before this is asked, nor after it answered no.
+    /// Asks the server of pool `db` (on PostgreSQL, where something may be carried) whether a
+    /// transaction may be carried over the commit: whether it tells the listeners of a
+    /// transaction's notifications at its commit, from its version as a pooled connection
+    /// read it at its start-up (see [`NOTIFYING_AT_COMMIT`]), and whether its sessions may
+    /// stay idle in a transaction long enough (no timeout under [`SHORTEST_SERVER_TIMEOUT`]).
+    /// Nothing is carried before this is asked, nor after it answered no.
     pub(crate) async fn ask_server(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
-        if self.most == 0 || self.notifies_at_commit.initialized() {
+        if self.most == 0 || self.server_carries.initialized() {
             return Ok(());
         }
-        let connection = db.get_postgres_connection_pool().acquire().await.map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))?;
+        let conn_error = |e: sea_orm::sqlx::Error| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into()));
+        let mut connection = db.get_postgres_connection_pool().acquire().await.map_err(conn_error)?;
         let version = connection.server_version_num().map_or(0, i64::from);
-        drop(connection);
         let notifies = notifies_at_commit(version);
         if !notifies {
             tracing::info!(
@@ -178,8 +189,29 @@ impl Carried {
                 "this PostgreSQL tells listeners of notifications only outside a transaction (before 14.1, 13.5, 12.9): stage hand-offs do not carry their transaction over the commit"
             );
         }
+        let carries = notifies
+            && {
+                // Both in milliseconds, 0 for off; PostgreSQL before 17 has no `transaction_timeout`.
+                let timeouts: Vec<(String, String)> = sea_orm::sqlx::query_as(
+                    "SELECT name, setting FROM pg_settings WHERE name IN ('idle_in_transaction_session_timeout', 'transaction_timeout')",
+                )
+                .fetch_all(&mut *connection)
+                .await
+                .map_err(conn_error)?;
+                match shortest_timeout(&timeouts) {
+                    Some((name, timeout)) if timeout < SHORTEST_SERVER_TIMEOUT => {
+                        tracing::info!(
+                            setting = %name,
+                            timeout = ?timeout,
+                            "the server ends sessions idle in a transaction this soon: stage hand-offs do not carry their transaction over the commit (set {name} to {SHORTEST_SERVER_TIMEOUT:?} or more, or off, for a round trip less per hand-off)"
+                        );
+                        false
+                    }
+                    _ => true,
+                }
+            };
         // Set once: a second ask (none is made) would find the same server.
-        let _ = self.notifies_at_commit.set(notifies);
+        let _ = self.server_carries.set(carries);
         Ok(())
     }
 
@@ -190,26 +222,38 @@ impl Carried {
     }
 
     /// Takes the carried transactions that began [`CARRY_FOR`] ago or more and rolls them back
-    /// in a task of their own (the completion loop that calls this waits for no server).
-    pub(crate) fn expire(&self) -> tokio::task::JoinHandle<()> {
-        let expired: Vec<DatabaseTransaction> = {
-            let mut state = self.lock();
-            let fresh = state.open.iter().position(|(_, began)| began.elapsed() < CARRY_FOR).unwrap_or(state.open.len());
-            state.open.drain(..fresh).map(|(txn, _)| txn).collect()
-        };
-        tokio::spawn(roll_back(expired))
+    /// in a task of their own (the completion loop that calls this waits for no server), which
+    /// [`clear`](Self::clear) waits for.
+    pub(crate) fn expire(&self) {
+        let mut state = self.lock();
+        let fresh = state.open.iter().position(|(_, began)| began.elapsed() < CARRY_FOR).unwrap_or(state.open.len());
+        let expired: Vec<DatabaseTransaction> = state.open.drain(..fresh).map(|(txn, _)| txn).collect();
+        // The rollbacks done before are forgotten (each logged its own failure).
+        while let Some(done) = state.expiring.try_join_next() {
+            log_panic(done);
+        }
+        if !expired.is_empty() {
+            state.expiring.spawn(roll_back(expired));
+        }
     }
 
     /// Rolls back every carried transaction and carries no more (the worker is stopping);
-    /// returns once they are rolled back, or after [`CLEAR_WITHIN`] (the rest dropped: their
-    /// connections are closed by the pool).
+    /// returns once they, and the expired ones' rollbacks under way, are through, or after
+    /// [`CLEAR_WITHIN`] (the rest dropped: their connections are closed by the pool).
     pub(crate) async fn clear(&self) {
-        let all: Vec<DatabaseTransaction> = {
+        let (all, mut expiring) = {
             let mut state = self.lock();
             state.closed = true;
-            state.open.drain(..).map(|(txn, _)| txn).collect()
+            let all: Vec<DatabaseTransaction> = state.open.drain(..).map(|(txn, _)| txn).collect();
+            (all, std::mem::take(&mut state.expiring))
         };
-        if tokio::time::timeout(CLEAR_WITHIN, roll_back(all)).await.is_err() {
+        let cleared = async {
+            roll_back(all).await;
+            while let Some(done) = expiring.join_next().await {
+                log_panic(done);
+            }
+        };
+        if tokio::time::timeout(CLEAR_WITHIN, cleared).await.is_err() {
             tracing::warn!(within = ?CLEAR_WITHIN, "the carried transactions were not all rolled back in time at shutdown; their connections are dropped");
         }
     }
@@ -240,6 +284,15 @@ impl Drop for Carried {
     }
 }
 
+/// The shortest of the server's session timeouts `settings` (name, milliseconds as
+/// `pg_settings` reads them) that are on.
+fn shortest_timeout(settings: &[(String, String)]) -> Option<(&str, Duration)> {
+    settings
+        .iter()
+        .filter_map(|(name, ms)| ms.parse::<u64>().ok().filter(|&ms| ms > 0).map(|ms| (name.as_str(), Duration::from_millis(ms))))
+        .min_by_key(|&(_, timeout)| timeout)
+}
+
 /// Whether a PostgreSQL server of `server_version_num` `version` tells the listeners of a
 /// transaction's notifications at its commit.
 fn notifies_at_commit(version: i64) -> bool {
@@ -247,13 +300,25 @@ fn notifies_at_commit(version: i64) -> bool {
     version >= 150_000 || NOTIFYING_AT_COMMIT.iter().any(|&first| (first..first - first % 10_000 + 10_000).contains(&version))
 }
 
+/// Logs a rollback task of [`Carried::expire`] that panicked (its connection is dropped by the
+/// pool: nothing is lost).
+fn log_panic(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done
+        && e.is_panic()
+    {
+        let message = crate::signals::panic_message(e.into_panic().as_ref());
+        tracing::error!(panic = %message, "rolling back an expired carried transaction panicked; its connection is dropped");
+    }
+}
+
 /// Rolls back `txns`, empty transactions that only began. One that cannot be rolled back loses
 /// nothing (its connection is dropped by the pool); it is logged, as the server may have ended
-/// the session (an `idle_in_transaction_session_timeout` under [`CARRY_FOR`], say).
+/// the session (an `idle_in_transaction_session_timeout` set after [`Carried::ask_server`]
+/// read it, say).
 async fn roll_back(txns: Vec<DatabaseTransaction>) {
     for txn in txns {
         if let Err(e) = txn.rollback().await {
-            tracing::warn!(error = %e, "could not roll back a carried (empty) transaction; its connection is dropped. If the server ended the session, keep idle_in_transaction_session_timeout above 0.5 s");
+            tracing::warn!(error = %e, "could not roll back a carried (empty) transaction; its connection is dropped. If the server ended the session, keep its idle_in_transaction_session_timeout at 5 s or more, or off");
         }
     }
 }
@@ -288,7 +353,7 @@ mod tests {
         assert!(Carried::for_pool(&db).most >= 1, "a pool of {} connections carries", db.get_postgres_connection_pool().options().get_max_connections());
         let carried = Carried::at_most(1);
         carried.ask_server(&db).await.unwrap();
-        assert_eq!(carried.notifies_at_commit.get(), Some(&true), "PostgreSQL 15 and later tell listeners at commit");
+        assert_eq!(carried.server_carries.get(), Some(&true), "PostgreSQL 15 and later tell listeners at commit");
         db.execute_unprepared("CREATE TABLE carried_probe (v INT)").await.unwrap();
 
         // Committed as `commit` commits: another session sees the row at once.
@@ -324,19 +389,29 @@ mod tests {
         // Past its time it is rolled back: no session of the pool is left in a transaction.
         assert!(carried.due().is_some());
         tokio::time::sleep(CARRY_FOR).await;
-        carried.expire().await.unwrap();
+        carried.expire();
         assert_eq!(carried.len(), 0);
         assert_eq!(carried.due(), None);
+        let rollbacks = std::mem::take(&mut carried.lock().expiring);
+        rollbacks.join_all().await;
         let left = sessions(&other, &name).await;
         assert!(left.iter().all(|(state, in_txn, _)| state == "idle" && !in_txn), "every session back out of its transaction: {left:?}");
 
-        // So too when the writer stops.
+        // So too when the writer stops: what is carried, and what expired and is still being
+        // rolled back, is rolled back before `clear` returns.
+        let txn = carried.begin(&db).await.unwrap();
+        carried.commit(txn).await.unwrap();
+        tokio::time::sleep(CARRY_FOR).await;
+        carried.expire();
         let txn = carried.begin(&db).await.unwrap();
         carried.commit(txn).await.unwrap();
         assert_eq!(carried.len(), 1);
         carried.clear().await;
         let left = sessions(&other, &name).await;
         assert!(left.iter().all(|(state, in_txn, _)| state == "idle" && !in_txn), "every session back out of its transaction: {left:?}");
+        let txn = carried.begin(&db).await.unwrap();
+        carried.commit(txn).await.unwrap();
+        assert_eq!(carried.len(), 0, "nothing is carried after `clear`");
         other.close().await.unwrap();
         db.close().await.unwrap();
         test_database::drop(&url).await;
@@ -346,6 +421,48 @@ mod tests {
     async fn backend_pid(txn: &DatabaseTransaction) -> i32 {
         let row = txn.query_one_raw(Statement::from_string(txn.get_database_backend(), "SELECT pg_backend_pid() AS pid")).await.unwrap().unwrap();
         row.try_get("", "pid").unwrap()
+    }
+
+    /// A server that ends sessions idle in a transaction within [`SHORTEST_SERVER_TIMEOUT`]
+    /// gets nothing carried; and a write on a session it ended that way fails as transient
+    /// (tried again on another), not as a refusal of the outcome.
+    #[tokio::test]
+    async fn a_server_that_ends_idle_transactions_soon_gets_none_carried_on_postgres() {
+        let Some((db, url)) = test_database::postgres("carried_timeout", "carried transaction timeout test").await else { return };
+        let name = url.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
+        db.execute_unprepared(&format!("ALTER DATABASE {name} SET idle_in_transaction_session_timeout = '300ms'")).await.unwrap();
+        // The setting is read by sessions that start after it.
+        let timed = Database::connect(url.as_str()).await.unwrap();
+        let carried = Carried::at_most(1);
+        carried.ask_server(&timed).await.unwrap();
+        assert_eq!(carried.server_carries.get(), Some(&false), "sessions ended after 300 ms idle in a transaction: nothing carried");
+        let txn = carried.begin(&timed).await.unwrap();
+        carried.commit(txn).await.unwrap();
+        assert_eq!(carried.len(), 0);
+
+        let txn = crate::store::begin(&timed).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        let ended = txn.execute_unprepared("SELECT 1").await.expect_err("the server ended the session idle in its transaction");
+        assert!(crate::store::errors::is_transient(&ended), "a session ended by the server's timeout is transient: {ended:?}");
+        drop(txn);
+        timed.close().await.unwrap();
+        db.close().await.unwrap();
+        test_database::drop(&url).await;
+    }
+
+    #[test]
+    fn the_shortest_session_timeout_that_is_on_is_found() {
+        let settings = |pairs: &[(&str, &str)]| pairs.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect::<Vec<_>>();
+        assert_eq!(shortest_timeout(&settings(&[("idle_in_transaction_session_timeout", "0")])), None);
+        assert_eq!(shortest_timeout(&settings(&[])), None);
+        assert_eq!(
+            shortest_timeout(&settings(&[("idle_in_transaction_session_timeout", "60000"), ("transaction_timeout", "2000")])),
+            Some(("transaction_timeout", Duration::from_secs(2)))
+        );
+        assert_eq!(
+            shortest_timeout(&settings(&[("idle_in_transaction_session_timeout", "400"), ("transaction_timeout", "0")])),
+            Some(("idle_in_transaction_session_timeout", Duration::from_millis(400)))
+        );
     }
 
     #[test]

@@ -45,8 +45,12 @@ fn sqlx_transient(e: &sqlx::Error) -> bool {
                 return code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
             }
             // PostgreSQL SQLSTATE: serialization failure, deadlock, connection exceptions,
-            // too many connections, server shutting down, lock not available.
-            matches!(code.as_str(), "40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03" | "55P03") || code.starts_with("08")
+            // too many connections, server shutting down, lock not available, and a session
+            // the server ended for a timeout (idle in a transaction, the transaction's own in
+            // PostgreSQL 17, idle): its transaction was rolled back whole, and a new session
+            // may go on (a transaction carried over a commit, see `store::carried`, is idle
+            // in a transaction until the next write takes it).
+            matches!(code.as_str(), "40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03" | "55P03" | "25P03" | "25P04" | "57P05") || code.starts_with("08")
         }
         _ => false,
     }

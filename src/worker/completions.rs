@@ -143,7 +143,7 @@ pub(crate) async fn completion_loop(worker: Arc<Worker>, rx: Arc<Mutex<mpsc::Rec
                 }
             }
             _ = worker.stopped.cancelled(), if !stopping => stopping = true,
-            () = tokio::time::sleep_until(carried_due.unwrap_or_else(Instant::now)), if carried_due.is_some() => drop(worker.carried.expire()),
+            () = tokio::time::sleep_until(carried_due.unwrap_or_else(Instant::now)), if carried_due.is_some() => worker.carried.expire(),
         }
         held_until = None;
         let writers = if worker.writes_runs_together() { JOINT_WRITERS } else { MAX_WRITERS };
