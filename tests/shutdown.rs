@@ -116,11 +116,12 @@ async fn shutdown_timeout_gives_the_task_run_back(db: TestDb) {
 
 on_all_backends!(shutdown_lets_running_cogs_finish_and_stops_claiming, shutdown_timeout_gives_the_task_run_back);
 
-/// `state` of each client session of the runtime's database on PostgreSQL, but the asking one.
-async fn session_states(rt: &CogRuntime) -> Vec<String> {
-    let sql = "SELECT COALESCE(state, '') FROM pg_stat_activity WHERE datname = current_database() \
+/// `(state, last statement)` of each client session of the runtime's database on PostgreSQL,
+/// but the asking one.
+async fn session_states(rt: &CogRuntime) -> Vec<(String, String)> {
+    let sql = "SELECT COALESCE(state, ''), COALESCE(query, '') FROM pg_stat_activity WHERE datname = current_database() \
                AND pid <> pg_backend_pid() AND backend_type = 'client backend'";
-    rows(rt, sql).await.iter().map(|r| r.try_get_by_index(0).unwrap()).collect()
+    rows(rt, sql).await.iter().map(|r| (r.try_get_by_index(0).unwrap(), r.try_get_by_index(1).unwrap())).collect()
 }
 
 /// On PostgreSQL a stage hand-off carries its transaction over its commit (`COMMIT; BEGIN`) for
@@ -150,10 +151,11 @@ async fn a_stopped_runtime_leaves_no_session_in_a_transaction_on_postgres() {
         p.open();
         return;
     }
-    assert!(before.iter().any(|s| s == "idle in transaction"), "the hand-off's transaction is carried while the second stage runs: {before:?}");
+    let carried = |(state, query): &(String, String)| state == "idle in transaction" && query == "COMMIT; BEGIN";
+    assert!(before.iter().any(carried), "the hand-off's transaction is carried while the second stage runs: {before:?}");
     rt.shutdown().await;
     let after = session_states(&rt).await;
-    assert!(!after.iter().any(|s| s.contains("transaction")), "no session in a transaction after shutdown: {after:?}");
+    assert!(!after.iter().any(|(state, _)| state.contains("transaction")), "no session in a transaction after shutdown: {after:?}");
     if since_counted(&key) > Duration::from_millis(450) {
         println!("notice: the shutdown ended after the carried transaction's time was up: its rollback may have been the completion loop's");
     }

@@ -276,8 +276,11 @@ impl Drop for Carried {
     /// instead of panicking here: their sockets and pool places stay taken, and their sessions
     /// idle in a transaction, until the process exits.
     fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        // Rollbacks under way finish on their own.
+        state.expiring.detach_all();
         if tokio::runtime::Handle::try_current().is_err() {
-            for (txn, _) in self.state.get_mut().unwrap_or_else(|e| e.into_inner()).open.drain(..) {
+            for (txn, _) in state.open.drain(..) {
                 std::mem::forget(txn);
             }
         }
@@ -392,8 +395,8 @@ mod tests {
         carried.expire();
         assert_eq!(carried.len(), 0);
         assert_eq!(carried.due(), None);
-        let rollbacks = std::mem::take(&mut carried.lock().expiring);
-        rollbacks.join_all().await;
+        let mut rollbacks = std::mem::take(&mut carried.lock().expiring);
+        while rollbacks.join_next().await.is_some() {}
         let left = sessions(&other, &name).await;
         assert!(left.iter().all(|(state, in_txn, _)| state == "idle" && !in_txn), "every session back out of its transaction: {left:?}");
 
@@ -443,6 +446,9 @@ mod tests {
         let txn = crate::store::begin(&timed).await.unwrap();
         tokio::time::sleep(Duration::from_millis(900)).await;
         let ended = txn.execute_unprepared("SELECT 1").await.expect_err("the server ended the session idle in its transaction");
+        let sea_orm::DbErr::Exec(sea_orm::RuntimeErr::SqlxError(sqlx_error)) = &ended else { panic!("a statement's error: {ended:?}") };
+        let code = sqlx_error.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned());
+        assert_eq!(code.as_deref(), Some("25P03"), "the server's own error, idle-in-transaction timeout: {ended:?}");
         assert!(crate::store::errors::is_transient(&ended), "a session ended by the server's timeout is transient: {ended:?}");
         drop(txn);
         timed.close().await.unwrap();

@@ -46,11 +46,14 @@ fn sqlx_transient(e: &sqlx::Error) -> bool {
             }
             // PostgreSQL SQLSTATE: serialization failure, deadlock, connection exceptions,
             // too many connections, server shutting down, lock not available, and a session
-            // the server ended for a timeout (idle in a transaction, the transaction's own in
-            // PostgreSQL 17, idle): its transaction was rolled back whole, and a new session
-            // may go on (a transaction carried over a commit, see `store::carried`, is idle
-            // in a transaction until the next write takes it).
-            matches!(code.as_str(), "40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03" | "55P03" | "25P03" | "25P04" | "57P05") || code.starts_with("08")
+            // the server ended for being idle, in a transaction or out of one: a new session
+            // may go on (a transaction carried over a commit, see `store::carried`, is idle in
+            // a transaction until the next write takes it). As after a lost connection, a
+            // commit sent right as the timeout fired may have gone through: the retry is
+            // fenced (it finds its outcomes written). Not PostgreSQL 17's `transaction_timeout`
+            // (25P04): a write that outlasts it would outlast it again, and is written in
+            // smaller parts instead.
+            matches!(code.as_str(), "40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03" | "55P03" | "25P03" | "57P05") || code.starts_with("08")
         }
         _ => false,
     }
