@@ -22,7 +22,9 @@
 //! clock. Notifications sent in a transaction reach the listeners at its commit from 12.9,
 //! 13.5, 14.1 and 15 on (the minor releases of November 2021 and later); before, only once the
 //! session was idle outside a transaction: only servers of those versions or later carry (the
-//! version a pooled connection read at its start-up, see [`Carried::ask_server`]).
+//! version a pooled connection read at its start-up, see [`Carried::ask_server`]), and only
+//! where no `idle_in_transaction_session_timeout` or `transaction_timeout` under
+//! [`SHORTEST_SERVER_TIMEOUT`] could end a carried transaction's session first.
 //!
 //! One case reads as failed where the commit went through, a little more often than with a
 //! plain `COMMIT`: a session ended by the server (a shutdown, `pg_terminate_backend`) between
@@ -179,8 +181,7 @@ impl Carried {
         if self.most == 0 || self.server_carries.initialized() {
             return Ok(());
         }
-        let conn_error = |e: sea_orm::sqlx::Error| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into()));
-        let mut connection = db.get_postgres_connection_pool().acquire().await.map_err(conn_error)?;
+        let mut connection = db.get_postgres_connection_pool().acquire().await.map_err(super::prepare::sqlx_error)?;
         let version = connection.server_version_num().map_or(0, i64::from);
         let notifies = notifies_at_commit(version);
         if !notifies {
@@ -197,7 +198,7 @@ impl Carried {
                 )
                 .fetch_all(&mut *connection)
                 .await
-                .map_err(conn_error)?;
+                .map_err(super::prepare::sqlx_error)?;
                 match shortest_timeout(&timeouts) {
                     Some((name, timeout)) if timeout < SHORTEST_SERVER_TIMEOUT => {
                         tracing::info!(
@@ -274,7 +275,8 @@ impl Drop for Carried {
     /// which needs a Tokio runtime: dropped outside one (a host that drops its runtime after
     /// Tokio's, without `shutdown`), the transactions are left to the end of the process
     /// instead of panicking here: their sockets and pool places stay taken, and their sessions
-    /// idle in a transaction, until the process exits.
+    /// idle in a transaction, until the process exits. Rollbacks of expired ones under way are
+    /// left to finish (or, with the runtime gone, to end with it).
     fn drop(&mut self) {
         let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         // Rollbacks under way finish on their own.
